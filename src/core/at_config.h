@@ -1,0 +1,106 @@
+/* at_config.h - the engine's configuration: defaults, the YAML file, and
+ * command-line overrides. One table (src/core/config.c) lists every setting
+ * with its type, default and help text; the loader, `attune check-config`
+ * and docs/configuration.md all come from it.
+ *
+ * THREAD SAFETY: a loaded at_config_t is immutable and may be read from any
+ * thread.
+ */
+#ifndef AT_CONFIG_H
+#define AT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { AT_FSYNC_ALWAYS, AT_FSYNC_BATCH, AT_FSYNC_NEVER } at_fsync_t;
+
+enum { AT_SCOPE_INGEST = 1, AT_SCOPE_READ = 2, AT_SCOPE_ADMIN = 4 };
+
+typedef struct at_config_key {
+    char *name;   /* label for logs and metrics */
+    char *secret; /* the bearer token */
+    int scopes;   /* AT_SCOPE_* bits */
+} at_config_key_t;
+
+typedef struct at_config_map {
+    char *from; /* dotted source path, e.g. "customer_id" or "properties.sku" */
+    char *to;   /* canonical field: type, user_id, anonymous_id, event_id, item_id,
+                   category, timestamp, session_id */
+} at_config_map_t;
+
+typedef struct at_config_schema {
+    char *type; /* event type */
+    char *json; /* the schema as JSON text (converted from YAML) */
+    int line;   /* where it was defined, for error messages */
+} at_config_schema_t;
+
+typedef struct at_config {
+    /* server */
+    char *listen;      /* "127.0.0.1:8080" */
+    char *data_dir;    /* "./attune-data" */
+    int partitions;    /* fixed when the data directory is created; default 16 */
+    int shards;        /* processing threads; default 1 */
+    at_fsync_t fsync;  /* default batch */
+    int64_t max_memory; /* bytes of queued request data; default 256 MiB */
+    char *log_level;   /* debug|info|warn|error */
+
+    /* http */
+    int http_threads;         /* default 1 */
+    int64_t max_header_bytes; /* default 16 KiB */
+    int64_t max_body_bytes;   /* default 1 MiB (= batch byte limit) */
+    int64_t idle_timeout_ms;  /* keep-alive idle; default 60 s */
+    int64_t request_timeout_ms; /* whole request must arrive within; default 10 s */
+    int max_connections;      /* default 10000 */
+    char **cors_origins;      /* NULL-terminated list, may be NULL */
+
+    /* events */
+    int64_t max_event_bytes;  /* default 32 KiB */
+    int max_batch_events;     /* default 500 */
+    int max_field_length;     /* default 1024 bytes for string fields */
+    int max_depth;            /* default 8 */
+    int64_t max_future_ms;    /* clamp beyond now + this; default 5 min */
+
+    /* dedup */
+    int64_t dedup_horizon_ms; /* default 24 h, in receive time */
+    int64_t dedup_max_per_partition; /* default 1,000,000 */
+
+    /* log */
+    int64_t segment_bytes;    /* default 64 MiB */
+    int64_t retention_bytes;  /* default 0 = unlimited */
+    int64_t retention_ms;     /* default 7 d; 0 = unlimited */
+    int64_t rejected_max_bytes; /* quarantine log cap; default 64 MiB */
+
+    /* security */
+    at_config_key_t *keys;
+    size_t nkeys;
+
+    /* field mapping and schemas */
+    at_config_map_t *mappings;
+    size_t nmappings;
+    at_config_schema_t *schemas;
+    size_t nschemas;
+} at_config_t;
+
+/* Fills c with the defaults. Returns owned fields: free with at_config_free(). */
+void at_config_defaults(at_config_t *c);
+/* Loads YAML text over the values already in c. On error returns AT_EPARSE or
+ * AT_EINVALID and writes "LINE:COL: reason" into err. path is used only in
+ * messages. */
+int at_config_load_text(at_config_t *c, const char *text, size_t len, char *err, size_t errlen);
+int at_config_load_file(at_config_t *c, const char *path, char *err, size_t errlen);
+/* Sets one setting by name from a string ("fsync", "always"), as a flag
+ * would. Returns 0 or AT_EINVALID with a reason in err. */
+int at_config_set(at_config_t *c, const char *name, const char *value, char *err, size_t errlen);
+/* Checks cross-field rules (e.g. no keys => loopback only). */
+int at_config_validate(const at_config_t *c, char *err, size_t errlen);
+void at_config_free(at_config_t *c);
+
+/* "90s", "10m", "2h", "7d", "250ms" -> milliseconds. */
+int at_parse_duration_ms(const char *s, int64_t *ms);
+/* "512", "64KiB", "1MiB", "10GiB", "1MB" -> bytes. */
+int at_parse_size(const char *s, int64_t *bytes);
+/* Writes the documented table of settings as Markdown to out (for docs). */
+struct at_buf;
+int at_config_doc(struct at_buf *out);
+
+#endif

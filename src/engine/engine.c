@@ -1,0 +1,3 @@
+/* placeholder until the engine lands */
+int at_engine__placeholder(void);
+int at_engine__placeholder(void) { return 0; }
