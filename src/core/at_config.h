@@ -102,5 +102,8 @@ int at_parse_size(const char *s, int64_t *bytes);
 /* Writes the documented table of settings as Markdown to out (for docs). */
 struct at_buf;
 int at_config_doc(struct at_buf *out);
+/* Writes the same table to the file descriptor fd (e.g. 1 for stdout).
+ * Returns 0 or -errno. */
+int at_config_doc_print(int fd);
 
 #endif

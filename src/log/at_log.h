@@ -57,11 +57,26 @@ typedef struct at_rec {
 #define AT_REC_F_CLIENT_ID 1 /* id came from the client: dedupable */
 #define AT_REC_F_CLAMPED 2   /* timestamp was clamped to receive time */
 
+#define AT_LOG_MAX_PARTITIONS 4096
+#define AT_LOG_DEFAULT_SEGMENT_BYTES ((int64_t)64 << 20)
+#define AT_LOG_REC_HEADER_BYTES 56 /* bytes of a record before key, id, value */
+
+/* Bytes rec takes on disk: AT_LOG_REC_HEADER_BYTES + key, id, value. Thread:
+ * any. */
+size_t at_log_rec_size(const at_rec_t *rec);
+/* Encodes rec (offset included) exactly as a segment stores it, checksum and
+ * all, into out (at_log_rec_size(rec) bytes, borrowed). For tools and tests.
+ * Thread: any. */
+void at_log_rec_encode(void *out, const at_rec_t *rec);
+/* Bytes of a segment file's header for a log of P partitions: the first
+ * record starts there. Thread: any. */
+size_t at_log_seg_header_bytes(int partitions);
+
 typedef struct at_log at_log_t;
 
 typedef struct at_log_opts {
     int partitions;        /* for a new log; 0 = take the existing log's */
-    int64_t segment_bytes; /* preallocated size of each segment file */
+    int64_t segment_bytes; /* preallocated size of each new segment file (0: default) */
     bool read_only;        /* no recovery writes, no appends */
 } at_log_opts_t;
 
