@@ -1,0 +1,150 @@
+/* attune.h - the public API of libattune, a real-time personalization
+ * engine. The server (`attune serve`), the CLI tools and the tests are built
+ * on this header alone.
+ *
+ *   attune_t *a;
+ *   attune_open(&a, "attune.yaml", NULL, err, sizeof err);
+ *   attune_ingest(a, body, len, ATTUNE_BODY_JSON, 0, on_done, ctx);
+ *   ...
+ *   attune_close(a);
+ *
+ * Errors: functions return 0 or a negative code (attune_strerror()).
+ * Memory: what a function returns as "owned" is freed with attune_free().
+ *
+ * THREAD SAFETY: every function may be called from any thread, except
+ * attune_close(), which must be the last call. Callbacks run on the engine's
+ * log writer thread and must not block.
+ */
+#ifndef ATTUNE_H
+#define ATTUNE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct attune attune_t;
+
+/* An error for people: the HTTP error body and CLI messages. */
+typedef struct attune_error {
+    char code[32];     /* "invalid_json", "batch_too_large", "queue_full", ... */
+    char message[256];
+    char field[128];   /* may be empty */
+} attune_error_t;
+
+/* Opens the engine. config_path may be NULL (defaults). overrides is a
+ * NULL-terminated list of "name=value" settings applied over the file (the
+ * command-line flags), or NULL. Creates the data directory if needed,
+ * recovers the log (a torn tail is cut) and starts the writer thread; the
+ * engine rebuilds its dedup index in the background and is ready
+ * (attune_ready) after that. Returns 0 or <0 with a message in err. */
+int attune_open(attune_t **out, const char *config_path, const char *const *overrides, char *err,
+                size_t errlen);
+/* Drains queued batches (each answered), makes them durable, stops the
+ * threads and frees a. */
+void attune_close(attune_t *a);
+/* 1 once recovery is done, else 0. */
+int attune_ready(const attune_t *a);
+
+/* ---- ingestion (DESIGN.md §3) ------------------------------------------- */
+enum { ATTUNE_BODY_JSON = 0, ATTUNE_BODY_NDJSON = 1, ATTUNE_BODY_TEXT = 2 };
+#define ATTUNE_INGEST_NEED_KEY 1 /* the caller had no key: the body's write_key must be one */
+
+typedef struct attune_ingest_result {
+    int status;            /* 0, or <0: the batch was not written (error says why) */
+    attune_error_t error;
+    uint32_t accepted;
+    uint32_t duplicates;
+    uint32_t rejected;
+    const char *json;      /* the answer body: {"accepted":..,"duplicates":..,"rejected":[..],
+                              "positions":["P:OFFSET",..]}; valid during the callback */
+    size_t json_len;
+} attune_ingest_result_t;
+typedef void (*attune_ingest_cb)(void *ud, const attune_ingest_result_t *res);
+
+/* Parses and validates body on the calling thread and queues it for the
+ * log. Returns <0 without calling cb when the batch is refused at once:
+ * ATTUNE_EPARSE (body not parseable), ATTUNE_ETOOBIG (too many events),
+ * ATTUNE_EFULL (queues full: retry later), ATTUNE_EUNAVAIL (recovering),
+ * ATTUNE_EAUTH (flags has ATTUNE_INGEST_NEED_KEY and the body carries no
+ * valid write_key); err says why. Otherwise returns 0 and calls cb once, on
+ * the writer thread, after the accepted events are durable under the fsync
+ * policy (or with status <0 if writing failed: -ENOSPC, -EIO). body is
+ * borrowed for the call only. */
+int attune_ingest(attune_t *a, const char *body, size_t len, int kind, unsigned flags,
+                  attune_ingest_cb cb, void *ud, attune_error_t *err);
+
+/* ---- schemas ------------------------------------------------------------ */
+/* Returns owned JSON {"type","version","schema"} (version 0 = latest);
+ * ATTUNE_ENOTFOUND. */
+int attune_schema_get(attune_t *a, const char *type, int version, char **json, size_t *len);
+/* Registers the next version; ATTUNE_EINVALID (bad schema) or
+ * ATTUNE_ECONFLICT (not backward compatible) with err filled. */
+int attune_schema_put(attune_t *a, const char *type, const char *json, size_t len, int *version,
+                      attune_error_t *err);
+int attune_schema_list(attune_t *a, char **json, size_t *len);
+
+/* ---- operations --------------------------------------------------------- */
+/* Owned JSON {"rejected":[{"received_at","index","error":{..},"raw"},..]}, newest last. */
+int attune_rejected(attune_t *a, int limit, char **json, size_t *len);
+/* Owned Prometheus text exposition of the engine's metrics. */
+int attune_metrics(attune_t *a, char **text, size_t *len);
+
+enum { ATTUNE_SCOPE_INGEST = 1, ATTUNE_SCOPE_READ = 2, ATTUNE_SCOPE_ADMIN = 4 };
+/* 0 if key (not NUL-terminated) is configured with scope, or if no key is
+ * configured at all (development mode); else ATTUNE_EAUTH. Constant time in
+ * the key's bytes. */
+int attune_auth(const attune_t *a, const char *key, size_t len, int scope);
+/* 1 when no API key is configured. */
+int attune_dev_mode(const attune_t *a);
+
+/* The loaded configuration, for the server's own settings (listen, HTTP
+ * limits): see src/core/at_config.h. */
+struct at_config;
+const struct at_config *attune_config(const attune_t *a);
+
+/* ---- reading the log ----------------------------------------------------- */
+typedef struct attune_record {
+    int32_t partition;
+    int64_t offset;
+    const char *type; /* "event", "tick", "control", ... */
+    int64_t recv_ms;
+    int64_t ts_ms;
+    const char *key;
+    size_t key_len;
+    const char *id;
+    size_t id_len;
+    const char *value;
+    size_t value_len;
+} attune_record_t;
+/* Return non-zero from the callback to stop. */
+typedef int (*attune_record_cb)(void *ud, const attune_record_t *rec);
+/* Reads the log of a data directory (the engine may be running or stopped)
+ * in log order, records of partition p from offset from[p] on (from may be
+ * NULL). Returns 0, the callback's non-zero value, or <0. */
+int attune_log_read(const char *data_dir, const int64_t *from, attune_record_cb cb, void *ud,
+                    char *err, size_t errlen);
+
+void attune_free(void *p);
+const char *attune_strerror(int code);
+const char *attune_version(void);
+
+/* Error codes (the same numbers as the engine's own). */
+#define ATTUNE_EPARSE (-10001)
+#define ATTUNE_EINVALID (-10002)
+#define ATTUNE_ETOOBIG (-10003)
+#define ATTUNE_EFULL (-10004)
+#define ATTUNE_ECORRUPT (-10005)
+#define ATTUNE_ECONFLICT (-10006)
+#define ATTUNE_ENOTFOUND (-10007)
+#define ATTUNE_EAUTH (-10008)
+#define ATTUNE_EVERSION (-10009)
+#define ATTUNE_ECLOSED (-10010)
+#define ATTUNE_EUNAVAIL (-10011)
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# test_api.sh - POST /v1/events end to end: body forms, rejections with
+# their errors, duplicates, limits, schemas with versions, the rejected log,
+# metrics, replay, and dedup that survives a restart.
+source "$(dirname "$0")/common.sh"
+
+D="$T/data"
+start_server "$D" --set http.max_body_bytes=64KiB --set events.max_batch_events=50
+
+req GET /healthz
+check "healthz 200" test "$STATUS" = 200
+check "healthz body" jq_eq 'j["status"]' ok
+
+J=(-H 'Content-Type: application/json')
+req POST /v1/events "${J[@]}" -d '{"event_id":"e1","type":"view_item","user_id":"42","item_id":"987","timestamp":"2026-04-27T14:35:00Z"}'
+check "single event 200" test "$STATUS" = 200
+check "single event accepted" jq_eq 'j["accepted"]' 1
+check "single event has a position" jq_eq 'len(j["positions"])' 1
+
+req POST /v1/events "${J[@]}" -d '{"events":[{"event_id":"e2","type":"page_view","anonymous_id":"a-7"},{"user_id":"1"},{"type":"x","user_id":"1","timestamp":"yesterday"},{"event_id":"e1","type":"view_item","user_id":"42"}]}'
+check "batch 200" test "$STATUS" = 200
+check "batch accepted" jq_eq 'j["accepted"]' 1
+check "batch duplicate of e1" jq_eq 'j["duplicates"]' 1
+check "batch rejected two" jq_eq '[r["index"] for r in j["rejected"]]' '[1, 2]'
+check "missing type names the field" jq_eq 'j["rejected"][0]["field"]' type
+check "bad timestamp names the field" jq_eq 'j["rejected"][1]["field"]' timestamp
+
+printf '{"event_id":"n1","type":"click","user_id":"5"}\n\n{"event_id":"n2","type":"click","user_id":"6"}\n' > "$T/nd"
+req POST /v1/events -H 'Content-Type: application/x-ndjson' --data-binary @"$T/nd"
+check "ndjson accepted 2" jq_eq 'j["accepted"]' 2
+
+req POST /v1/events -H 'Content-Type: text/plain' -d '{"event_id":"b1","type":"page_view","anonymous_id":"beacon"}'
+check "sendBeacon text/plain accepted" jq_eq 'j["accepted"]' 1
+
+req POST /v1/events "${J[@]}" -d '{"events":[{"type":'
+check "unparseable body 400" test "$STATUS" = 400
+check "unparseable body code" jq_eq 'j["error"]["code"]' invalid_json
+
+python3 -c 'import json; print(json.dumps({"events":[{"type":"t","user_id":str(i)} for i in range(51)]}))' > "$T/big"
+req POST /v1/events "${J[@]}" --data-binary @"$T/big"
+check "too many events 413" test "$STATUS" = 413
+check "too many events code" jq_eq 'j["error"]["code"]' batch_too_large
+
+python3 -c 'print("{\"type\":\"t\",\"user_id\":\"1\",\"properties\":{\"p\":\"" + "x"*70000 + "\"}}")' > "$T/huge"
+req POST /v1/events "${J[@]}" --data-binary @"$T/huge"
+check "body over the limit 413" test "$STATUS" = 413
+
+req GET /v1/rejected?limit=10
+check "rejected log lists both" jq_eq 'len(j["rejected"])' 2
+check "rejected keeps the raw event" jq_eq '"yesterday" in j["rejected"][1]["raw"]' true
+
+# Schemas: register, read back, evolve compatibly, refuse a breaking change.
+req PUT /v1/schemas/add_to_cart "${J[@]}" -d '{"type":"object","required":["item_id"],"properties":{"item_id":{"type":"string"}}}'
+check "schema v1 registered" jq_eq 'j["version"]' 1
+req PUT /v1/schemas/add_to_cart "${J[@]}" -d '{"type":"object","required":["item_id"],"properties":{"item_id":{"type":"string"},"coupon":{"type":"string"}}}'
+check "compatible schema becomes v2" jq_eq 'j["version"]' 2
+req PUT /v1/schemas/add_to_cart "${J[@]}" -d '{"type":"object","required":["item_id","price"],"properties":{"item_id":{"type":"string"}}}'
+check "breaking schema 409" test "$STATUS" = 409
+req GET /v1/schemas/add_to_cart
+check "schema latest is v2" jq_eq 'j["version"]' 2
+req GET '/v1/schemas/add_to_cart?version=1'
+check "schema v1 kept" jq_eq 'j["version"]' 1
+req POST /v1/events "${J[@]}" -d '{"type":"add_to_cart","user_id":"9"}'
+check "schema violation rejected" jq_eq 'j["rejected"][0]["code"]' schema_violation
+
+req GET /nope
+check "unknown route 404 JSON" jq_eq 'j["error"]["code"]' not_found
+req GET /v1/events
+check "wrong method 405" test "$STATUS" = 405
+
+req GET /metrics
+check "metrics 200" test "$STATUS" = 200
+check "metrics count accepted" grep -q '^attune_events_accepted_total 5$' "$T/body"
+check "metrics count duplicates" grep -q '^attune_events_duplicate_total 1$' "$T/body"
+check "metrics rejects by reason" grep -q 'attune_events_rejected_total{reason="invalid_event"} 2' "$T/body"
+check "metrics fsync histogram" grep -q '^attune_fsync_seconds_count [1-9]' "$T/body"
+
+stop_server
+"$ATTUNE" replay --data-dir "$D" > "$T/replay"
+check "replay prints every accepted event" test "$(wc -l < "$T/replay")" = 5
+check "replay has e1 once" test "$(grep -c '"event_id":"e1"' "$T/replay")" = 1
+
+# A restart keeps the dedup index: e1 is still a duplicate.
+start_server "$D"
+req POST /v1/events "${J[@]}" -d '{"event_id":"e1","type":"view_item","user_id":"42"}'
+check "dedup survives a restart" jq_eq 'j["duplicates"]' 1
+req GET /v1/schemas/add_to_cart
+check "schemas survive a restart" jq_eq 'j["version"]' 2
+stop_server
+finish
