@@ -154,7 +154,8 @@ void at_logf_level(at_loglevel_t lvl); /* messages below lvl are dropped */
 int at_file_read(const char *path, size_t max, char **out, size_t *len);
 /* Writes data to path atomically (tmp file, fsync, rename, fsync dir). */
 int at_file_write_atomic(const char *path, const void *data, size_t len);
-/* mkdir -p. Returns 0 or -errno. */
+/* mkdir -p; each directory it creates is made durable (its parent is
+ * fsynced). Returns 0 or -errno. */
 int at_mkdirs(const char *path, int mode);
 int at_fsync_dir(const char *path);
 

@@ -147,6 +147,20 @@ int at_file_write_atomic(const char *path, const void *data, size_t len)
 
 /* Creates path and its missing parents with mode (like mkdir -p). Returns
  * 0 (also when it exists as a directory) or -errno. Thread: any. */
+/* fsyncs the directory holding path (a path without '/' is in "."). */
+static int at_file__sync_parent(char *path)
+{
+    char *slash = strrchr(path, '/');
+    if (!slash)
+        return at_fsync_dir(".");
+    if (slash == path)
+        return at_fsync_dir("/");
+    *slash = '\0';
+    int rc = at_fsync_dir(path);
+    *slash = '/';
+    return rc;
+}
+
 int at_mkdirs(const char *path, int mode)
 {
     char p[PATH_MAX];
@@ -161,8 +175,14 @@ int at_mkdirs(const char *path, int mode)
             continue;
         char saved = p[i];
         p[i] = '\0';
-        if (mkdir(p, (mode_t)mode) < 0 && errno != EEXIST)
+        if (mkdir(p, (mode_t)mode) == 0) {
+            /* The new entry is durable only once its parent is synced. */
+            int rc = at_file__sync_parent(p);
+            if (rc < 0)
+                return rc;
+        } else if (errno != EEXIST) {
             return -errno;
+        }
         p[i] = saved;
     }
     struct stat st;
