@@ -35,7 +35,8 @@ void at_buf_deinit(at_buf_t *b)
 void at_buf_reset(at_buf_t *b)
 {
     b->len = 0;
-    b->data[0] = '\0';
+    if (b->cap > 0) /* an empty buffer points at a shared static "" */
+        b->data[0] = '\0';
 }
 
 /* Makes room for extra more bytes (plus the NUL). Returns 0 or AT_ETOOBIG

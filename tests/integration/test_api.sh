@@ -50,18 +50,24 @@ check "rejected log lists both" jq_eq 'len(j["rejected"])' 2
 check "rejected keeps the raw event" jq_eq '"yesterday" in j["rejected"][1]["raw"]' true
 
 # Schemas: register, read back, evolve compatibly, refuse a breaking change.
-req PUT /v1/schemas/add_to_cart "${J[@]}" -d '{"type":"object","required":["item_id"],"properties":{"item_id":{"type":"string"}}}'
+# A schema describes the event's properties (docs/events.md).
+req PUT /v1/schemas/add_to_cart "${J[@]}" -d '{"type":"object","required":["price"],"properties":{"price":{"type":"number","minimum":0}}}'
 check "schema v1 registered" jq_eq 'j["version"]' 1
-req PUT /v1/schemas/add_to_cart "${J[@]}" -d '{"type":"object","required":["item_id"],"properties":{"item_id":{"type":"string"},"coupon":{"type":"string"}}}'
+req PUT /v1/schemas/add_to_cart "${J[@]}" -d '{"type":"object","required":["price"],"properties":{"price":{"type":"number","minimum":0},"coupon":{"type":"string"}}}'
 check "compatible schema becomes v2" jq_eq 'j["version"]' 2
-req PUT /v1/schemas/add_to_cart "${J[@]}" -d '{"type":"object","required":["item_id","price"],"properties":{"item_id":{"type":"string"}}}'
+req PUT /v1/schemas/add_to_cart "${J[@]}" -d '{"type":"object","required":["price","quantity"],"properties":{"price":{"type":"number"}}}'
 check "breaking schema 409" test "$STATUS" = 409
+check "breaking schema code" jq_eq 'j["error"]["code"]' incompatible_schema
+req PUT /v1/schemas/add_to_cart "${J[@]}" -d '{"type":"object","oneOf":[]}'
+check "invalid schema 400" test "$STATUS" = 400
 req GET /v1/schemas/add_to_cart
 check "schema latest is v2" jq_eq 'j["version"]' 2
 req GET '/v1/schemas/add_to_cart?version=1'
 check "schema v1 kept" jq_eq 'j["version"]' 1
-req POST /v1/events "${J[@]}" -d '{"type":"add_to_cart","user_id":"9"}'
+req POST /v1/events "${J[@]}" -d '{"events":[{"type":"add_to_cart","user_id":"9","properties":{"price":-1}},{"event_id":"c1","type":"add_to_cart","user_id":"9","properties":{"price":5}}]}'
 check "schema violation rejected" jq_eq 'j["rejected"][0]["code"]' schema_violation
+check "schema violation names the property" jq_eq 'j["rejected"][0]["field"]' properties.price
+check "schema-valid event accepted" jq_eq 'j["accepted"]' 1
 
 req GET /nope
 check "unknown route 404 JSON" jq_eq 'j["error"]["code"]' not_found
@@ -70,14 +76,14 @@ check "wrong method 405" test "$STATUS" = 405
 
 req GET /metrics
 check "metrics 200" test "$STATUS" = 200
-check "metrics count accepted" grep -q '^attune_events_accepted_total 5$' "$T/body"
+check "metrics count accepted" grep -q '^attune_events_accepted_total 6$' "$T/body"
 check "metrics count duplicates" grep -q '^attune_events_duplicate_total 1$' "$T/body"
 check "metrics rejects by reason" grep -q 'attune_events_rejected_total{reason="invalid_event"} 2' "$T/body"
 check "metrics fsync histogram" grep -q '^attune_fsync_seconds_count [1-9]' "$T/body"
 
 stop_server
 "$ATTUNE" replay --data-dir "$D" > "$T/replay"
-check "replay prints every accepted event" test "$(wc -l < "$T/replay")" = 5
+check "replay prints every accepted event" test "$(wc -l < "$T/replay")" = 6
 check "replay has e1 once" test "$(grep -c '"event_id":"e1"' "$T/replay")" = 1
 
 # A restart keeps the dedup index: e1 is still a duplicate.

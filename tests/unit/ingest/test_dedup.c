@@ -1,0 +1,189 @@
+/* test_dedup.c - exact dedup by (partition, event_id): duplicates within
+ * and across calls, expiry by the horizon in receive time, eviction by the
+ * per-partition cap (counted), forget, many partitions, and a long
+ * randomized run against a simple model. */
+#include "ingest_test.h"
+
+#define H 1000 /* horizon, ms */
+
+static bool chk(at_dedup_t *d, int p, const char *id, int64_t t)
+{
+    return at_dedup_check(d, p, id, strlen(id), t);
+}
+
+static void test_duplicates(void **state)
+{
+    (void)state;
+    at_dedup_t *d = at_dedup_new(4, H, 100);
+    assert_false(chk(d, 0, "a", 10));
+    assert_false(chk(d, 0, "b", 10));
+    assert_true(chk(d, 0, "a", 11));
+    assert_true(chk(d, 0, "b", 500));
+    /* the same id in another partition is another key */
+    assert_false(chk(d, 1, "a", 12));
+    assert_true(chk(d, 1, "a", 13));
+    /* ids are compared exactly, not by hash or prefix */
+    assert_false(chk(d, 0, "ab", 14));
+    assert_false(chk(d, 0, "", 14));
+    assert_true(chk(d, 0, "", 15));
+    assert_int_equal(at_dedup_size(d), 5);
+    assert_int_equal(at_dedup_evicted(d), 0);
+    at_dedup_free(d);
+}
+
+static void test_horizon(void **state)
+{
+    (void)state;
+    at_dedup_t *d = at_dedup_new(1, H, 100);
+    assert_false(chk(d, 0, "a", 0));
+    assert_false(chk(d, 0, "b", 400));
+    assert_true(chk(d, 0, "a", H - 1));    /* still within */
+    assert_false(chk(d, 0, "a", H));       /* recv - horizon reached: expired, recorded again */
+    assert_int_equal(at_dedup_size(d), 2); /* b and the new a */
+    assert_true(chk(d, 0, "b", 1399));
+    assert_false(chk(d, 0, "b", 1400));
+    assert_true(chk(d, 0, "a", 1999));
+    assert_int_equal(at_dedup_evicted(d), 0); /* expiry is not eviction */
+    at_dedup_free(d);
+}
+
+static void test_cap_evicts_oldest(void **state)
+{
+    (void)state;
+    at_dedup_t *d = at_dedup_new(2, H, 3);
+    assert_false(chk(d, 0, "1", 1));
+    assert_false(chk(d, 0, "2", 2));
+    assert_false(chk(d, 0, "3", 3));
+    assert_false(chk(d, 1, "x", 3));
+    assert_false(chk(d, 0, "4", 4)); /* evicts "1" */
+    assert_int_equal(at_dedup_evicted(d), 1);
+    assert_int_equal(at_dedup_size(d), 4);
+    assert_true(chk(d, 0, "2", 5));
+    assert_true(chk(d, 0, "4", 5));
+    assert_false(chk(d, 0, "1", 6)); /* forgotten early: seen as new, evicts "2" */
+    assert_int_equal(at_dedup_evicted(d), 2);
+    assert_true(chk(d, 1, "x", 6)); /* the other partition kept its entry */
+    at_dedup_free(d);
+}
+
+static void test_forget(void **state)
+{
+    (void)state;
+    at_dedup_t *d = at_dedup_new(1, H, 10);
+    assert_false(chk(d, 0, "a", 1));
+    assert_false(chk(d, 0, "b", 2));
+    assert_false(chk(d, 0, "c", 3));
+    at_dedup_forget(d, 0, "c", 1);  /* the newest */
+    at_dedup_forget(d, 0, "a", 1);  /* the oldest */
+    at_dedup_forget(d, 0, "zz", 2); /* unknown: nothing happens */
+    assert_int_equal(at_dedup_size(d), 1);
+    assert_false(chk(d, 0, "c", 4));
+    assert_false(chk(d, 0, "a", 4));
+    assert_true(chk(d, 0, "b", 5));
+    assert_int_equal(at_dedup_size(d), 3);
+    /* forgotten entries do not count as evictions when they leave */
+    for (int i = 0; i < 20; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "n%d", i);
+        chk(d, 0, id, 6);
+    }
+    assert_int_equal(at_dedup_size(d), 10);
+    assert_int_equal(at_dedup_evicted(d), 13);
+    at_dedup_free(d);
+}
+
+static void test_many_partitions(void **state)
+{
+    (void)state;
+    enum { P = 64, N = 3000 };
+    at_dedup_t *d = at_dedup_new(P, 1000000, 1000000);
+    char id[64];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "9f1c3a7e-5b2d-4c1e-8f00-%012d", i);
+        assert_false(chk(d, i % P, id, i));
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "9f1c3a7e-5b2d-4c1e-8f00-%012d", i);
+        assert_true(chk(d, i % P, id, N + i));
+        assert_false(chk(d, (i + 1) % P, id, N + i)); /* recorded there now */
+    }
+    assert_int_equal(at_dedup_size(d), 2 * N);
+    at_dedup_free(d);
+}
+
+/* A model: the entries of one partition in insertion order. */
+typedef struct model_ent {
+    char id[48];
+    int64_t t;
+    bool live;
+} model_ent_t;
+
+/* Runs random checks and forgets (ids from a space of idspace, padded to
+ * pad characters) against the model. */
+static void run_model(size_t CAP, int64_t horizon, unsigned idspace, int pad, int steps)
+{
+    enum { STEPS = 40000 };
+    static model_ent_t m[STEPS];
+    AT_ASSERT(steps <= STEPS);
+    size_t head = 0, tail = 0;
+    uint64_t evicted = 0;
+    at_dedup_t *d = at_dedup_new(1, horizon, (int64_t)CAP);
+    unsigned seed = 12345;
+    int64_t t = 0;
+    for (int step = 0; step < steps; step++) {
+        seed = seed * 1103515245u + 12345u;
+        t += (seed >> 16) % 3;
+        char id[48];
+        int len = snprintf(id, sizeof id, "%0*u", pad, (seed >> 8) % idspace);
+        if ((seed >> 4) % 10 == 0) {
+            /* the newest entry is given back, older ones are marked */
+            at_dedup_forget(d, 0, id, (size_t)len);
+            for (size_t i = head; i < tail; i++) {
+                if (!m[i].live || strcmp(m[i].id, id) != 0)
+                    continue;
+                if (i == tail - 1)
+                    tail--;
+                else
+                    m[i].live = false;
+                break;
+            }
+            continue;
+        }
+        while (head < tail && m[head].t <= t - horizon)
+            head++;
+        bool want = false;
+        for (size_t i = head; i < tail; i++)
+            want |= m[i].live && strcmp(m[i].id, id) == 0;
+        if (!want) {
+            while (tail - head >= CAP)
+                evicted += m[head++].live;
+            snprintf(m[tail].id, sizeof m[tail].id, "%s", id);
+            m[tail].t = t;
+            m[tail].live = true;
+            tail++;
+        }
+        bool got = at_dedup_check(d, 0, id, (size_t)len, t);
+        if (got != want)
+            fail_msg("step %d id %s t %lld: got %d want %d", step, id, (long long)t, got, want);
+    }
+    assert_int_equal(at_dedup_evicted(d), evicted);
+    at_dedup_free(d);
+}
+
+static void test_randomized(void **state)
+{
+    (void)state;
+    run_model(50, 300, 120, 1, 40000);         /* the cap and the horizon both bite */
+    run_model(100000, 3000, 20000, 40, 12000); /* the rings grow while they wrap */
+    run_model(3, 100000, 5, 1, 20000);         /* mostly evictions and forgets */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_duplicates),        cmocka_unit_test(test_horizon),
+        cmocka_unit_test(test_cap_evicts_oldest), cmocka_unit_test(test_forget),
+        cmocka_unit_test(test_many_partitions),   cmocka_unit_test(test_randomized),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
