@@ -38,7 +38,8 @@ typedef struct at_http_req {
 const char *at_http_header(const at_http_req_t *req, const char *name, size_t *len);
 /* Copies the URL-decoded value of query parameter name into out (NUL-
  * terminated, truncated to outlen-1). Returns the decoded length, or -1 when
- * absent. */
+ * absent. The length is the whole value's, so a result >= outlen means it
+ * was truncated. "%XX" and "+" are decoded, in the name too. */
 int at_http_query(const at_http_req_t *req, const char *name, char *out, size_t outlen);
 /* The peer address as text ("127.0.0.1:53422"). */
 const char *at_http_peer(const at_http_req_t *req);
@@ -51,13 +52,23 @@ typedef int (*at_http_handler_fn)(void *ud, at_http_req_t *req);
 
 /* Sends the response. headers: extra header lines, each ending in "\r\n",
  * or NULL. body is copied. Loop thread only. */
-void at_http_respond(at_http_req_t *req, int status, const char *content_type,
-                     const char *headers, const char *body, size_t len);
+void at_http_respond(at_http_req_t *req, int status, const char *content_type, const char *headers,
+                     const char *body, size_t len);
 /* The same from any thread: body and headers are copied, the loop thread
  * is woken and sends it. */
 void at_http_respond_async(at_http_req_t *req, int status, const char *content_type,
                            const char *headers, const char *body, size_t len);
+/* Answers {"error":{"code":code,"message":message}} as application/json
+ * (message is JSON-escaped). Loop thread only, like at_http_respond(). */
+void at_http_respond_error(at_http_req_t *req, int status, const char *code, const char *message);
+/* The same from any thread, like at_http_respond_async(). */
+void at_http_respond_error_async(at_http_req_t *req, int status, const char *code,
+                                 const char *message);
 
+/* Zero fields take defaults: threads 1, max_header_bytes 16 KiB (at most
+ * 1 MiB), max_body_bytes 1 MiB, idle_timeout_ms 60 s, request_timeout_ms
+ * 30 s, max_connections 10000 (split evenly over the threads). Request
+ * bodies must come with Content-Length: chunked ones get 411. */
 typedef struct at_http_opts {
     const char *listen;         /* "127.0.0.1:8080", "[::1]:8080", ":8080" */
     int threads;                /* loop threads (SO_REUSEPORT); default 1 */
@@ -78,9 +89,12 @@ int at_http_port(const at_http_server_t *s);
 /* Runs the loop threads until at_http_stop(); returns after they exit. */
 int at_http_run(at_http_server_t *s);
 /* Async-signal-safe and thread-safe: stops accepting, lets requests in
- * flight finish (deferred ones included, up to a grace period), then makes
- * at_http_run() return. */
+ * flight finish (deferred ones included, up to a grace period of 5 s), then
+ * makes at_http_run() return. */
 void at_http_stop(at_http_server_t *s);
+/* After at_http_run() returned: frees everything, requests still deferred
+ * included (an at_http_respond_async() before this is dropped; one after it
+ * is a use after free). */
 void at_http_free(at_http_server_t *s);
 
 /* Counters for /metrics. */
