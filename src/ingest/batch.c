@@ -54,8 +54,8 @@ static void at_batch__event_start(at_bparse_t *bp)
 {
     at_jparse_t *p = &bp->p;
     at_arena_reset(&bp->ev);
-    at_ingest__json_set_arena(p, &bp->ev);
-    at_ingest__json_ws(p);
+    at_json_set_arena(p, &bp->ev);
+    at_json_ws(p);
     p->build = true;
     p->base = p->pos;
     p->build_limit = (size_t)bp->c.in->max_event_bytes;
@@ -67,9 +67,9 @@ static int at_batch__array(at_bparse_t *bp, at_error_t *err)
 {
     at_jparse_t *p = &bp->p;
     if (++p->depth > p->max_depth)
-        return at_ingest__json_fail(p, p->pos, "nesting too deep");
+        return at_json_fail(p, p->pos, "nesting too deep");
     p->pos++;
-    at_ingest__json_ws(p);
+    at_json_ws(p);
     if (p->pos < p->len && p->src[p->pos] == ']') {
         p->pos++;
         p->depth--;
@@ -81,18 +81,18 @@ static int at_batch__array(at_bparse_t *bp, at_error_t *err)
         at_batch__event_start(bp);
         size_t start = p->pos;
         at_json_t *v;
-        int rc = at_ingest__json_value(p, &v);
+        int rc = at_json_value(p, &v);
         if (rc < 0)
             return rc;
         at_ingest__event(&bp->c, bp->nevents++, v, p->src + start, p->pos - start);
-        at_ingest__json_ws(p);
+        at_json_ws(p);
         if (p->pos >= p->len)
-            return at_ingest__json_fail(p, p->pos, "unexpected end of input in array");
+            return at_json_fail(p, p->pos, "unexpected end of input in array");
         char ch = p->src[p->pos++];
         if (ch == ']')
             break;
         if (ch != ',')
-            return at_ingest__json_fail(p, p->pos - 1, "expected ',' or ']'");
+            return at_json_fail(p, p->pos - 1, "expected ',' or ']'");
     }
     p->depth--;
     return 0;
@@ -109,22 +109,22 @@ static int at_batch__member(at_bparse_t *bp, at_json_t *obj, at_json_t ***tail, 
                             bool *batch, bool *big, at_error_t *err)
 {
     at_jparse_t *p = &bp->p;
-    at_ingest__json_ws(p);
+    at_json_ws(p);
     if (p->pos >= p->len || p->src[p->pos] != '"')
-        return at_ingest__json_fail(p, p->pos, "expected a string key");
-    at_ingest__json_set_arena(p, &bp->top);
+        return at_json_fail(p, p->pos, "expected a string key");
+    at_json_set_arena(p, &bp->top);
     p->build = true;
     const char *k;
     uint32_t kn;
     uint8_t kesc;
-    int rc = at_ingest__json_string(p, &k, &kn, &kesc);
+    int rc = at_json_string(p, &k, &kn, &kesc);
     if (rc < 0)
         return rc;
-    at_ingest__json_ws(p);
+    at_json_ws(p);
     if (p->pos >= p->len || p->src[p->pos] != ':')
-        return at_ingest__json_fail(p, p->pos, "expected ':' after key");
+        return at_json_fail(p, p->pos, "expected ':' after key");
     p->pos++;
-    at_ingest__json_ws(p);
+    at_json_ws(p);
     if (!*batch && (at_batch__is_key(k, kn, "events") || at_batch__is_key(k, kn, "batch")) &&
         p->pos < p->len && p->src[p->pos] == '[') {
         *batch = true;
@@ -136,9 +136,9 @@ static int at_batch__member(at_bparse_t *bp, at_json_t *obj, at_json_t ***tail, 
     p->build_limit = (size_t)bp->c.in->max_event_bytes;
     if (p->pos - start > p->build_limit && !at_batch__is_key(k, kn, "write_key"))
         p->build = false;
-    at_ingest__json_set_arena(p, &bp->top);
+    at_json_set_arena(p, &bp->top);
     at_json_t *v;
-    if ((rc = at_ingest__json_value(p, &v)) < 0)
+    if ((rc = at_json_value(p, &v)) < 0)
         return rc;
     if (!v) {
         *big = true;
@@ -164,7 +164,7 @@ static int at_batch__object(at_bparse_t *bp, at_error_t *err)
     bool batch = false, big = false;
     p->depth = 1;
     p->pos++;
-    at_ingest__json_ws(p);
+    at_json_ws(p);
     if (p->pos < p->len && p->src[p->pos] == '}') {
         p->pos++;
     } else {
@@ -172,21 +172,21 @@ static int at_batch__object(at_bparse_t *bp, at_error_t *err)
             int rc = at_batch__member(bp, &obj, &tail, start, &batch, &big, err);
             if (rc < 0)
                 return rc;
-            at_ingest__json_ws(p);
+            at_json_ws(p);
             if (p->pos >= p->len)
-                return at_ingest__json_fail(p, p->pos, "unexpected end of input in object");
+                return at_json_fail(p, p->pos, "unexpected end of input in object");
             char ch = p->src[p->pos++];
             if (ch == '}')
                 break;
             if (ch != ',')
-                return at_ingest__json_fail(p, p->pos - 1, "expected ',' or '}'");
+                return at_json_fail(p, p->pos - 1, "expected ',' or '}'");
         }
     }
     p->depth = 0;
     obj.off = (uint32_t)start;
     obj.end = (uint32_t)p->pos;
     if (batch) {
-        const at_json_t *w = at_ingest__json_get(&obj, "write_key", 9);
+        const at_json_t *w = at_json_get(&obj, "write_key", 9);
         if (w && w->type == AT_JSON_STRING)
             bp->c.b->write_key = at_arena_strndup(&bp->c.b->arena, w->s, w->len);
         return 0;
@@ -200,10 +200,10 @@ static int at_batch__object(at_bparse_t *bp, at_error_t *err)
 static int at_batch__json(at_bparse_t *bp, at_error_t *err)
 {
     at_jparse_t *p = &bp->p;
-    at_ingest__json_ws(p);
+    at_json_ws(p);
     int rc;
     if (p->pos >= p->len) {
-        rc = at_ingest__json_fail(p, p->pos, "empty body");
+        rc = at_json_fail(p, p->pos, "empty body");
     } else if (p->src[p->pos] == '{') {
         rc = at_batch__object(bp, err);
     } else if (p->src[p->pos] == '[') {
@@ -212,16 +212,16 @@ static int at_batch__json(at_bparse_t *bp, at_error_t *err)
         at_batch__event_start(bp);
         size_t start = p->pos;
         at_json_t *v;
-        if ((rc = at_ingest__json_value(p, &v)) == 0)
+        if ((rc = at_json_value(p, &v)) == 0)
             at_ingest__event(&bp->c, bp->nevents++, v, p->src + start, p->pos - start);
     }
     if (rc == 0) {
-        at_ingest__json_ws(p);
+        at_json_ws(p);
         if (p->pos != p->len)
-            rc = at_ingest__json_fail(p, p->pos, "unexpected data after the JSON value");
+            rc = at_json_fail(p, p->pos, "unexpected data after the JSON value");
     }
     if (rc == AT_EPARSE)
-        return at_ingest__json_error(p, err, "invalid JSON");
+        return at_json_error(p, err, "invalid JSON");
     return rc;
 }
 
@@ -241,11 +241,11 @@ static void at_batch__line(at_bparse_t *bp, size_t a, size_t z)
     p->depth = 0;
     at_batch__event_start(bp);
     at_json_t *v;
-    int rc = at_ingest__json_value(p, &v);
+    int rc = at_json_value(p, &v);
     if (rc == 0) {
-        at_ingest__json_ws(p);
+        at_json_ws(p);
         if (p->pos != z)
-            rc = at_ingest__json_fail(p, p->pos,
+            rc = at_json_fail(p, p->pos,
                                       "unexpected data after the event "
                                       "(NDJSON holds one event per line)");
     }
@@ -256,7 +256,7 @@ static void at_batch__line(at_bparse_t *bp, size_t a, size_t z)
     }
     at_error_t e;
     int line, col;
-    at_ingest__json_where(p->src, p->err_pos, &line, &col);
+    at_json_where(p->src, p->err_pos, &line, &col);
     at_error_set(&e, AT_EPARSE, "invalid_json", NULL, "invalid JSON: line %d, column %d: %s", line,
                  col, p->err_msg);
     at_ingest__reject(&bp->c, index, p->src + a, z - a, &e);
@@ -310,9 +310,9 @@ static bool at_batch__sniff_ndjson(at_bparse_t *bp)
     probe.pos = a;
     probe.build = false;
     at_json_t *v;
-    if (at_ingest__json_value(&probe, &v) < 0)
+    if (at_json_value(&probe, &v) < 0)
         return false;
-    at_ingest__json_ws(&probe);
+    at_json_ws(&probe);
     return probe.pos == eol;
 }
 
@@ -331,7 +331,7 @@ static void at_batch__setup(at_bparse_t *bp, at_ingest_t *in, const char *body, 
     at_arena_init(&bp->ev, 64 << 10);
     bp->c.scratch = &bp->ev;
     at_buf_init(&bp->c.out, 0);
-    at_ingest__json_init(&bp->p, body, len, &bp->ev, in->max_depth + AT_BATCH_DEPTH_SLACK);
+    at_json_init(&bp->p, body, len, &bp->ev, in->max_depth + AT_BATCH_DEPTH_SLACK);
     if (len >= 3 && memcmp(body, "\xef\xbb\xbf", 3) == 0)
         bp->p.pos = 3; /* a UTF-8 byte order mark */
 }

@@ -32,7 +32,7 @@ __attribute__((format(printf, 3, 4))) static int at_event__fail(at_error_t *e, c
                                                                 const char *fmt, ...)
 {
     char path[128], msg[200];
-    at_ingest__path(fr, path, sizeof path);
+    at_json_path(fr, path, sizeof path);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -79,23 +79,23 @@ static int at_event__copy_members(at_evctx_t *c, const at_json_t *v, const at_jp
         at_jpath_t df = {fr, dup->key, dup->key_len, -1};
         return at_event__fail(e, &df, "duplicate key");
     }
-    at_ingest__w_raw(&c->out, obj ? "{" : "[", 1);
+    at_json_w_raw(&c->out, obj ? "{" : "[", 1);
     long i = 0;
     for (const at_json_t *m = v->child; m; m = m->next, i++) {
         at_jpath_t mf = {fr, obj ? m->key : NULL, m->key_len, i};
         if (m != v->child)
-            at_ingest__w_raw(&c->out, ",", 1);
+            at_json_w_raw(&c->out, ",", 1);
         if (obj) {
             if (m->key_len > (uint32_t)c->in->max_field_length)
                 return at_event__fail(e, &mf, "key longer than %d bytes", c->in->max_field_length);
-            at_ingest__w_str(&c->out, m->key, m->key_len, m->flags & AT_JSON_F_KEY_ESC);
-            at_ingest__w_raw(&c->out, ":", 1);
+            at_json_w_str(&c->out, m->key, m->key_len, m->flags & AT_JSON_F_KEY_ESC);
+            at_json_w_raw(&c->out, ":", 1);
         }
         int rc = at_event__copy(c, m, &mf, depth + 1, e);
         if (rc < 0)
             return rc;
     }
-    at_ingest__w_raw(&c->out, obj ? "}" : "]", 1);
+    at_json_w_raw(&c->out, obj ? "}" : "]", 1);
     return 0;
 }
 
@@ -107,11 +107,11 @@ static int at_event__copy(at_evctx_t *c, const at_json_t *v, const at_jpath_t *f
     if (v->type == AT_JSON_STRING) {
         if (v->len > (uint32_t)c->in->max_field_length)
             return at_event__fail(e, fr, "longer than %d bytes", c->in->max_field_length);
-        at_ingest__w_str(&c->out, v->s, v->len, v->flags & AT_JSON_F_ESC);
+        at_json_w_str(&c->out, v->s, v->len, v->flags & AT_JSON_F_ESC);
         return 0;
     }
     if (v->type != AT_JSON_OBJECT && v->type != AT_JSON_ARRAY) {
-        at_ingest__w_value(&c->out, v);
+        at_json_w_value(&c->out, v);
         return 0;
     }
     if (depth > c->in->max_depth)
@@ -149,7 +149,7 @@ static const at_json_t *at_event__lookup(const at_ev_t *ev, const at_source_t *s
 {
     const at_json_t *x = ev->top[s->top];
     for (size_t k = 1; x && k < s->nsegs; k++)
-        x = at_ingest__json_get(x, s->segs[k], s->seg_lens[k]);
+        x = at_json_get(x, s->segs[k], s->seg_lens[k]);
     if (!x || x->type == AT_JSON_NULL || (x->type == AT_JSON_STRING && x->len == 0))
         return NULL;
     return x;
@@ -214,7 +214,7 @@ static int at_event__time(const at_json_t *x, int64_t *ms)
     if (x->type == AT_JSON_STRING)
         rc = at_time_parse_rfc3339(x->s, x->len, ms);
     else if (x->type == AT_JSON_NUMBER)
-        rc = at_ingest__json_i64(x, ms);
+        rc = at_json_i64(x, ms);
     if (rc == 0 && (*ms < 0 || *ms > AT_TS_MAX))
         rc = AT_EINVALID;
     return rc < 0 ? AT_EINVALID : 0;
@@ -292,13 +292,13 @@ static int at_event__fields(at_evctx_t *c, at_ev_t *ev, at_error_t *e)
 
 static void at_event__w_field(at_buf_t *o, const char *name, const at_json_t *x)
 {
-    at_ingest__w_raw(o, name, strlen(name));
+    at_json_w_raw(o, name, strlen(name));
     if (x->type == AT_JSON_NUMBER) {
-        at_ingest__w_raw(o, "\"", 1);
-        at_ingest__w_raw(o, x->s, x->len);
-        at_ingest__w_raw(o, "\"", 1);
+        at_json_w_raw(o, "\"", 1);
+        at_json_w_raw(o, x->s, x->len);
+        at_json_w_raw(o, "\"", 1);
     } else {
-        at_ingest__w_str(o, x->s, x->len, x->flags & AT_JSON_F_ESC);
+        at_json_w_str(o, x->s, x->len, x->flags & AT_JSON_F_ESC);
     }
 }
 
@@ -321,13 +321,13 @@ static int at_event__w_nested(at_evctx_t *c, const at_ev_t *ev, const at_json_t 
     int rc = 0;
     if (ctx && ctx->type == AT_JSON_OBJECT) {
         at_jpath_t fr = {NULL, ctx->key, ctx->key_len, -1};
-        at_ingest__w_raw(o, ",\"context\":", 11);
+        at_json_w_raw(o, ",\"context\":", 11);
         if ((rc = at_event__copy(c, ctx, &fr, 2, e)) < 0)
             return rc;
     }
     if (ev->props) {
         at_jpath_t fr = {NULL, ev->props->key, ev->props->key_len, -1};
-        at_ingest__w_raw(o, ",\"properties\":", 14);
+        at_json_w_raw(o, ",\"properties\":", 14);
         if ((rc = at_event__copy(c, ev->props, &fr, 2, e)) < 0)
             return rc;
     }
@@ -336,18 +336,18 @@ static int at_event__w_nested(at_evctx_t *c, const at_ev_t *ev, const at_json_t 
     for (const at_json_t *m = v->child; m; m = m->next, k++) {
         if (!at_event__is_extra(c, ev, m, k))
             continue;
-        at_ingest__w_raw(o, first ? ",\"extra\":{" : ",", first ? 10 : 1);
+        at_json_w_raw(o, first ? ",\"extra\":{" : ",", first ? 10 : 1);
         first = false;
         at_jpath_t fr = {NULL, m->key, m->key_len, -1};
         if (m->key_len > (uint32_t)c->in->max_field_length)
             return at_event__fail(e, &fr, "key longer than %d bytes", c->in->max_field_length);
-        at_ingest__w_str(o, m->key, m->key_len, m->flags & AT_JSON_F_KEY_ESC);
-        at_ingest__w_raw(o, ":", 1);
+        at_json_w_str(o, m->key, m->key_len, m->flags & AT_JSON_F_KEY_ESC);
+        at_json_w_raw(o, ":", 1);
         if ((rc = at_event__copy(c, m, &fr, 2, e)) < 0) /* its level as sent */
             return rc;
     }
     if (!first)
-        at_ingest__w_raw(o, "}", 1);
+        at_json_w_raw(o, "}", 1);
     return 0;
 }
 
@@ -373,7 +373,7 @@ static void at_event__w_time(at_evctx_t *c, int64_t ms)
     t[17] = (char)('0' + v[2] / 10), t[18] = (char)('0' + v[2] % 10), t[19] = '.';
     t[20] = (char)('0' + v[3] / 100), t[21] = (char)('0' + v[3] / 10 % 10);
     t[22] = (char)('0' + v[3] % 10), t[23] = 'Z';
-    at_ingest__w_raw(&c->out, t, sizeof t);
+    at_json_w_raw(&c->out, t, sizeof t);
 }
 
 /* Writes the canonical event to c->out (docs/events.md). */
@@ -389,25 +389,25 @@ static int at_event__write(at_evctx_t *c, const at_ev_t *ev, const at_json_t *v,
     };
     at_buf_t *o = &c->out;
     at_buf_reset(o);
-    at_ingest__w_raw(o, "{\"event_id\":", 12);
+    at_json_w_raw(o, "{\"event_id\":", 12);
     if (ev->f[AT_F_EVENT_ID])
         at_event__w_field(o, "", ev->f[AT_F_EVENT_ID]);
     else
-        at_ingest__w_str(o, ev->id, AT_ID_LEN, false);
+        at_json_w_str(o, ev->id, AT_ID_LEN, false);
     at_event__w_field(o, ",\"type\":", ev->f[AT_F_TYPE]);
     for (size_t i = 0; i < AT_ARRAY_LEN(opt); i++)
         if (ev->f[opt[i].f])
             at_event__w_field(o, opt[i].name, ev->f[opt[i].f]);
-    at_ingest__w_raw(o, ",\"timestamp\":\"", 14);
+    at_json_w_raw(o, ",\"timestamp\":\"", 14);
     at_event__w_time(c, ev->ts);
-    at_ingest__w_raw(o, "\",\"ts\":", 7);
-    at_ingest__w_i64(o, ev->ts);
-    at_ingest__w_raw(o, c->recv_text, c->recv_text_len);
+    at_json_w_raw(o, "\",\"ts\":", 7);
+    at_json_w_i64(o, ev->ts);
+    at_json_w_raw(o, c->recv_text, c->recv_text_len);
     if (ev->clamped)
-        at_ingest__w_raw(o, ",\"clamped\":true", 15);
+        at_json_w_raw(o, ",\"clamped\":true", 15);
     int rc = at_event__w_nested(c, ev, v, e);
     if (rc == 0)
-        at_ingest__w_raw(o, "}", 1);
+        at_json_w_raw(o, "}", 1);
     return rc;
 }
 

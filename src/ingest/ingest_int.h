@@ -9,114 +9,11 @@
 #define AT_INGEST_INT_H
 
 #include "at_ingest.h"
+#include "at_json.h"
 
 #include <pthread.h>
 #include <regex.h>
 #include <string.h>
-
-/* ---- JSON tree ----------------------------------------------------------
- * Nodes live in an arena. Strings without escapes point into the source
- * (zero copy); strings with escapes are decoded into the arena. Neither is
- * NUL-terminated: always use the lengths. Numbers keep their text exactly
- * as sent, so re-serializing never changes a number. */
-enum {
-    AT_JSON_NULL,
-    AT_JSON_FALSE,
-    AT_JSON_TRUE,
-    AT_JSON_NUMBER,
-    AT_JSON_STRING,
-    AT_JSON_ARRAY,
-    AT_JSON_OBJECT,
-};
-
-enum {
-    AT_JSON_F_INT = 1,     /* number written without fraction or exponent */
-    AT_JSON_F_ESC = 2,     /* string value had escapes: s is decoded */
-    AT_JSON_F_KEY_ESC = 4, /* member key had escapes: key is decoded */
-};
-
-typedef struct at_json at_json_t;
-struct at_json {
-    uint8_t type;  /* AT_JSON_* */
-    uint8_t flags; /* AT_JSON_F_* */
-    uint32_t len;  /* string: bytes; number: characters; array/object: members */
-    uint32_t key_len;
-    uint32_t off; /* the value's bytes in the source are [off, end) */
-    uint32_t end;
-    const char *s;    /* string bytes or number text */
-    const char *key;  /* member name when the parent is an object, else NULL */
-    at_json_t *child; /* first member of an array or object */
-    at_json_t *next;  /* next member of the parent */
-};
-
-/* A parser over one source text. Fields after `pos` are set by
- * at_ingest__json_init; the caller may change build_limit, base and depth
- * between values. */
-typedef struct at_jparse {
-    const char *src;
-    size_t len;
-    size_t pos;        /* next byte to read */
-    at_arena_t *arena; /* nodes and decoded strings */
-    char *blk;         /* bump block carved from the arena */
-    size_t blk_left;
-    int max_depth;       /* hard nesting limit: deeper fails the parse */
-    int depth;           /* current nesting */
-    size_t base;         /* nodes are built while pos - base <= build_limit */
-    size_t build_limit;  /* past it the value is only checked, not built */
-    bool build;          /* false: check only, return no nodes */
-    size_t err_pos;      /* where the error was found */
-    const char *err_msg; /* static text */
-} at_jparse_t;
-
-void at_ingest__json_init(at_jparse_t *p, const char *src, size_t len, at_arena_t *arena,
-                          int max_depth);
-void at_ingest__json_set_arena(at_jparse_t *p, at_arena_t *arena);
-void at_ingest__json_ws(at_jparse_t *p);
-int at_ingest__json_value(at_jparse_t *p, at_json_t **out);
-int at_ingest__json_string(at_jparse_t *p, const char **s, uint32_t *n, uint8_t *esc);
-int at_ingest__json_fail(at_jparse_t *p, size_t pos, const char *msg);
-void at_ingest__json_where(const char *src, size_t pos, int *line, int *col);
-int at_ingest__json_error(const at_jparse_t *p, at_error_t *err, const char *what);
-int at_ingest__json_parse_all(const char *src, size_t len, at_arena_t *arena, int max_depth,
-                              at_json_t **out, at_error_t *err);
-
-/* A step on the way from a root down to a value, kept on the stack while
- * walking a tree so that an error can name the path ("properties.items[2].sku"). */
-typedef struct at_jpath {
-    const struct at_jpath *up;
-    const char *name; /* member name, or NULL for an array element */
-    uint32_t name_len;
-    long index; /* array position when name is NULL */
-} at_jpath_t;
-
-/* Writes the dotted path of fr into out (n bytes, truncated). */
-void at_ingest__path(const at_jpath_t *fr, char *out, size_t n);
-
-/* Tree helpers. */
-const at_json_t *at_ingest__json_get(const at_json_t *obj, const char *key, size_t n);
-bool at_ingest__json_equal(const at_json_t *a, const at_json_t *b);
-double at_ingest__json_number(const at_json_t *v);
-int at_ingest__json_i64(const at_json_t *v, int64_t *out);
-
-/* ---- JSON writer: compact, canonical escapes -------------------------
- * Into buffers without a cap (growth aborts only on OOM). */
-static inline void at_ingest__w_need(at_buf_t *b, size_t n)
-{
-    if (b->cap - b->len < n + 1)
-        AT_ASSERT(at_buf_reserve(b, n + 1) == 0);
-}
-
-static inline void at_ingest__w_raw(at_buf_t *b, const char *s, size_t n)
-{
-    at_ingest__w_need(b, n);
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-void at_ingest__w_str(at_buf_t *b, const char *s, size_t n, bool escaped);
-void at_ingest__w_value(at_buf_t *b, const at_json_t *v);
-void at_ingest__w_i64(at_buf_t *b, int64_t v);
 
 /* ---- schemas (schema.c) --------------------------------------------------
  * The subset of JSON Schema of docs/events.md, compiled from a tree. */

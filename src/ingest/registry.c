@@ -106,18 +106,18 @@ static int at_registry__save(const at_registry_t *r, const char *type, size_t n,
         return 0;
     at_buf_t b;
     at_buf_init(&b, 0);
-    at_ingest__w_raw(&b, "{\"type\":", 8);
-    at_ingest__w_str(&b, type, n, true);
-    at_ingest__w_raw(&b, ",\"versions\":[", 13);
+    at_json_w_raw(&b, "{\"type\":", 8);
+    at_json_w_str(&b, type, n, true);
+    at_json_w_raw(&b, ",\"versions\":[", 13);
     for (size_t i = 0; i <= nv; i++) {
         const at_schema_t *s = i < nv ? v[i] : extra;
-        at_ingest__w_raw(&b, i ? ",{\"version\":" : "{\"version\":", i ? 12 : 11);
-        at_ingest__w_i64(&b, (int64_t)i + 1);
-        at_ingest__w_raw(&b, ",\"schema\":", 10);
-        at_ingest__w_raw(&b, s->json, s->json_len);
-        at_ingest__w_raw(&b, "}", 1);
+        at_json_w_raw(&b, i ? ",{\"version\":" : "{\"version\":", i ? 12 : 11);
+        at_json_w_i64(&b, (int64_t)i + 1);
+        at_json_w_raw(&b, ",\"schema\":", 10);
+        at_json_w_raw(&b, s->json, s->json_len);
+        at_json_w_raw(&b, "}", 1);
     }
-    at_ingest__w_raw(&b, "]}\n", 3);
+    at_json_w_raw(&b, "]}\n", 3);
     char *path = at_registry__path(r, type, n);
     int rc = at_file_write_atomic(path, b.data, b.len);
     if (rc < 0)
@@ -264,8 +264,8 @@ static int at_registry__wrap(at_error_t *err, int rc, const char *type, const ch
 
 static int at_registry__load_versions(at_registry_t *r, const at_json_t *root, at_error_t *err)
 {
-    const at_json_t *type = at_ingest__json_get(root, "type", 4);
-    const at_json_t *vers = at_ingest__json_get(root, "versions", 8);
+    const at_json_t *type = at_json_get(root, "type", 4);
+    const at_json_t *vers = at_json_get(root, "versions", 8);
     at_error_t in;
     if (!type || type->type != AT_JSON_STRING || !vers || vers->type != AT_JSON_ARRAY ||
         at_registry__check_type(type->s, type->len, &in) < 0)
@@ -277,16 +277,16 @@ static int at_registry__load_versions(at_registry_t *r, const at_json_t *root, a
     at_schema_type_t *t = at_registry__add_type(r, type->s, type->len);
     int64_t want = 1;
     for (const at_json_t *v = vers->child; v; v = v->next, want++) {
-        const at_json_t *num = at_ingest__json_get(v, "version", 7);
-        const at_json_t *sch = at_ingest__json_get(v, "schema", 6);
+        const at_json_t *num = at_json_get(v, "version", 7);
+        const at_json_t *sch = at_json_get(v, "schema", 6);
         int64_t got;
-        if (!num || at_ingest__json_i64(num, &got) < 0 || got != want || !sch)
+        if (!num || at_json_i64(num, &got) < 0 || got != want || !sch)
             return at_error_set(err, AT_ECORRUPT, "corrupt_schema", NULL,
                                 "type %s: version %lld missing or out of order", t->type,
                                 (long long)want);
         at_buf_t b;
         at_buf_init(&b, 0);
-        at_ingest__w_value(&b, sch);
+        at_json_w_value(&b, sch);
         at_schema_t *s;
         int rc = at_ingest__schema_compile(b.data, b.len, &s, &in);
         at_buf_deinit(&b);
@@ -310,7 +310,7 @@ static int at_registry__load_file(at_registry_t *r, const char *path, at_error_t
         at_error_set(err, rc, "io_error", NULL, "%s", at_strerror(rc));
         goto out;
     }
-    rc = at_ingest__json_parse_all(data, len, &a, 80, &root, err);
+    rc = at_json_parse_all(data, len, &a, 80, &root, err);
     if (rc == 0)
         rc = at_registry__load_versions(r, root, err);
     else

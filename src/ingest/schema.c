@@ -265,7 +265,7 @@ static int at_schema__number(const at_json_t *v, at_spath_t *p, const char *what
 {
     if (v->type != AT_JSON_NUMBER)
         return at_schema__bad(err, p, "%s must be a number", what);
-    *out = at_ingest__json_number(v);
+    *out = at_json_number(v);
     if (!isfinite(*out))
         return at_schema__bad(err, p, "%s is out of range", what);
     return 0;
@@ -302,7 +302,7 @@ static int at_schema__keyword(at_schema_t *s, at_schema_node_t *n, const at_json
         return 0;
     }
     if (at_schema__key(m, "maxLength")) {
-        if (at_ingest__json_i64(m, &i64) < 0 || i64 < 0)
+        if (at_json_i64(m, &i64) < 0 || i64 < 0)
             return at_schema__bad(err, p, "maxLength must be a non-negative integer");
         n->max_length = i64;
         return 0;
@@ -377,7 +377,7 @@ int at_ingest__schema_compile(const char *json, size_t len, at_schema_t **out, a
     at_json_t *root;
     at_spath_t p = {.n = 0};
     int rc =
-        at_ingest__json_parse_all(text, len, &s->arena, AT_SCHEMA_MAX_DEPTH * 2 + 2, &root, err);
+        at_json_parse_all(text, len, &s->arena, AT_SCHEMA_MAX_DEPTH * 2 + 2, &root, err);
     if (rc == 0)
         rc = at_schema__node(s, root, &p, 0, &s->root, err);
     if (rc == 0 && s->root->types && !(s->root->types & AT_ST_OBJECT))
@@ -391,7 +391,7 @@ int at_ingest__schema_compile(const char *json, size_t len, at_schema_t **out, a
     }
     at_buf_t b;
     at_buf_init(&b, 0);
-    at_ingest__w_value(&b, root);
+    at_json_w_value(&b, root);
     s->json = at_buf_steal(&b, &s->json_len);
     *out = s;
     return 0;

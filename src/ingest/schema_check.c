@@ -19,7 +19,7 @@ __attribute__((format(printf, 3, 4))) static int at_check__fail(at_check_t *c, c
                                                                 const char *fmt, ...)
 {
     char path[128], msg[160];
-    at_ingest__path(fr, path, sizeof path);
+    at_json_path(fr, path, sizeof path);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -48,7 +48,7 @@ static unsigned at_check__bits(const at_json_t *v)
     }
     if (v->flags & AT_JSON_F_INT)
         return AT_ST_NUMBER | AT_ST_INTEGER;
-    double d = at_ingest__json_number(v);
+    double d = at_json_number(v);
     return isfinite(d) && d == floor(d) ? AT_ST_NUMBER | AT_ST_INTEGER : AT_ST_NUMBER;
 }
 
@@ -110,7 +110,7 @@ static int at_check__object(at_check_t *c, const at_schema_node_t *n, const at_j
 {
     for (size_t i = 0; i < n->nrequired; i++) {
         const at_json_t *r = n->required[i];
-        if (!at_ingest__json_get(v, r->s, r->len)) {
+        if (!at_json_get(v, r->s, r->len)) {
             at_jpath_t rf = {fr, r->s, r->len, -1};
             return at_check__fail(c, &rf, "required property is missing");
         }
@@ -140,13 +140,13 @@ static int at_check__node(at_check_t *c, const at_schema_node_t *n, const at_jso
     }
     if (n->enums) {
         size_t i = 0;
-        while (i < n->nenums && !at_ingest__json_equal(n->enums[i], v))
+        while (i < n->nenums && !at_json_equal(n->enums[i], v))
             i++;
         if (i == n->nenums)
             return at_check__fail(c, fr, "must be one of the %zu values of the enum", n->nenums);
     }
     if (v->type == AT_JSON_NUMBER && (n->has_min || n->has_max)) {
-        double d = at_ingest__json_number(v);
+        double d = at_json_number(v);
         if (n->has_min && !(d >= n->min))
             return at_check__fail(c, fr, "must be at least %.*s", (int)n->min_json->len,
                                   n->min_json->s);

@@ -76,7 +76,7 @@ static int at_compat__types(at_compat_t *c, const at_schema_node_t *o, const at_
 static bool at_compat__in_enum(const at_schema_node_t *n, const at_json_t *v)
 {
     for (size_t i = 0; i < n->nenums; i++)
-        if (at_ingest__json_equal(n->enums[i], v))
+        if (at_json_equal(n->enums[i], v))
             return true;
     return false;
 }
@@ -92,7 +92,7 @@ static int at_compat__enum(at_compat_t *c, const at_schema_node_t *o, const at_s
             continue;
         at_buf_t b;
         at_buf_init(&b, 0);
-        at_ingest__w_value(&b, o->enums[i]);
+        at_json_w_value(&b, o->enums[i]);
         int rc = at_compat__fail(c, "enum value %.60s removed", b.data);
         at_buf_deinit(&b);
         return rc;

@@ -64,7 +64,7 @@ static void check_event(const at_event_t *ev, size_t size)
     at_arena_init(&a, 0);
     at_json_t *root;
     at_error_t e;
-    AT_ASSERT(at_ingest__json_parse_all(ev->json, ev->json_len, &a, 64, &root, &e) == 0);
+    AT_ASSERT(at_json_parse_all(ev->json, ev->json_len, &a, 64, &root, &e) == 0);
     AT_ASSERT(root->type == AT_JSON_OBJECT);
     at_arena_deinit(&a);
 }

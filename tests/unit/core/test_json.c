@@ -1,9 +1,16 @@
-/* test_json.c - the module's JSON parser and writer: what is accepted and
+/* test_json.c - attune's JSON parser and writer: what is accepted and
  * refused (RFC 8259, UTF-8, surrogates, numbers, nesting), decoding of
  * escapes, zero-copy strings, the writer's canonical escapes, equality
  * and integer reading. */
-#include "ingest_int.h"
-#include "ingest_test.h"
+#include "at_json.h"
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static at_arena_t g_a;
 
@@ -20,7 +27,7 @@ static at_json_t *parse_ok(const char *s)
     at_json_t *v = NULL;
     at_error_t e;
     memset(&e, 0, sizeof e);
-    if (at_ingest__json_parse_all(s, strlen(s), &g_a, 16, &v, &e) != 0)
+    if (at_json_parse_all(s, strlen(s), &g_a, 16, &v, &e) != 0)
         fail_msg("'%s' refused: %s", s, e.message);
     return v;
 }
@@ -31,7 +38,7 @@ static const char *compact(const at_json_t *v)
     static at_buf_t b;
     at_buf_deinit(&b);
     at_buf_init(&b, 0);
-    at_ingest__w_value(&b, v);
+    at_json_w_value(&b, v);
     return b.data;
 }
 
@@ -99,7 +106,7 @@ static void test_refuses(void **state)
         at_json_t *v;
         at_error_t e;
         memset(&e, 0, sizeof e);
-        int rc = at_ingest__json_parse_all(cases[i].in, strlen(cases[i].in), &g_a, 16, &v, &e);
+        int rc = at_json_parse_all(cases[i].in, strlen(cases[i].in), &g_a, 16, &v, &e);
         char where[64];
         snprintf(where, sizeof where, "line 1, column %d: ", cases[i].col);
         if (rc != AT_EPARSE || !strstr(e.message, where) || !strstr(e.message, cases[i].msg))
@@ -112,10 +119,10 @@ static void test_line_and_column(void **state)
 {
     (void)state;
     int line, col;
-    at_ingest__json_where("ab\ncd\n\nef", 8, &line, &col);
+    at_json_where("ab\ncd\n\nef", 8, &line, &col);
     assert_int_equal(line, 4);
     assert_int_equal(col, 2);
-    at_ingest__json_where("x", 0, &line, &col);
+    at_json_where("x", 0, &line, &col);
     assert_int_equal(line, 1);
     assert_int_equal(col, 1);
 }
@@ -129,36 +136,36 @@ static void test_tree(void **state)
     assert_int_equal(v->len, 5);
     assert_int_equal(v->off, 0);
     assert_int_equal(v->end, strlen(src));
-    const at_json_t *s = at_ingest__json_get(v, "s", 1);
+    const at_json_t *s = at_json_get(v, "s", 1);
     assert_int_equal(s->type, AT_JSON_STRING);
     assert_ptr_equal(s->s, src + 6); /* not copied */
     assert_int_equal(s->flags & AT_JSON_F_ESC, 0);
-    const at_json_t *e = at_ingest__json_get(v, "e", 1);
+    const at_json_t *e = at_json_get(v, "e", 1);
     assert_int_equal(e->len, 3);
     assert_memory_equal(e->s, "a\nb", 3);
     assert_true(e->flags & AT_JSON_F_ESC);
     int64_t n;
-    assert_int_equal(at_ingest__json_i64(at_ingest__json_get(v, "n", 1), &n), 0);
+    assert_int_equal(at_json_i64(at_json_get(v, "n", 1), &n), 0);
     assert_int_equal(n, -12);
-    assert_int_equal(at_ingest__json_i64(at_ingest__json_get(v, "f", 1), &n), AT_EINVALID);
-    assert_true(at_ingest__json_number(at_ingest__json_get(v, "f", 1)) == 1.5);
-    const at_json_t *o = at_ingest__json_get(v, "o", 1);
+    assert_int_equal(at_json_i64(at_json_get(v, "f", 1), &n), AT_EINVALID);
+    assert_true(at_json_number(at_json_get(v, "f", 1)) == 1.5);
+    const at_json_t *o = at_json_get(v, "o", 1);
     assert_memory_equal(src + o->off, "{\"x\":[1,2]}", o->end - o->off);
-    assert_null(at_ingest__json_get(v, "missing", 7));
-    assert_null(at_ingest__json_get(s, "s", 1));
+    assert_null(at_json_get(v, "missing", 7));
+    assert_null(at_json_get(s, "s", 1));
 }
 
 static void test_i64_range(void **state)
 {
     (void)state;
     int64_t n;
-    assert_int_equal(at_ingest__json_i64(parse_ok("9223372036854775807"), &n), 0);
+    assert_int_equal(at_json_i64(parse_ok("9223372036854775807"), &n), 0);
     assert_true(n == INT64_MAX);
-    assert_int_equal(at_ingest__json_i64(parse_ok("-9223372036854775808"), &n), 0);
+    assert_int_equal(at_json_i64(parse_ok("-9223372036854775808"), &n), 0);
     assert_true(n == INT64_MIN);
-    assert_int_equal(at_ingest__json_i64(parse_ok("9223372036854775808"), &n), AT_EINVALID);
-    assert_int_equal(at_ingest__json_i64(parse_ok("99999999999999999999"), &n), AT_EINVALID);
-    assert_int_equal(at_ingest__json_i64(parse_ok("1e3"), &n), AT_EINVALID);
+    assert_int_equal(at_json_i64(parse_ok("9223372036854775808"), &n), AT_EINVALID);
+    assert_int_equal(at_json_i64(parse_ok("99999999999999999999"), &n), AT_EINVALID);
+    assert_int_equal(at_json_i64(parse_ok("1e3"), &n), AT_EINVALID);
 }
 
 static void test_numbers(void **state)
@@ -184,7 +191,7 @@ static void test_numbers(void **state)
         "3.14159",
     };
     for (size_t i = 0; i < AT_ARRAY_LEN(cases); i++) {
-        double d = at_ingest__json_number(parse_ok(cases[i]));
+        double d = at_json_number(parse_ok(cases[i]));
         double want = strtod(cases[i], NULL);
         if (memcmp(&d, &want, sizeof d) != 0)
             fail_msg("%s: %.17g, want %.17g", cases[i], d, want);
@@ -194,13 +201,13 @@ static void test_numbers(void **state)
 static void test_equal(void **state)
 {
     (void)state;
-    assert_true(at_ingest__json_equal(parse_ok("{\"a\":[1,\"x\"],\"b\":null}"),
+    assert_true(at_json_equal(parse_ok("{\"a\":[1,\"x\"],\"b\":null}"),
                                       parse_ok("{\"b\":null,\"a\":[1.0,\"\\u0078\"]}")));
-    assert_true(at_ingest__json_equal(parse_ok("100"), parse_ok("1e2")));
-    assert_false(at_ingest__json_equal(parse_ok("[1,2]"), parse_ok("[2,1]")));
-    assert_false(at_ingest__json_equal(parse_ok("{\"a\":1}"), parse_ok("{\"a\":1,\"b\":2}")));
-    assert_false(at_ingest__json_equal(parse_ok("\"1\""), parse_ok("1")));
-    assert_false(at_ingest__json_equal(parse_ok("true"), parse_ok("false")));
+    assert_true(at_json_equal(parse_ok("100"), parse_ok("1e2")));
+    assert_false(at_json_equal(parse_ok("[1,2]"), parse_ok("[2,1]")));
+    assert_false(at_json_equal(parse_ok("{\"a\":1}"), parse_ok("{\"a\":1,\"b\":2}")));
+    assert_false(at_json_equal(parse_ok("\"1\""), parse_ok("1")));
+    assert_false(at_json_equal(parse_ok("true"), parse_ok("false")));
 }
 
 static void test_long_strings(void **state)
@@ -222,7 +229,7 @@ static void test_long_strings(void **state)
         snprintf(src, sizeof src, "\"%.*s\x01\"", at, "0123456789012345678901234567890123456789");
         at_json_t *v;
         at_error_t e;
-        assert_int_equal(at_ingest__json_parse_all(src, strlen(src), &g_a, 16, &v, &e), AT_EPARSE);
+        assert_int_equal(at_json_parse_all(src, strlen(src), &g_a, 16, &v, &e), AT_EPARSE);
     }
 }
 

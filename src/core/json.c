@@ -8,7 +8,7 @@
  * The parser is strict RFC 8259: UTF-8 is validated, lone surrogates are
  * refused, nesting is capped. Strings without escapes are not copied.
  */
-#include "ingest_int.h"
+#include "at_json.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -61,7 +61,7 @@ static size_t at_json__scan_plain(const char *s, size_t i, size_t n)
 
 /* Prepares p to parse src (borrowed; must outlive the trees built).
  * Thread: the caller's. */
-void at_ingest__json_init(at_jparse_t *p, const char *src, size_t len, at_arena_t *arena,
+void at_json_init(at_jparse_t *p, const char *src, size_t len, at_arena_t *arena,
                           int max_depth)
 {
     memset(p, 0, sizeof *p);
@@ -74,7 +74,7 @@ void at_ingest__json_init(at_jparse_t *p, const char *src, size_t len, at_arena_
 }
 
 /* Makes later nodes come from arena (e.g. after it was reset). */
-void at_ingest__json_set_arena(at_jparse_t *p, at_arena_t *arena)
+void at_json_set_arena(at_jparse_t *p, at_arena_t *arena)
 {
     p->arena = arena;
     p->blk = NULL;
@@ -97,7 +97,7 @@ static void *at_json__alloc(at_jparse_t *p, size_t n)
 }
 
 /* Records the error at pos (msg is static text); returns AT_EPARSE. */
-int at_ingest__json_fail(at_jparse_t *p, size_t pos, const char *msg)
+int at_json_fail(at_jparse_t *p, size_t pos, const char *msg)
 {
     p->err_pos = pos;
     p->err_msg = msg;
@@ -105,7 +105,7 @@ int at_ingest__json_fail(at_jparse_t *p, size_t pos, const char *msg)
 }
 
 /* Skips JSON whitespace. */
-void at_ingest__json_ws(at_jparse_t *p)
+void at_json_ws(at_jparse_t *p)
 {
     const char *s = p->src;
     size_t i = p->pos, n = p->len;
@@ -246,7 +246,7 @@ static size_t at_json__decode(char *d, const char *s, size_t n)
 
 /* Parses the string at p->pos (which is '"'). On success *s and *n give
  * its bytes (decoded when *esc) when building; returns 0 or AT_EPARSE. */
-int at_ingest__json_string(at_jparse_t *p, const char **s, uint32_t *n, uint8_t *esc)
+int at_json_string(at_jparse_t *p, const char **s, uint32_t *n, uint8_t *esc)
 {
     const char *src = p->src;
     size_t start = p->pos + 1, i = start, len = p->len;
@@ -254,27 +254,27 @@ int at_ingest__json_string(at_jparse_t *p, const char **s, uint32_t *n, uint8_t 
     for (;;) {
         i = at_json__scan_plain(src, i, len);
         if (i >= len)
-            return at_ingest__json_fail(p, p->pos, "unterminated string");
+            return at_json_fail(p, p->pos, "unterminated string");
         uint8_t c = (uint8_t)src[i];
         if (c == '"')
             break;
         if (c == '\\') {
             size_t e = at_json__escape_len(src, i, len);
             if (!e)
-                return at_ingest__json_fail(p, i, "invalid escape in string");
+                return at_json_fail(p, i, "invalid escape in string");
             escaped = true;
             i += e;
         } else if (c >= 0x80) {
             size_t u = at_json__utf8((const uint8_t *)src + i, len - i);
             if (!u)
-                return at_ingest__json_fail(p, i, "invalid UTF-8 in string");
+                return at_json_fail(p, i, "invalid UTF-8 in string");
             i += u;
         } else {
-            return at_ingest__json_fail(p, i, "control character in string");
+            return at_json_fail(p, i, "control character in string");
         }
     }
     if (i - start > UINT32_MAX)
-        return at_ingest__json_fail(p, p->pos, "string too long");
+        return at_json_fail(p, p->pos, "string too long");
     p->pos = i + 1;
     *esc = escaped;
     if (!p->build) {
@@ -304,11 +304,11 @@ static int at_json__number(at_jparse_t *p, at_json_t *v)
         while (i < n && s[i] >= '0' && s[i] <= '9')
             i++;
     else
-        return at_ingest__json_fail(p, start, "invalid number");
+        return at_json_fail(p, start, "invalid number");
     if (i < n && s[i] == '.') {
         is_int = false;
         if (++i >= n || s[i] < '0' || s[i] > '9')
-            return at_ingest__json_fail(p, i, "invalid number: digit expected after '.'");
+            return at_json_fail(p, i, "invalid number: digit expected after '.'");
         while (i < n && s[i] >= '0' && s[i] <= '9')
             i++;
     }
@@ -317,7 +317,7 @@ static int at_json__number(at_jparse_t *p, at_json_t *v)
         if (++i < n && (s[i] == '+' || s[i] == '-'))
             i++;
         if (i >= n || s[i] < '0' || s[i] > '9')
-            return at_ingest__json_fail(p, i, "invalid number: digit expected in exponent");
+            return at_json_fail(p, i, "invalid number: digit expected in exponent");
         while (i < n && s[i] >= '0' && s[i] <= '9')
             i++;
     }
@@ -334,7 +334,7 @@ static int at_json__number(at_jparse_t *p, at_json_t *v)
 static int at_json__literal(at_jparse_t *p, const char *word, size_t n, int type, at_json_t *v)
 {
     if (p->len - p->pos < n || memcmp(p->src + p->pos, word, n) != 0)
-        return at_ingest__json_fail(p, p->pos, "unexpected character: a value was expected");
+        return at_json_fail(p, p->pos, "unexpected character: a value was expected");
     p->pos += n;
     if (v)
         v->type = (uint8_t)type;
@@ -357,7 +357,7 @@ static at_json_t *at_json__node(at_jparse_t *p)
 static int at_json__enter(at_jparse_t *p)
 {
     if (++p->depth > p->max_depth)
-        return at_ingest__json_fail(p, p->pos, "nesting too deep");
+        return at_json_fail(p, p->pos, "nesting too deep");
     return 0;
 }
 
@@ -379,7 +379,7 @@ static int at_json__array(at_jparse_t *p, at_json_t *v)
         return rc;
     at_json_t **tail = v ? &v->child : NULL;
     p->pos++;
-    at_ingest__json_ws(p);
+    at_json_ws(p);
     if (p->pos < p->len && p->src[p->pos] == ']') {
         p->pos++;
         p->depth--;
@@ -387,17 +387,17 @@ static int at_json__array(at_jparse_t *p, at_json_t *v)
     }
     for (;;) {
         at_json_t *c = NULL;
-        if ((rc = at_ingest__json_value(p, &c)) < 0)
+        if ((rc = at_json_value(p, &c)) < 0)
             return rc;
         at_json__link(v, &tail, c);
-        at_ingest__json_ws(p);
+        at_json_ws(p);
         if (p->pos >= p->len)
-            return at_ingest__json_fail(p, p->pos, "unexpected end of input in array");
+            return at_json_fail(p, p->pos, "unexpected end of input in array");
         char ch = p->src[p->pos++];
         if (ch == ']')
             break;
         if (ch != ',')
-            return at_ingest__json_fail(p, p->pos - 1, "expected ',' or ']'");
+            return at_json_fail(p, p->pos - 1, "expected ',' or ']'");
     }
     p->depth--;
     return 0;
@@ -405,20 +405,20 @@ static int at_json__array(at_jparse_t *p, at_json_t *v)
 
 static int at_json__member(at_jparse_t *p, at_json_t **out)
 {
-    at_ingest__json_ws(p);
+    at_json_ws(p);
     if (p->pos >= p->len || p->src[p->pos] != '"')
-        return at_ingest__json_fail(p, p->pos, "expected a string key");
+        return at_json_fail(p, p->pos, "expected a string key");
     const char *k;
     uint32_t kn;
     uint8_t kesc;
-    int rc = at_ingest__json_string(p, &k, &kn, &kesc);
+    int rc = at_json_string(p, &k, &kn, &kesc);
     if (rc < 0)
         return rc;
-    at_ingest__json_ws(p);
+    at_json_ws(p);
     if (p->pos >= p->len || p->src[p->pos] != ':')
-        return at_ingest__json_fail(p, p->pos, "expected ':' after key");
+        return at_json_fail(p, p->pos, "expected ':' after key");
     p->pos++;
-    if ((rc = at_ingest__json_value(p, out)) < 0)
+    if ((rc = at_json_value(p, out)) < 0)
         return rc;
     if (*out) {
         (*out)->key = k;
@@ -436,7 +436,7 @@ static int at_json__object(at_jparse_t *p, at_json_t *v)
         return rc;
     at_json_t **tail = v ? &v->child : NULL;
     p->pos++;
-    at_ingest__json_ws(p);
+    at_json_ws(p);
     if (p->pos < p->len && p->src[p->pos] == '}') {
         p->pos++;
         p->depth--;
@@ -447,14 +447,14 @@ static int at_json__object(at_jparse_t *p, at_json_t *v)
         if ((rc = at_json__member(p, &c)) < 0)
             return rc;
         at_json__link(v, &tail, c);
-        at_ingest__json_ws(p);
+        at_json_ws(p);
         if (p->pos >= p->len)
-            return at_ingest__json_fail(p, p->pos, "unexpected end of input in object");
+            return at_json_fail(p, p->pos, "unexpected end of input in object");
         char ch = p->src[p->pos++];
         if (ch == '}')
             break;
         if (ch != ',')
-            return at_ingest__json_fail(p, p->pos - 1, "expected ',' or '}'");
+            return at_json_fail(p, p->pos - 1, "expected ',' or '}'");
     }
     p->depth--;
     return 0;
@@ -463,12 +463,12 @@ static int at_json__object(at_jparse_t *p, at_json_t *v)
 /* Parses one value at p->pos (leading whitespace skipped). *out is the
  * node (arena) or NULL when not building. Returns 0 or AT_EPARSE with
  * p->err_pos and p->err_msg set. */
-int at_ingest__json_value(at_jparse_t *p, at_json_t **out)
+int at_json_value(at_jparse_t *p, at_json_t **out)
 {
-    at_ingest__json_ws(p);
+    at_json_ws(p);
     *out = NULL;
     if (p->pos >= p->len)
-        return at_ingest__json_fail(p, p->pos, "unexpected end of input: a value was expected");
+        return at_json_fail(p, p->pos, "unexpected end of input: a value was expected");
     at_json_t *v = at_json__node(p);
     size_t start = p->pos;
     int rc;
@@ -487,7 +487,7 @@ int at_ingest__json_value(at_jparse_t *p, at_json_t **out)
         const char *s;
         uint32_t n;
         uint8_t esc;
-        rc = at_ingest__json_string(p, &s, &n, &esc);
+        rc = at_json_string(p, &s, &n, &esc);
         if (rc == 0 && v) {
             v->type = AT_JSON_STRING;
             v->s = s;
@@ -519,14 +519,14 @@ int at_ingest__json_value(at_jparse_t *p, at_json_t **out)
         rc = at_json__number(p, v);
         break;
     default:
-        rc = at_ingest__json_fail(p, p->pos, "unexpected character: a value was expected");
+        rc = at_json_fail(p, p->pos, "unexpected character: a value was expected");
         break;
     }
     if (rc < 0)
         return rc;
     if (v) {
         if (p->pos > UINT32_MAX)
-            return at_ingest__json_fail(p, start, "input too long");
+            return at_json_fail(p, start, "input too long");
         v->off = (uint32_t)start;
         v->end = (uint32_t)p->pos;
     }
@@ -535,7 +535,7 @@ int at_ingest__json_value(at_jparse_t *p, at_json_t **out)
 }
 
 /* 1-based line and column (in bytes) of pos in src. */
-void at_ingest__json_where(const char *src, size_t pos, int *line, int *col)
+void at_json_where(const char *src, size_t pos, int *line, int *col)
 {
     int l = 1;
     size_t bol = 0;
@@ -551,36 +551,36 @@ void at_ingest__json_where(const char *src, size_t pos, int *line, int *col)
 
 /* Fills err from p's error: code "invalid_json", message "what: line L,
  * column C: reason". Returns AT_EPARSE. */
-int at_ingest__json_error(const at_jparse_t *p, at_error_t *err, const char *what)
+int at_json_error(const at_jparse_t *p, at_error_t *err, const char *what)
 {
     int line, col;
-    at_ingest__json_where(p->src, p->err_pos, &line, &col);
+    at_json_where(p->src, p->err_pos, &line, &col);
     return at_error_set(err, AT_EPARSE, "invalid_json", NULL, "%s: line %d, column %d: %s", what,
                         line, col, p->err_msg ? p->err_msg : "invalid JSON");
 }
 
 /* Parses all of src as one JSON value (whitespace around it allowed) into
  * arena. Returns 0 or AT_EPARSE with err ("invalid_json", line, column). */
-int at_ingest__json_parse_all(const char *src, size_t len, at_arena_t *arena, int max_depth,
+int at_json_parse_all(const char *src, size_t len, at_arena_t *arena, int max_depth,
                               at_json_t **out, at_error_t *err)
 {
     at_jparse_t p;
-    at_ingest__json_init(&p, src, len, arena, max_depth);
-    int rc = at_ingest__json_value(&p, out);
+    at_json_init(&p, src, len, arena, max_depth);
+    int rc = at_json_value(&p, out);
     if (rc == 0) {
-        at_ingest__json_ws(&p);
+        at_json_ws(&p);
         if (p.pos != p.len)
-            rc = at_ingest__json_fail(&p, p.pos, "unexpected data after the JSON value");
+            rc = at_json_fail(&p, p.pos, "unexpected data after the JSON value");
     }
     if (rc < 0)
-        return at_ingest__json_error(&p, err, "invalid JSON");
+        return at_json_error(&p, err, "invalid JSON");
     return 0;
 }
 
 /* ---- tree helpers ------------------------------------------------------- */
 
 /* See ingest_int.h. */
-void at_ingest__path(const at_jpath_t *fr, char *out, size_t n)
+void at_json_path(const at_jpath_t *fr, char *out, size_t n)
 {
     const at_jpath_t *st[64];
     size_t k = 0, o = 0;
@@ -600,7 +600,7 @@ void at_ingest__path(const at_jpath_t *fr, char *out, size_t n)
 
 /* The member of obj named key[0..n), or NULL (also when obj is not an
  * object). The first one wins if a name repeats. */
-const at_json_t *at_ingest__json_get(const at_json_t *obj, const char *key, size_t n)
+const at_json_t *at_json_get(const at_json_t *obj, const char *key, size_t n)
 {
     if (!obj || obj->type != AT_JSON_OBJECT)
         return NULL;
@@ -635,7 +635,7 @@ static bool at_json__number_fast(const char *s, size_t n, double *out)
 }
 
 /* The value of a number node as a double (may be +-inf when huge). */
-double at_ingest__json_number(const at_json_t *v)
+double at_json_number(const at_json_t *v)
 {
     double d;
     if (at_json__number_fast(v->s, v->len, &d))
@@ -653,7 +653,7 @@ double at_ingest__json_number(const at_json_t *v)
 
 /* The value of an integer-syntax number node in *out. Returns 0 or
  * AT_EINVALID when it is not an integer or does not fit in 64 bits. */
-int at_ingest__json_i64(const at_json_t *v, int64_t *out)
+int at_json_i64(const at_json_t *v, int64_t *out)
 {
     if (v->type != AT_JSON_NUMBER || !(v->flags & AT_JSON_F_INT))
         return AT_EINVALID;
@@ -675,13 +675,13 @@ int at_ingest__json_i64(const at_json_t *v, int64_t *out)
 }
 
 /* JSON equality: numbers by value, objects regardless of member order. */
-bool at_ingest__json_equal(const at_json_t *a, const at_json_t *b)
+bool at_json_equal(const at_json_t *a, const at_json_t *b)
 {
     if (a->type != b->type)
         return false;
     switch (a->type) {
     case AT_JSON_NUMBER:
-        return at_ingest__json_number(a) == at_ingest__json_number(b);
+        return at_json_number(a) == at_json_number(b);
     case AT_JSON_STRING:
         return a->len == b->len && memcmp(a->s, b->s, a->len) == 0;
     case AT_JSON_ARRAY: {
@@ -689,7 +689,7 @@ bool at_ingest__json_equal(const at_json_t *a, const at_json_t *b)
             return false;
         const at_json_t *x = a->child, *y = b->child;
         for (; x && y; x = x->next, y = y->next)
-            if (!at_ingest__json_equal(x, y))
+            if (!at_json_equal(x, y))
                 return false;
         return true;
     }
@@ -697,8 +697,8 @@ bool at_ingest__json_equal(const at_json_t *a, const at_json_t *b)
         if (a->len != b->len)
             return false;
         for (const at_json_t *x = a->child; x; x = x->next) {
-            const at_json_t *y = at_ingest__json_get(b, x->key, x->key_len);
-            if (!y || !at_ingest__json_equal(x, y))
+            const at_json_t *y = at_json_get(b, x->key, x->key_len);
+            if (!y || !at_json_equal(x, y))
                 return false;
         }
         return true;
@@ -731,9 +731,9 @@ static char *at_json__escape(char *d, uint8_t c)
 
 /* Appends s[0..n) as a JSON string. escaped: s may hold characters that
  * need escapes (it was decoded); otherwise it is copied as is. */
-void at_ingest__w_str(at_buf_t *b, const char *s, size_t n, bool escaped)
+void at_json_w_str(at_buf_t *b, const char *s, size_t n, bool escaped)
 {
-    at_ingest__w_need(b, escaped ? n * 6 + 2 : n + 2);
+    at_json_w_need(b, escaped ? n * 6 + 2 : n + 2);
     char *d = b->data + b->len;
     *d++ = '"';
     if (!escaped) {
@@ -755,43 +755,43 @@ void at_ingest__w_str(at_buf_t *b, const char *s, size_t n, bool escaped)
 }
 
 /* Appends v compactly (no whitespace), keys in their order. */
-void at_ingest__w_value(at_buf_t *b, const at_json_t *v)
+void at_json_w_value(at_buf_t *b, const at_json_t *v)
 {
     switch (v->type) {
     case AT_JSON_NULL:
-        at_ingest__w_raw(b, "null", 4);
+        at_json_w_raw(b, "null", 4);
         return;
     case AT_JSON_FALSE:
-        at_ingest__w_raw(b, "false", 5);
+        at_json_w_raw(b, "false", 5);
         return;
     case AT_JSON_TRUE:
-        at_ingest__w_raw(b, "true", 4);
+        at_json_w_raw(b, "true", 4);
         return;
     case AT_JSON_NUMBER:
-        at_ingest__w_raw(b, v->s, v->len);
+        at_json_w_raw(b, v->s, v->len);
         return;
     case AT_JSON_STRING:
-        at_ingest__w_str(b, v->s, v->len, v->flags & AT_JSON_F_ESC);
+        at_json_w_str(b, v->s, v->len, v->flags & AT_JSON_F_ESC);
         return;
     default:
         break;
     }
     bool obj = v->type == AT_JSON_OBJECT;
-    at_ingest__w_raw(b, obj ? "{" : "[", 1);
+    at_json_w_raw(b, obj ? "{" : "[", 1);
     for (const at_json_t *c = v->child; c; c = c->next) {
         if (c != v->child)
-            at_ingest__w_raw(b, ",", 1);
+            at_json_w_raw(b, ",", 1);
         if (obj) {
-            at_ingest__w_str(b, c->key, c->key_len, c->flags & AT_JSON_F_KEY_ESC);
-            at_ingest__w_raw(b, ":", 1);
+            at_json_w_str(b, c->key, c->key_len, c->flags & AT_JSON_F_KEY_ESC);
+            at_json_w_raw(b, ":", 1);
         }
-        at_ingest__w_value(b, c);
+        at_json_w_value(b, c);
     }
-    at_ingest__w_raw(b, obj ? "}" : "]", 1);
+    at_json_w_raw(b, obj ? "}" : "]", 1);
 }
 
 /* Appends v in decimal. */
-void at_ingest__w_i64(at_buf_t *b, int64_t v)
+void at_json_w_i64(at_buf_t *b, int64_t v)
 {
     char tmp[24];
     int i = (int)sizeof tmp;
@@ -802,5 +802,5 @@ void at_ingest__w_i64(at_buf_t *b, int64_t v)
     } while (u);
     if (v < 0)
         tmp[--i] = '-';
-    at_ingest__w_raw(b, tmp + i, sizeof tmp - (size_t)i);
+    at_json_w_raw(b, tmp + i, sizeof tmp - (size_t)i);
 }
