@@ -5,6 +5,8 @@
 JOBS ?= $(shell nproc)
 LISTEN ?= 127.0.0.1:8080
 DATA_DIR ?= ./attune-data
+# The compile_commands.json that lint's clang-tidy reads (the dev preset's).
+TIDY_BUILD ?= build/dev
 
 run: release
 	@echo "attune: serving on http://$(LISTEN)/  (data in $(DATA_DIR); Ctrl-C to stop)"
@@ -42,7 +44,12 @@ fmt:
 lint: build
 	@scripts/deps.sh lint
 	@find src include tests -name '*.[ch]' | xargs clang-format --dry-run -Werror
-	@run-clang-tidy -quiet -p build/dev 'src/.*' >/dev/null 2>build/tidy.log || (cat build/tidy.log; exit 1)
+	@run-clang-tidy -quiet -p $(TIDY_BUILD) 'src/.*' >$(TIDY_BUILD)/tidy.log 2>&1 || { \
+	  sed 's/\x1b\[[0-9;]*m//g; s|^$(CURDIR)/||; s/,-warnings-as-errors\]/]/' $(TIDY_BUILD)/tidy.log | \
+	    grep -E '^[^ ]+:[0-9]+:[0-9]+: (warning|error): ' | sort -u | grep . || \
+	    sed 's/\x1b\[[0-9;]*m//g' $(TIDY_BUILD)/tidy.log; \
+	  echo "clang-tidy failed: findings above (FILE:LINE:COL: ... [CHECK]); full output in $(TIDY_BUILD)/tidy.log" >&2; \
+	  exit 1; }
 	@cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
 	  -I include -I src/core src include
 

@@ -29,9 +29,9 @@ typedef struct attune attune_t;
 
 /* An error for people: the HTTP error body and CLI messages. */
 typedef struct attune_error {
-    char code[32];     /* "invalid_json", "batch_too_large", "queue_full", ... */
+    char code[32]; /* "invalid_json", "batch_too_large", "queue_full", ... */
     char message[256];
-    char field[128];   /* may be empty */
+    char field[128]; /* may be empty */
 } attune_error_t;
 
 /* Opens the engine. config_path may be NULL (defaults). overrides is a
@@ -53,13 +53,13 @@ enum { ATTUNE_BODY_JSON = 0, ATTUNE_BODY_NDJSON = 1, ATTUNE_BODY_TEXT = 2 };
 #define ATTUNE_INGEST_NEED_KEY 1 /* the caller had no key: the body's write_key must be one */
 
 typedef struct attune_ingest_result {
-    int status;            /* 0, or <0: the batch was not written (error says why) */
+    int status; /* 0, or <0: the batch was not written (error says why) */
     attune_error_t error;
     uint32_t accepted;
     uint32_t duplicates;
     uint32_t rejected;
-    const char *json;      /* the answer body: {"accepted":..,"duplicates":..,"rejected":[..],
-                              "positions":["P:OFFSET",..]}; valid during the callback */
+    const char *json; /* the answer body: {"accepted":..,"duplicates":..,"rejected":[..],
+                         "positions":["P:OFFSET",..]}; valid during the callback */
     size_t json_len;
 } attune_ingest_result_t;
 typedef void (*attune_ingest_cb)(void *ud, const attune_ingest_result_t *res);

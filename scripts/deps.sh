@@ -4,9 +4,9 @@
 set -euo pipefail
 what=${1:-build}
 
-build_pkgs="gcc make cmake ninja-build pkg-config libyaml-dev libxxhash-dev libcjson-dev libssl-dev libh2o-evloop-dev libwslay-dev"
+build_pkgs="gcc make cmake ninja-build pkg-config libyaml-dev libxxhash-dev libcjson-dev libssl-dev libh2o-evloop-dev libwslay-dev tzdata"
 test_pkgs="clang libclang-rt-14-dev libcmocka-dev curl python3 procps"
-bench_pkgs="wrk nginx-light redis-server redis-tools libhiredis-dev valgrind linux-perf util-linux"
+bench_pkgs="wrk nginx-light redis-server redis-tools libhiredis-dev liblmdb-dev valgrind linux-perf util-linux"
 
 pkgs="$build_pkgs"
 case "$what" in

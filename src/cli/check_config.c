@@ -20,7 +20,7 @@ int at_cli_check_config(int argc, char **argv)
     if (argc == 2 && !strcmp(argv[1], "--doc"))
         return at_config_doc_print(1) < 0 ? 1 : 0;
     if (argc != 2) {
-        fprintf(stderr, "usage: attune check-config FILE\n");
+        (void)fprintf(stderr, "usage: attune check-config FILE\n");
         return 2;
     }
     at_config_t c;
@@ -29,17 +29,17 @@ int at_cli_check_config(int argc, char **argv)
     /* Load errors come as "FILE:LINE:COL: reason" already. */
     int rc = at_config_load_file(&c, argv[1], err, sizeof err);
     if (rc < 0) {
-        fprintf(stderr, "%s\n", err);
+        (void)fprintf(stderr, "%s\n", err);
         goto out;
     }
     if ((rc = at_config_validate(&c, err, sizeof err)) < 0) {
-        fprintf(stderr, "%s: %s\n", argv[1], err);
+        (void)fprintf(stderr, "%s: %s\n", argv[1], err);
         goto out;
     }
     at_ingest_t *in = NULL; /* schemas must compile */
     at_error_t e = {0};
     if ((rc = at_ingest_new(&in, &c, NULL, &e)) < 0) {
-        fprintf(stderr, "%s: %s: %s\n", argv[1], e.field, e.message);
+        (void)fprintf(stderr, "%s: %s: %s\n", argv[1], e.field, e.message);
         goto out;
     }
     at_ingest_free(in);

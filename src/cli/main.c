@@ -29,11 +29,11 @@ static const at_cli_cmd_t at_cli__cmds[] = {
 
 static void at_cli__usage(FILE *f)
 {
-    fprintf(f, "usage: attune COMMAND [OPTIONS]\n\n"
-               "attune is a real-time personalization engine.\n\ncommands:\n");
+    (void)fprintf(f, "usage: attune COMMAND [OPTIONS]\n\n"
+                     "attune is a real-time personalization engine.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof at_cli__cmds / sizeof at_cli__cmds[0]; i++)
-        fprintf(f, "  %-14s %s\n", at_cli__cmds[i].name, at_cli__cmds[i].help);
-    fprintf(f, "\nRun 'attune COMMAND --help' for a command's options.\n");
+        (void)fprintf(f, "  %-14s %s\n", at_cli__cmds[i].name, at_cli__cmds[i].help);
+    (void)fprintf(f, "\nRun 'attune COMMAND --help' for a command's options.\n");
 }
 
 int main(int argc, char **argv)
@@ -51,7 +51,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof at_cli__cmds / sizeof at_cli__cmds[0]; i++)
         if (!strcmp(argv[1], at_cli__cmds[i].name))
             return at_cli__cmds[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "attune: unknown command '%s'\n\n", argv[1]);
+    (void)fprintf(stderr, "attune: unknown command '%s'\n\n", argv[1]);
     at_cli__usage(stderr);
     return 2;
 }

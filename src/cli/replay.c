@@ -10,8 +10,8 @@
 #include <string.h>
 
 typedef struct at_replay {
-    int partition;       /* -1: all */
-    int64_t to_offset;   /* with partition: last offset printed */
+    int partition;          /* -1: all */
+    int64_t to_offset;      /* with partition: last offset printed */
     int64_t from_ms, to_ms; /* receive-time range [from, to) */
     at_buf_t line;
     uint64_t n;
@@ -19,16 +19,18 @@ typedef struct at_replay {
 
 static void at_cli__replay_usage(FILE *f)
 {
-    fprintf(f, "usage: attune replay [OPTIONS]\n\n"
-               "Prints the event log as NDJSON, one record per line:\n"
-               "  {\"partition\":P,\"offset\":O,\"type\":\"event\",\"key\":\"u:42\",\"event_id\":\"..\",\n"
-               "   \"recv_ms\":..,\"ts_ms\":..,\"value\":{the canonical event}}\n\n"
-               "  -d, --data-dir DIR   data directory (default ./attune-data); the server may\n"
-               "                       be running or stopped\n"
-               "      --from POS|TIME  start at position P:OFFSET (that partition only), or at\n"
-               "                       a receive time (RFC 3339 or epoch ms)\n"
-               "      --to POS|TIME    stop after position P:OFFSET, or before a receive time\n"
-               "  -h, --help           this help\n");
+    (void)fprintf(
+        f,
+        "usage: attune replay [OPTIONS]\n\n"
+        "Prints the event log as NDJSON, one record per line:\n"
+        "  {\"partition\":P,\"offset\":O,\"type\":\"event\",\"key\":\"u:42\",\"event_id\":\"..\",\n"
+        "   \"recv_ms\":..,\"ts_ms\":..,\"value\":{the canonical event}}\n\n"
+        "  -d, --data-dir DIR   data directory (default ./attune-data); the server may\n"
+        "                       be running or stopped\n"
+        "      --from POS|TIME  start at position P:OFFSET (that partition only), or at\n"
+        "                       a receive time (RFC 3339 or epoch ms)\n"
+        "      --to POS|TIME    stop after position P:OFFSET, or before a receive time\n"
+        "  -h, --help           this help\n");
 }
 
 /* Parses "P:OFFSET" (returns 1) or a time (returns 2); 0 if neither. */
@@ -85,8 +87,10 @@ static int at_cli__replay_rec(void *ud, const attune_record_t *r)
 int at_cli_replay(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"data-dir", required_argument, NULL, 'd'}, {"from", required_argument, NULL, 'F'},
-        {"to", required_argument, NULL, 'T'},       {"help", no_argument, NULL, 'h'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"from", required_argument, NULL, 'F'},
+        {"to", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = "./attune-data";
@@ -94,10 +98,14 @@ int at_cli_replay(int argc, char **argv)
     int c, fp = -1, tp = -1;
     int64_t foff = 0, toff = -1;
     optind = 1;
+    /* getopt_long() keeps its state in globals: this runs on the main thread
+     * before any other thread exists. NOLINTNEXTLINE(concurrency-mt-unsafe) */
     while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
         int kind;
         switch (c) {
-        case 'd': dir = optarg; break;
+        case 'd':
+            dir = optarg;
+            break;
         case 'F':
             kind = at_cli__pos_or_time(optarg, &fp, &foff, &rp.from_ms);
             if (!kind)
@@ -108,12 +116,16 @@ int at_cli_replay(int argc, char **argv)
             if (!kind)
                 goto bad;
             break;
-        case 'h': at_cli__replay_usage(stdout); return 0;
-        default: at_cli__replay_usage(stderr); return 2;
+        case 'h':
+            at_cli__replay_usage(stdout);
+            return 0;
+        default:
+            at_cli__replay_usage(stderr);
+            return 2;
         }
     }
     if (fp >= 0 && tp >= 0 && fp != tp) {
-        fprintf(stderr, "attune replay: --from and --to name different partitions\n");
+        (void)fprintf(stderr, "attune replay: --from and --to name different partitions\n");
         return 2;
     }
     rp.partition = fp >= 0 ? fp : tp;
@@ -130,13 +142,15 @@ int at_cli_replay(int argc, char **argv)
     int rc = attune_log_read(dir, from, at_cli__replay_rec, &rp, err, sizeof err);
     free(from);
     at_buf_deinit(&rp.line);
-    fflush(stdout);
+    if (fflush(stdout) != 0 && rc >= 0) /* the last records are written only now */
+        rc = -EIO;
     if (rc < 0) {
-        fprintf(stderr, "attune replay: %s\n", err[0] ? err : attune_strerror(rc));
+        (void)fprintf(stderr, "attune replay: %s\n", err[0] ? err : attune_strerror(rc));
         return 1;
     }
     return 0;
 bad:
-    fprintf(stderr, "attune replay: '%s' is neither a position P:OFFSET nor a time\n", optarg);
+    (void)fprintf(stderr, "attune replay: '%s' is neither a position P:OFFSET nor a time\n",
+                  optarg);
     return 2;
 }

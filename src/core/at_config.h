@@ -36,38 +36,38 @@ typedef struct at_config_schema {
 
 typedef struct at_config {
     /* server */
-    char *listen;      /* "127.0.0.1:8080" */
-    char *data_dir;    /* "./attune-data" */
-    int partitions;    /* fixed when the data directory is created; default 16 */
-    int shards;        /* processing threads; default 1 */
-    at_fsync_t fsync;  /* default batch */
+    char *listen;       /* "127.0.0.1:8080" */
+    char *data_dir;     /* "./attune-data" */
+    int partitions;     /* fixed when the data directory is created; default 16 */
+    int shards;         /* processing threads; default 1 */
+    at_fsync_t fsync;   /* default batch */
     int64_t max_memory; /* bytes of queued request data; default 256 MiB */
-    char *log_level;   /* debug|info|warn|error */
+    char *log_level;    /* debug|info|warn|error */
 
     /* http */
-    int http_threads;         /* default 1 */
-    int64_t max_header_bytes; /* default 16 KiB */
-    int64_t max_body_bytes;   /* default 1 MiB (= batch byte limit) */
-    int64_t idle_timeout_ms;  /* keep-alive idle; default 60 s */
+    int http_threads;           /* default 1 */
+    int64_t max_header_bytes;   /* default 16 KiB */
+    int64_t max_body_bytes;     /* default 1 MiB (= batch byte limit) */
+    int64_t idle_timeout_ms;    /* keep-alive idle; default 60 s */
     int64_t request_timeout_ms; /* whole request must arrive within; default 10 s */
-    int max_connections;      /* default 10000 */
-    char **cors_origins;      /* NULL-terminated list, may be NULL */
+    int max_connections;        /* default 10000 */
+    char **cors_origins;        /* NULL-terminated list, may be NULL */
 
     /* events */
-    int64_t max_event_bytes;  /* default 32 KiB */
-    int max_batch_events;     /* default 500 */
-    int max_field_length;     /* default 1024 bytes for string fields */
-    int max_depth;            /* default 8 */
-    int64_t max_future_ms;    /* clamp beyond now + this; default 5 min */
+    int64_t max_event_bytes; /* default 32 KiB */
+    int max_batch_events;    /* default 500 */
+    int max_field_length;    /* default 1024 bytes for string fields */
+    int max_depth;           /* default 8 */
+    int64_t max_future_ms;   /* clamp beyond now + this; default 5 min */
 
     /* dedup */
-    int64_t dedup_horizon_ms; /* default 24 h, in receive time */
+    int64_t dedup_horizon_ms;        /* default 24 h, in receive time */
     int64_t dedup_max_per_partition; /* default 1,000,000 */
 
     /* log */
-    int64_t segment_bytes;    /* default 64 MiB */
-    int64_t retention_bytes;  /* default 0 = unlimited */
-    int64_t retention_ms;     /* default 7 d; 0 = unlimited */
+    int64_t segment_bytes;      /* default 64 MiB */
+    int64_t retention_bytes;    /* default 0 = unlimited */
+    int64_t retention_ms;       /* default 7 d; 0 = unlimited */
     int64_t rejected_max_bytes; /* quarantine log cap; default 64 MiB */
 
     /* security */

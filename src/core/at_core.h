@@ -107,14 +107,14 @@ typedef struct at_arena {
 
 void at_arena_init(at_arena_t *a, size_t chunk_size);
 void at_arena_deinit(at_arena_t *a);
-void at_arena_reset(at_arena_t *a); /* frees all but the first chunk */
+void at_arena_reset(at_arena_t *a);            /* frees all but the first chunk */
 void *at_arena_alloc(at_arena_t *a, size_t n); /* 16-byte aligned, aborts on OOM */
 char *at_arena_strndup(at_arena_t *a, const char *s, size_t n);
 
 /* ---- time --------------------------------------------------------------
  * Milliseconds since the Unix epoch (UTC) are the unit of event time. */
-int64_t at_time_now_ms(void);   /* CLOCK_REALTIME */
-int64_t at_time_mono_ns(void);  /* CLOCK_MONOTONIC */
+int64_t at_time_now_ms(void);  /* CLOCK_REALTIME */
+int64_t at_time_mono_ns(void); /* CLOCK_MONOTONIC */
 /* Parses an RFC 3339 date-time ("2026-04-27T14:35:00.123+02:00", 'Z' or
  * offset required; fractions finer than ms are truncated) into *ms.
  * Returns 0 or AT_EPARSE. */

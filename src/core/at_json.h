@@ -69,8 +69,7 @@ typedef struct at_jparse {
     const char *err_msg; /* static text */
 } at_jparse_t;
 
-void at_json_init(at_jparse_t *p, const char *src, size_t len, at_arena_t *arena,
-                          int max_depth);
+void at_json_init(at_jparse_t *p, const char *src, size_t len, at_arena_t *arena, int max_depth);
 void at_json_set_arena(at_jparse_t *p, at_arena_t *arena);
 void at_json_ws(at_jparse_t *p);
 int at_json_value(at_jparse_t *p, at_json_t **out);
@@ -79,7 +78,7 @@ int at_json_fail(at_jparse_t *p, size_t pos, const char *msg);
 void at_json_where(const char *src, size_t pos, int *line, int *col);
 int at_json_error(const at_jparse_t *p, at_error_t *err, const char *what);
 int at_json_parse_all(const char *src, size_t len, at_arena_t *arena, int max_depth,
-                              at_json_t **out, at_error_t *err);
+                      at_json_t **out, at_error_t *err);
 
 /* A step on the way from a root down to a value, kept on the stack while
  * walking a tree so that an error can name the path ("properties.items[2].sku"). */

@@ -121,9 +121,12 @@ static const at_config__setting_t at_config__table[] = {
     {"log.segment_bytes", AT_CFG_SIZE, OFF(segment_bytes), "64MiB", 4 * KIB, 64 * GIB, NULL, NULL,
      "Size at which a log segment file is closed and a new one started."},
     {"log.retention_bytes", AT_CFG_SIZE, OFF(retention_bytes), "0", 0, INT64_MAX, NULL, NULL,
-     "Total bytes of log segments kept (all partitions); the oldest whole segments go first (a size cap below the dedup horizon's worth of events shortens what dedup can rebuild after a restart); 0 = unlimited."},
+     "Total bytes of log segments kept (all partitions); the oldest whole segments go first (a "
+     "size cap below the dedup horizon's worth of events shortens what dedup can rebuild after a "
+     "restart); 0 = unlimited."},
     {"log.retention", AT_CFG_DURATION, OFF(retention_ms), "7d", 0, INT64_MAX, NULL, NULL,
-     "How long log records are kept (by receive time, whole segments); 0 = forever. Never less than the dedup horizon."},
+     "How long log records are kept (by receive time, whole segments); 0 = forever. Never less "
+     "than the dedup horizon."},
     {"log.rejected_max_bytes", AT_CFG_SIZE, OFF(rejected_max_bytes), "64MiB", 0, INT64_MAX, NULL,
      NULL, "Cap of the quarantine log of rejected events; the oldest are dropped past it."},
 

@@ -61,8 +61,7 @@ static size_t at_json__scan_plain(const char *s, size_t i, size_t n)
 
 /* Prepares p to parse src (borrowed; must outlive the trees built).
  * Thread: the caller's. */
-void at_json_init(at_jparse_t *p, const char *src, size_t len, at_arena_t *arena,
-                          int max_depth)
+void at_json_init(at_jparse_t *p, const char *src, size_t len, at_arena_t *arena, int max_depth)
 {
     memset(p, 0, sizeof *p);
     p->src = src;
@@ -231,11 +230,13 @@ static size_t at_json__decode(char *d, const char *s, size_t n)
             d[o++] = k ? to[k - from] : c;
             continue;
         }
+        /* at_json__escape_len() accepted this escape, so the digits are
+         * hex and a high surrogate has its low half. */
         unsigned u, lo;
-        at_json__hex4(s + i, &u);
+        AT_ASSERT(at_json__hex4(s + i, &u) == 0);
         i += 4;
         if (u >= 0xd800 && u <= 0xdbff) {
-            at_json__hex4(s + i + 2, &lo);
+            AT_ASSERT(at_json__hex4(s + i + 2, &lo) == 0);
             i += 6;
             u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
         }
@@ -562,7 +563,7 @@ int at_json_error(const at_jparse_t *p, at_error_t *err, const char *what)
 /* Parses all of src as one JSON value (whitespace around it allowed) into
  * arena. Returns 0 or AT_EPARSE with err ("invalid_json", line, column). */
 int at_json_parse_all(const char *src, size_t len, at_arena_t *arena, int max_depth,
-                              at_json_t **out, at_error_t *err)
+                      at_json_t **out, at_error_t *err)
 {
     at_jparse_t p;
     at_json_init(&p, src, len, arena, max_depth);
@@ -579,7 +580,7 @@ int at_json_parse_all(const char *src, size_t len, at_arena_t *arena, int max_de
 
 /* ---- tree helpers ------------------------------------------------------- */
 
-/* See ingest_int.h. */
+/* See at_json.h. */
 void at_json_path(const at_jpath_t *fr, char *out, size_t n)
 {
     const at_jpath_t *st[64];
@@ -587,8 +588,8 @@ void at_json_path(const at_jpath_t *fr, char *out, size_t n)
     for (; fr && k < AT_ARRAY_LEN(st); fr = fr->up)
         st[k++] = fr;
     out[0] = '\0';
-    while (k-- > 0 && o < n) {
-        const at_jpath_t *f = st[k];
+    for (size_t i = k; i > 0 && o < n; i--) { /* st[0..k) holds it leaf first */
+        const at_jpath_t *f = st[i - 1];
         int w = f->name
                     ? snprintf(out + o, n - o, "%s%.*s", o ? "." : "", (int)f->name_len, f->name)
                     : snprintf(out + o, n - o, "[%ld]", f->index);

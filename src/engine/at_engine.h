@@ -28,7 +28,7 @@ typedef struct at_job {
     int64_t queued_ns; /* monotonic, for the queue-wait metric */
 } at_job_t;
 
-#define AT_REJECT_CODES 8 /* distinct reject reasons counted by name */
+#define AT_REJECT_CODES 8   /* distinct reject reasons counted by name */
 #define AT_REJECT_RING 1000 /* rejected events kept in memory for GET /v1/rejected */
 
 typedef struct at_engine_metrics {
@@ -36,14 +36,14 @@ typedef struct at_engine_metrics {
     _Atomic uint64_t duplicates;
     _Atomic uint64_t clamped;
     _Atomic uint64_t batches;
-    _Atomic uint64_t batches_full;  /* refused with 429 */
+    _Atomic uint64_t batches_full; /* refused with 429 */
     _Atomic uint64_t write_errors;
-    _Atomic uint64_t commits;       /* group commits (fsyncs under batch) */
+    _Atomic uint64_t commits; /* group commits (fsyncs under batch) */
     _Atomic uint64_t dedup_evicted;
     _Atomic uint64_t dedup_size;
-    at_hist_t fsync;                /* seconds per log sync */
-    at_hist_t commit_wait;          /* seconds from queueing to answer */
-    pthread_mutex_t reject_mu;      /* guards the two arrays below */
+    at_hist_t fsync;           /* seconds per log sync */
+    at_hist_t commit_wait;     /* seconds from queueing to answer */
+    pthread_mutex_t reject_mu; /* guards the two arrays below */
     char reject_code[AT_REJECT_CODES][32];
     uint64_t reject_count[AT_REJECT_CODES];
 } at_engine_metrics_t;

@@ -12,7 +12,7 @@ static char *at_engine__path(const char *dir, const char *name)
 {
     size_t n = strlen(dir) + strlen(name) + 2;
     char *p = at_xmalloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
+    AT_ASSERT(snprintf(p, n, "%s/%s", dir, name) == (int)n - 1);
     return p;
 }
 
@@ -26,11 +26,15 @@ static int at_engine__load_config(attune_t *a, const char *config_path,
     for (size_t i = 0; overrides && overrides[i]; i++) {
         const char *eq = strchr(overrides[i], '=');
         if (!eq) {
-            snprintf(err, errlen, "override '%s': expected name=value", overrides[i]);
+            (void)snprintf(err, errlen, "override '%s': expected name=value", overrides[i]);
             return AT_EINVALID;
         }
-        char name[128];
-        snprintf(name, sizeof name, "%.*s", (int)(eq - overrides[i]), overrides[i]);
+        char name[128]; /* longer than any setting's name */
+        int len = (int)(eq - overrides[i]);
+        if (snprintf(name, sizeof name, "%.*s", len, overrides[i]) >= (int)sizeof name) {
+            (void)snprintf(err, errlen, "unknown setting '%.*s'", len, overrides[i]);
+            return AT_EINVALID;
+        }
         if ((rc = at_config_set(&a->cfg, name, eq + 1, err, errlen)) < 0)
             return rc;
     }
@@ -41,31 +45,29 @@ static int at_engine__open_parts(attune_t *a, char *err, size_t errlen)
 {
     int rc = at_mkdirs(a->cfg.data_dir, 0755);
     if (rc < 0) {
-        snprintf(err, errlen, "data directory %s: %s", a->cfg.data_dir, at_strerror(rc));
+        (void)snprintf(err, errlen, "data directory %s: %s", a->cfg.data_dir, at_strerror(rc));
         return rc;
     }
     a->log_dir = at_engine__path(a->cfg.data_dir, "log");
     a->rejected_dir = at_engine__path(a->cfg.data_dir, "rejected");
     a->schema_dir = at_engine__path(a->cfg.data_dir, "schemas");
     if ((rc = at_mkdirs(a->schema_dir, 0755)) < 0) {
-        snprintf(err, errlen, "%s: %s", a->schema_dir, at_strerror(rc));
+        (void)snprintf(err, errlen, "%s: %s", a->schema_dir, at_strerror(rc));
         return rc;
     }
     at_log_opts_t lo = {.partitions = a->cfg.partitions, .segment_bytes = a->cfg.segment_bytes};
     if ((rc = at_log_open(&a->log, a->log_dir, &lo, err, errlen)) < 0)
         return rc;
     a->partitions = at_log_partitions(a->log);
-    at_log_opts_t ro = {.partitions = 1,
-                        .segment_bytes = AT_MIN(a->cfg.segment_bytes, 16 << 20)};
+    at_log_opts_t ro = {.partitions = 1, .segment_bytes = AT_MIN(a->cfg.segment_bytes, 16 << 20)};
     if ((rc = at_log_open(&a->rejlog, a->rejected_dir, &ro, err, errlen)) < 0)
         return rc;
     at_error_t e = {0};
     if ((rc = at_ingest_new(&a->ingest, &a->cfg, a->schema_dir, &e)) < 0) {
-        snprintf(err, errlen, "%s%s%s", e.field, e.field[0] ? ": " : "", e.message);
+        (void)snprintf(err, errlen, "%s%s%s", e.field, e.field[0] ? ": " : "", e.message);
         return rc;
     }
-    a->dedup = at_dedup_new(a->partitions, a->cfg.dedup_horizon_ms,
-                            a->cfg.dedup_max_per_partition);
+    a->dedup = at_dedup_new(a->partitions, a->cfg.dedup_horizon_ms, a->cfg.dedup_max_per_partition);
     return 0;
 }
 
@@ -111,14 +113,14 @@ int attune_open(attune_t **out, const char *config_path, const char *const *over
     int rc = at_engine__load_config(a, config_path, overrides, err, errlen);
     if (rc < 0)
         goto out;
-    at_logf_level(!strcmp(a->cfg.log_level, "debug")  ? AT_LOG_DEBUG
+    at_logf_level(!strcmp(a->cfg.log_level, "debug")   ? AT_LOG_DEBUG
                   : !strcmp(a->cfg.log_level, "warn")  ? AT_LOG_WARN
                   : !strcmp(a->cfg.log_level, "error") ? AT_LOG_ERROR
                                                        : AT_LOG_INFO);
     if ((rc = at_engine__open_parts(a, err, errlen)) < 0)
         goto out;
     if ((rc = -pthread_create(&a->writer, NULL, at_engine__writer_main, a)) < 0) {
-        snprintf(err, errlen, "writer thread: %s", at_strerror(rc));
+        (void)snprintf(err, errlen, "writer thread: %s", at_strerror(rc));
         goto out;
     }
     *out = a;
@@ -190,9 +192,8 @@ int attune_ingest(attune_t *a, const char *body, size_t len, int kind, unsigned 
     if (rc < 0)
         goto out;
     if ((flags & ATTUNE_INGEST_NEED_KEY) &&
-        (!job->batch.write_key ||
-         attune_auth(a, job->batch.write_key, strlen(job->batch.write_key),
-                     ATTUNE_SCOPE_INGEST) < 0)) {
+        (!job->batch.write_key || attune_auth(a, job->batch.write_key, strlen(job->batch.write_key),
+                                              ATTUNE_SCOPE_INGEST) < 0)) {
         rc = at_error_set(&e, AT_EAUTH, "unauthorized", NULL,
                           "an ingest key is required: Authorization: Bearer, ?key= or write_key");
         goto out;

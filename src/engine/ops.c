@@ -11,12 +11,15 @@ void at_engine__count_reject(attune_t *a, const char *code)
 {
     pthread_mutex_lock(&a->m.reject_mu);
     int i = 0;
-    while (i < AT_REJECT_CODES && a->m.reject_code[i][0] && strcmp(a->m.reject_code[i], code))
+    while (i < AT_REJECT_CODES && a->m.reject_code[i][0] && strcmp(a->m.reject_code[i], code) != 0)
         i++;
     if (i == AT_REJECT_CODES)
         i = AT_REJECT_CODES - 1; /* the last slot takes whatever did not fit */
-    if (!a->m.reject_code[i][0])
-        snprintf(a->m.reject_code[i], sizeof a->m.reject_code[i], "%s", code);
+    if (!a->m.reject_code[i][0]) {
+        /* code is an at_error_t's, so it fits: a cut one would never match again */
+        int n = snprintf(a->m.reject_code[i], sizeof a->m.reject_code[i], "%s", code);
+        AT_ASSERT(n >= 0 && n < (int)sizeof a->m.reject_code[i]);
+    }
     a->m.reject_count[i]++;
     pthread_mutex_unlock(&a->m.reject_mu);
 }
@@ -68,8 +71,8 @@ static void at_engine__rejects(attune_t *a, at_buf_t *b)
                    "# TYPE attune_events_rejected_total counter\n");
     pthread_mutex_lock(&a->m.reject_mu);
     for (int i = 0; i < AT_REJECT_CODES && a->m.reject_code[i][0]; i++) {
-        char labels[64];
-        snprintf(labels, sizeof labels, "reason=\"%s\"", a->m.reject_code[i]);
+        char labels[sizeof "reason=\"\"" + sizeof a->m.reject_code[0]]; /* holds any code */
+        (void)snprintf(labels, sizeof labels, "reason=\"%s\"", a->m.reject_code[i]);
         at_metric_write(b, "attune_events_rejected_total", "counter", NULL, labels,
                         (double)a->m.reject_count[i]);
     }
@@ -129,7 +132,7 @@ int attune_log_read(const char *data_dir, const int64_t *from, attune_record_cb 
 {
     size_t n = strlen(data_dir) + 8;
     char *dir = at_xmalloc(n);
-    snprintf(dir, n, "%s/log", data_dir);
+    AT_ASSERT(snprintf(dir, n, "%s/log", data_dir) < (int)n);
     at_log_t *log = NULL;
     at_log_iter_t *it = NULL;
     at_log_opts_t lo = {.read_only = true};
@@ -155,7 +158,7 @@ int attune_log_read(const char *data_dir, const int64_t *from, attune_record_cb 
             goto out;
     }
     if (rc < 0)
-        snprintf(err, errlen, "reading the log: %s", at_strerror(rc));
+        (void)snprintf(err, errlen, "reading the log: %s", at_strerror(rc));
 out:
     if (it)
         at_log_iter_close(it);

@@ -17,13 +17,13 @@
 
 /* Scratch space reused across turns. */
 typedef struct at_writer {
-    at_rec_t *recs;   /* events of the group, in job order */
+    at_rec_t *recs; /* events of the group, in job order */
     size_t nrecs, caprecs;
     size_t *job_first; /* index of each job's first rec */
     uint32_t *dups;    /* duplicates dropped per job */
-    at_rec_t *rejs;   /* quarantine records */
+    at_rec_t *rejs;    /* quarantine records */
     size_t nrejs, caprejs;
-    at_buf_t rejbuf;  /* their values */
+    at_buf_t rejbuf; /* their values */
     at_buf_t answer;
     int64_t *lastpos; /* per partition, scratch for positions */
 } at_writer_t;
@@ -76,8 +76,9 @@ static void at_writer__collect_rejects(attune_t *a, at_writer_t *w, at_job_t *jo
         const at_reject_t *rj = &job->batch.rejects[i];
         size_t start = w->rejbuf.len;
         int64_t now = at_time_now_ms();
-        at_buf_printf(&w->rejbuf, "{\"received_at\":%lld,\"index\":%d,\"error\":{\"code\":",
-                      (long long)now, rj->index);
+        at_buf_printf(&w->rejbuf,
+                      "{\"received_at\":%lld,\"index\":%d,\"error\":{\"code\":", (long long)now,
+                      rj->index);
         at_buf_json_str(&w->rejbuf, rj->error.code, strlen(rj->error.code));
         at_buf_puts(&w->rejbuf, ",\"message\":");
         at_buf_json_str(&w->rejbuf, rj->error.message, strlen(rj->error.message));
@@ -159,8 +160,7 @@ static void at_writer__fail(attune_t *a, at_job_t *job, int rc)
         at_error_set(&e, rc, "disk_full", NULL,
                      "the disk is full; nothing of this batch was written");
     else
-        at_error_set(&e, rc, "write_failed", NULL, "writing the log failed: %s",
-                     at_strerror(rc));
+        at_error_set(&e, rc, "write_failed", NULL, "writing the log failed: %s", at_strerror(rc));
     memcpy(&res.error, &e, sizeof res.error);
     atomic_fetch_add(&a->m.write_errors, 1);
     job->cb(job->ud, &res);
@@ -311,7 +311,7 @@ void *at_engine__writer_main(void *arg)
         }
         if (n > capjobs) {
             capjobs = n * 2;
-            jobs = at_xrealloc(jobs, capjobs * sizeof *jobs);
+            jobs = at_xrealloc(jobs, capjobs * sizeof(at_job_t *));
         }
         for (size_t j = 0; j < n; j++, list = list->next)
             jobs[j] = list;

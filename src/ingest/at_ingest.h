@@ -37,26 +37,26 @@ typedef enum {
 /* One accepted event in canonical form. Strings point into the batch's
  * arena and are NUL-terminated. */
 typedef struct at_event {
-    int index;             /* position in the request */
-    int partition;         /* at_partition_of(key) */
-    const char *key;       /* "u:<user_id>" or "a:<anonymous_id>" */
+    int index;       /* position in the request */
+    int partition;   /* at_partition_of(key) */
+    const char *key; /* "u:<user_id>" or "a:<anonymous_id>" */
     uint32_t key_len;
-    const char *event_id;  /* given or server-assigned */
+    const char *event_id; /* given or server-assigned */
     uint32_t event_id_len;
-    bool id_assigned;      /* assigned by the server: cannot be deduplicated */
-    bool clamped;          /* timestamp was in the future beyond the limit */
+    bool id_assigned; /* assigned by the server: cannot be deduplicated */
+    bool clamped;     /* timestamp was in the future beyond the limit */
     const char *type;
-    int64_t ts_ms;         /* event time after clamping */
+    int64_t ts_ms; /* event time after clamping */
     int64_t recv_ms;
-    const char *json;      /* canonical enriched event: see docs/events.md */
+    const char *json; /* canonical enriched event: see docs/events.md */
     uint32_t json_len;
 } at_event_t;
 
 /* One rejected event: kept in the quarantine log with the reason. */
 typedef struct at_reject {
     int index;
-    at_error_t error;  /* code "invalid_event" / "schema_violation" / "event_too_large" */
-    const char *raw;   /* the event's bytes as sent (arena) */
+    at_error_t error; /* code "invalid_event" / "schema_violation" / "event_too_large" */
+    const char *raw;  /* the event's bytes as sent (arena) */
     uint32_t raw_len;
 } at_reject_t;
 

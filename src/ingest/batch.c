@@ -246,8 +246,8 @@ static void at_batch__line(at_bparse_t *bp, size_t a, size_t z)
         at_json_ws(p);
         if (p->pos != z)
             rc = at_json_fail(p, p->pos,
-                                      "unexpected data after the event "
-                                      "(NDJSON holds one event per line)");
+                              "unexpected data after the event "
+                              "(NDJSON holds one event per line)");
     }
     p->len = full;
     if (rc == 0) {

@@ -35,7 +35,7 @@ __attribute__((format(printf, 3, 4))) static int at_event__fail(at_error_t *e, c
     at_json_path(fr, path, sizeof path);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    (void)vsnprintf(msg, sizeof msg, fmt, ap); /* cut like at_error_t's message */
     va_end(ap);
     return at_error_set(e, AT_EINVALID, "invalid_event", path, "%s: %s", path, msg);
 }
@@ -55,8 +55,8 @@ static const at_json_t *at_event__dup_key(at_arena_t *scratch, const at_json_t *
     size_t n = 32;
     while (n < (size_t)obj->len * 2)
         n *= 2;
-    const at_json_t **tab = at_arena_alloc(scratch, n * sizeof *tab);
-    memset(tab, 0, n * sizeof *tab);
+    const at_json_t **tab = at_arena_alloc(scratch, n * sizeof(const at_json_t *));
+    memset(tab, 0, n * sizeof(const at_json_t *));
     for (const at_json_t *a = obj->child; a; a = a->next) {
         size_t h = (size_t)at_hash64(a->key, a->key_len) & (n - 1);
         for (; tab[h]; h = (h + 1) & (n - 1))
@@ -441,6 +441,7 @@ static char *at_event__key(at_arena_t *a, const at_ev_t *ev, uint32_t *len)
 {
     bool user = ev->f[AT_F_USER_ID] != NULL;
     const at_json_t *x = ev->f[user ? AT_F_USER_ID : AT_F_ANONYMOUS_ID];
+    AT_ASSERT(x != NULL); /* at_event__fields() refuses an event with neither */
     char *k = at_arena_alloc(a, x->len + 3);
     k[0] = user ? 'u' : 'a';
     k[1] = ':';
@@ -465,6 +466,7 @@ static void at_event__accept(at_evctx_t *c, int index, const at_ev_t *ev)
                      : at_arena_strndup(&b->arena, ev->id, AT_ID_LEN);
     o->event_id_len = id ? id->len : AT_ID_LEN;
     const at_json_t *t = ev->f[AT_F_TYPE];
+    AT_ASSERT(t != NULL); /* at_event__fields() refuses an event without one */
     o->type = at_arena_strndup(&b->arena, t->s, t->len);
     o->clamped = ev->clamped;
     o->ts_ms = ev->ts;
@@ -494,6 +496,23 @@ static void at_event__write_key(at_evctx_t *c, const at_ev_t *ev)
         c->b->write_key = at_arena_strndup(&c->b->arena, w->s, w->len);
 }
 
+/* Turns the object v into ev and its canonical JSON in c->out. Returns 0,
+ * or <0 with e filled. */
+static int at_event__build(at_evctx_t *c, const at_json_t *v, at_ev_t *ev, at_error_t *e)
+{
+    int rc = at_event__scan(c, v, ev, e);
+    if (rc < 0)
+        return rc;
+    at_event__write_key(c, ev);
+    if ((rc = at_event__fields(c, ev, e)) < 0)
+        return rc;
+    if (!ev->f[AT_F_EVENT_ID])
+        at_id_new(ev->id, c->recv_ms);
+    if ((rc = at_event__write(c, ev, v, e)) < 0)
+        return rc;
+    return at_event__schema(c, ev, e);
+}
+
 /* See ingest_int.h. v is NULL when the event was too large to build. */
 void at_ingest__event(at_evctx_t *c, int index, const at_json_t *v, const char *raw, size_t raw_len)
 {
@@ -501,23 +520,15 @@ void at_ingest__event(at_evctx_t *c, int index, const at_json_t *v, const char *
     memset(&e, 0, sizeof e);
     at_ev_t ev;
     memset(&ev, 0, sizeof ev);
-    int rc = 0;
+    int rc;
     if (!v || raw_len > (size_t)c->in->max_event_bytes)
         rc = at_error_set(&e, AT_ETOOBIG, "event_too_large", NULL,
                           "event is %zu bytes; the limit is %lld", raw_len,
                           (long long)c->in->max_event_bytes);
     else if (v->type != AT_JSON_OBJECT)
         rc = at_error_set(&e, AT_EINVALID, "invalid_event", NULL, "event must be a JSON object");
-    if (rc == 0 && (rc = at_event__scan(c, v, &ev, &e)) == 0) {
-        at_event__write_key(c, &ev);
-        rc = at_event__fields(c, &ev, &e);
-    }
-    if (rc == 0 && !ev.f[AT_F_EVENT_ID])
-        at_id_new(ev.id, c->recv_ms);
-    if (rc == 0)
-        rc = at_event__write(c, &ev, v, &e);
-    if (rc == 0)
-        rc = at_event__schema(c, &ev, &e);
+    else
+        rc = at_event__build(c, v, &ev, &e);
     if (rc < 0)
         at_ingest__reject(c, index, raw, raw_len, &e);
     else

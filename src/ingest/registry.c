@@ -66,7 +66,7 @@ static at_schema_type_t *at_registry__add_type(at_registry_t *r, const char *typ
     t->type = at_xstrndup(type, n);
     t->type_len = n;
     t->hash = at_hash64(type, n);
-    r->types = at_xrealloc(r->types, (r->ntypes + 1) * sizeof *r->types);
+    r->types = at_xrealloc(r->types, (r->ntypes + 1) * sizeof(at_schema_type_t *));
     r->types[r->ntypes++] = t;
     at_registry__rehash(r);
     return t;
@@ -76,7 +76,7 @@ static void at_registry__push(at_schema_type_t *t, at_schema_t *s)
 {
     s->version = (int)t->nversions + 1;
     s->type = t->type;
-    t->versions = at_xrealloc(t->versions, (t->nversions + 1) * sizeof *t->versions);
+    t->versions = at_xrealloc(t->versions, (t->nversions + 1) * sizeof(at_schema_t *));
     t->versions[t->nversions++] = s;
 }
 
@@ -231,10 +231,10 @@ int at_ingest_schema_list(at_ingest_t *in, at_buf_t *out)
 {
     AT_ASSERT(pthread_rwlock_rdlock(&in->reg.lock) == 0);
     size_t n = in->reg.ntypes;
-    at_schema_type_t **v = at_xmalloc((n + 1) * sizeof *v);
+    at_schema_type_t **v = at_xmalloc((n + 1) * sizeof(at_schema_type_t *));
     if (n)
-        memcpy(v, in->reg.types, n * sizeof *v);
-    qsort(v, n, sizeof *v, at_registry__cmp);
+        memcpy(v, in->reg.types, n * sizeof(at_schema_type_t *));
+    qsort(v, n, sizeof(at_schema_type_t *), at_registry__cmp);
     int rc = at_buf_putc(out, '[');
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (!v[i]->nversions)
@@ -257,8 +257,8 @@ int at_ingest_schema_list(at_ingest_t *in, at_buf_t *out)
 static int at_registry__wrap(at_error_t *err, int rc, const char *type, const char *where)
 {
     at_error_t in = *err;
-    char field[128];
-    snprintf(field, sizeof field, "schemas.%s", type);
+    char field[sizeof err->field];
+    (void)snprintf(field, sizeof field, "schemas.%s", type); /* cut like at_error_t's field */
     return at_error_set(err, rc, in.code, field, "%s %s: %s", field, where, in.message);
 }
 
@@ -342,12 +342,15 @@ static int at_registry__load_dir(at_registry_t *r, at_error_t *err)
                                               at_strerror(-errno));
     int rc = 0;
     struct dirent *e;
+    /* readdir() races only on a shared stream (glibc: MT-Unsafe
+     * race:dirstream) and d is ours; readdir_r() is deprecated.
+     * NOLINTNEXTLINE(concurrency-mt-unsafe) */
     while (rc == 0 && (e = readdir(d)) != NULL) {
         if (!at_registry__is_file(e->d_name))
             continue;
         size_t n = strlen(r->dir) + strlen(e->d_name) + 2;
         char *path = at_xmalloc(n);
-        snprintf(path, n, "%s/%s", r->dir, e->d_name);
+        AT_ASSERT(snprintf(path, n, "%s/%s", r->dir, e->d_name) == (int)n - 1);
         rc = at_registry__load_file(r, path, err);
         free(path);
     }
@@ -359,15 +362,16 @@ static int at_registry__load_dir(at_registry_t *r, at_error_t *err)
  * is none of the stored ones. */
 static int at_registry__config(at_registry_t *r, const at_config_schema_t *cs, at_error_t *err)
 {
-    char where[32];
-    snprintf(where, sizeof where, "(config line %d)", cs->line);
+    char where[32]; /* holds any int */
+    (void)snprintf(where, sizeof where, "(config line %d)", cs->line);
     const char *type = cs->type ? cs->type : "";
     size_t n = strlen(type);
     int rc = at_registry__check_type(type, n, err);
-    at_schema_t *s = NULL;
-    if (rc == 0)
-        rc = at_ingest__schema_compile(cs->json ? cs->json : "", cs->json ? strlen(cs->json) : 0,
-                                       &s, err);
+    if (rc < 0)
+        return at_registry__wrap(err, rc, type, where);
+    at_schema_t *s;
+    rc = at_ingest__schema_compile(cs->json ? cs->json : "", cs->json ? strlen(cs->json) : 0, &s,
+                                   err);
     if (rc < 0)
         return at_registry__wrap(err, rc, type, where);
     const at_schema_type_t *t = at_registry__get(r, type, n, at_hash64(type, n));

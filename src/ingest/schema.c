@@ -58,7 +58,7 @@ at_schema__bad(at_error_t *err, const at_spath_t *p, const char *fmt, ...)
     char msg[200];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    (void)vsnprintf(msg, sizeof msg, fmt, ap); /* cut like at_error_t's message */
     va_end(ap);
     return at_error_set(err, AT_EINVALID, "invalid_schema", p->s, "%s%s%s", p->s, p->n ? ": " : "",
                         msg);
@@ -98,7 +98,7 @@ static int at_schema__required(at_schema_t *s, at_schema_node_t *n, const at_jso
 {
     if (v->type != AT_JSON_ARRAY)
         return at_schema__bad(err, p, "required must be a list of property names");
-    n->required = at_arena_alloc(&s->arena, (v->len + 1) * sizeof *n->required);
+    n->required = at_arena_alloc(&s->arena, (v->len + 1) * sizeof(const at_json_t *));
     for (const at_json_t *c = v->child; c; c = c->next) {
         if (c->type != AT_JSON_STRING)
             return at_schema__bad(err, p, "required must be a list of property names");
@@ -253,7 +253,7 @@ static int at_schema__pattern(at_schema_t *s, at_schema_node_t *n, const at_json
         return at_schema__bad(err, p, "pattern is not a POSIX extended regular expression: %s",
                               why);
     }
-    s->regexes = at_xrealloc(s->regexes, (s->nregexes + 1) * sizeof *s->regexes);
+    s->regexes = at_xrealloc(s->regexes, (s->nregexes + 1) * sizeof(regex_t *));
     s->regexes[s->nregexes++] = rx;
     n->pattern = re;
     n->re = rx;
@@ -310,7 +310,7 @@ static int at_schema__keyword(at_schema_t *s, at_schema_node_t *n, const at_json
     if (at_schema__key(m, "enum")) {
         if (m->type != AT_JSON_ARRAY || m->len == 0)
             return at_schema__bad(err, p, "enum must be a non-empty list");
-        n->enums = at_arena_alloc(&s->arena, m->len * sizeof *n->enums);
+        n->enums = at_arena_alloc(&s->arena, m->len * sizeof(const at_json_t *));
         for (const at_json_t *c = m->child; c; c = c->next)
             n->enums[n->nenums++] = c;
         return 0;
@@ -376,8 +376,7 @@ int at_ingest__schema_compile(const char *json, size_t len, at_schema_t **out, a
     char *text = at_arena_strndup(&s->arena, json, len); /* the tree points into it */
     at_json_t *root;
     at_spath_t p = {.n = 0};
-    int rc =
-        at_json_parse_all(text, len, &s->arena, AT_SCHEMA_MAX_DEPTH * 2 + 2, &root, err);
+    int rc = at_json_parse_all(text, len, &s->arena, AT_SCHEMA_MAX_DEPTH * 2 + 2, &root, err);
     if (rc == 0)
         rc = at_schema__node(s, root, &p, 0, &s->root, err);
     if (rc == 0 && s->root->types && !(s->root->types & AT_ST_OBJECT))

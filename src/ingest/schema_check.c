@@ -22,7 +22,7 @@ __attribute__((format(printf, 3, 4))) static int at_check__fail(at_check_t *c, c
     at_json_path(fr, path, sizeof path);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    (void)vsnprintf(msg, sizeof msg, fmt, ap); /* cut like at_error_t's message */
     va_end(ap);
     return at_error_set(c->err, AT_EINVALID, "schema_violation", path, "%s: %s (schema %s v%d)",
                         path, msg, c->s->type ? c->s->type : "?", c->s->version);

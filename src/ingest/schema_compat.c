@@ -27,7 +27,7 @@ __attribute__((format(printf, 2, 3))) static int at_compat__fail(at_compat_t *c,
     char msg[200];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    (void)vsnprintf(msg, sizeof msg, fmt, ap); /* cut like at_error_t's message */
     va_end(ap);
     return at_error_set(c->err, AT_ECONFLICT, "incompatible_schema", c->path,
                         "%s: %s; version %d must accept every event version %d accepted", c->path,

@@ -40,15 +40,15 @@ const char *at_rec_type_name(int type); /* "event", "tick", ... */
  * valid until the next at_log_iter_next() or at_log_iter_close(). */
 typedef struct at_rec {
     int32_t partition;
-    int64_t offset;   /* within the partition, assigned by the log, increasing */
-    uint8_t type;     /* at_rec_type_t */
-    uint8_t version;  /* format version of value (1) */
-    uint16_t flags;   /* AT_REC_F_* */
-    int64_t recv_ms;  /* receive time, ms since epoch */
-    int64_t ts_ms;    /* event time (after clamping), ms since epoch */
-    const char *key;  /* the namespaced user key "u:..." / "a:..." */
+    int64_t offset;  /* within the partition, assigned by the log, increasing */
+    uint8_t type;    /* at_rec_type_t */
+    uint8_t version; /* format version of value (1) */
+    uint16_t flags;  /* AT_REC_F_* */
+    int64_t recv_ms; /* receive time, ms since epoch */
+    int64_t ts_ms;   /* event time (after clamping), ms since epoch */
+    const char *key; /* the namespaced user key "u:..." / "a:..." */
     uint32_t key_len;
-    const char *id;   /* event_id, the dedup key */
+    const char *id; /* event_id, the dedup key */
     uint32_t id_len;
     const char *value; /* canonical event JSON */
     uint32_t value_len;
@@ -109,9 +109,9 @@ int at_log_retain(at_log_t *log, int64_t max_bytes, int64_t max_age_ms, int64_t 
                   const int64_t *keep_from);
 
 typedef struct at_log_stats {
-    uint64_t bytes;    /* logical bytes in all segments */
+    uint64_t bytes; /* logical bytes in all segments */
     uint64_t segments;
-    uint64_t records;  /* appended since open */
+    uint64_t records;         /* appended since open */
     uint64_t truncated_bytes; /* cut from a torn tail at open */
 } at_log_stats_t;
 void at_log_stats(const at_log_t *log, at_log_stats_t *st);
@@ -124,6 +124,16 @@ int at_log_iter_open(at_log_t *log, const int64_t *from, at_log_iter_t **out);
 /* Returns 1 and fills rec, 0 at the end, or <0 (AT_ECORRUPT). */
 int at_log_iter_next(at_log_iter_t *it, at_rec_t *rec);
 void at_log_iter_close(at_log_iter_t *it);
+
+/* Bounds what the iterator returns to records with a global sequence
+ * number (their place in the whole log, all partitions counted) below
+ * max_seq; at the bound at_log_iter_next() returns 0 without I/O. */
+void at_log_iter_set_limit(at_log_iter_t *it, uint64_t max_seq);
+/* The global sequence number of the next record the iterator will read. */
+uint64_t at_log_iter_seq(const at_log_iter_t *it);
+/* The global sequence number the next appended record will get: every
+ * record below it has been appended. Writer thread. */
+uint64_t at_log_seq(const at_log_t *log);
 
 /* Parses "P:OFFSET". Returns 0 or AT_EPARSE. */
 int at_log_parse_position(const char *s, int *partition, int64_t *offset);

@@ -32,6 +32,8 @@ struct at_log_iter {
     int64_t file_bytes; /* size of the current segment file */
     int64_t limit;      /* logical end of the segment, -1 while unknown */
     bool final;         /* limit will not grow */
+    uint64_t gseq;      /* global sequence number of the next record */
+    uint64_t max_seq;   /* stop before this sequence number (UINT64_MAX: no bound) */
 };
 
 /* Returns 0 with *out owned (at_log_iter_close()); from (may be NULL) is
@@ -43,6 +45,7 @@ int at_log_iter_open(at_log_t *log, const int64_t *from, at_log_iter_t **out)
     it->log = log;
     it->fd = -1;
     it->limit = -1;
+    it->max_seq = UINT64_MAX;
     if (from) {
         it->from = at_xmalloc(P * sizeof(int64_t));
         memcpy(it->from, from, P * sizeof(int64_t));
@@ -170,6 +173,7 @@ static int at_log__iter_advance(at_log_iter_t *it)
         it->file_bytes = size;
         it->limit = -1;
         it->final = false;
+        it->gseq = seq;
         memcpy(it->expect, it->scratch, (size_t)it->log->partitions * sizeof(int64_t));
         at_log__rd_drop(&it->rd);
         return 1;
@@ -226,9 +230,13 @@ int at_log_iter_next(at_log_iter_t *it, at_rec_t *rec)
 {
     bool fresh = false;
     for (;;) {
+        if (it->started && it->gseq >= it->max_seq)
+            return 0;
         int rc = it->fd < 0 ? at_log__iter_advance(it) : 1;
         if (rc <= 0)
             return rc;
+        if (it->gseq >= it->max_seq)
+            return 0;
         at_log__iter_refresh(it);
         if (it->limit >= 0 && it->pos >= it->limit) {
             if (!it->final)
@@ -258,8 +266,25 @@ int at_log_iter_next(at_log_iter_t *it, at_rec_t *rec)
             continue;
         }
         it->pos += len;
+        it->gseq++;
         it->expect[rec->partition]++;
         if (!it->from || rec->offset >= it->from[rec->partition])
             return 1;
     }
+}
+
+/* Bounds the iterator: records with a global sequence number >= max_seq
+ * are not returned (at_log_iter_next() returns 0 before them, without
+ * touching the file), so a reader in the writer's process can stop at what
+ * the writer has made durable. Thread: the iterator's owner. */
+void at_log_iter_set_limit(at_log_iter_t *it, uint64_t max_seq)
+{
+    it->max_seq = max_seq;
+}
+
+/* The global sequence number of the next record the iterator will look at
+ * (records it skips included). Thread: the iterator's owner. */
+uint64_t at_log_iter_seq(const at_log_iter_t *it)
+{
+    return it->gseq;
 }

@@ -469,6 +469,12 @@ int64_t at_log_next_offset(const at_log_t *log, int p)
     return log->next[p];
 }
 
+/* Returns the global sequence number of the next record. Writer thread. */
+uint64_t at_log_seq(const at_log_t *log)
+{
+    return log->seq;
+}
+
 /* Fills st from relaxed atomic loads. Thread: any. */
 void at_log_stats(const at_log_t *log, at_log_stats_t *st)
 {

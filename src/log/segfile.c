@@ -93,7 +93,7 @@ int at_log__rd_get(at_log__rd_t *rd, int fd, int64_t pos, size_t n, int64_t max_
 int64_t at_log__rd_rec(at_log__rd_t *rd, int fd, int64_t pos, int64_t max_pos, int partitions,
                        at_rec_t *rec)
 {
-    const uint8_t *p;
+    const uint8_t *p = NULL;
     int rc = at_log__rd_get(rd, fd, pos, AT_LOG_REC_HEADER_BYTES, max_pos, &p);
     if (rc <= 0)
         return rc;

@@ -18,8 +18,8 @@ typedef struct at_serve {
     attune_t *a;
     const at_config_t *cfg;
     at_http_server_t *http;
-    at_hist_t lat_events; /* request latency of POST /v1/events */
-    at_hist_t lat_other;  /* of everything else */
+    at_hist_t lat_events;       /* request latency of POST /v1/events */
+    at_hist_t lat_other;        /* of everything else */
     _Atomic uint64_t status[6]; /* answers by class: 1xx..5xx (index 1..5) */
 } at_serve_t;
 
@@ -32,21 +32,25 @@ static bool at_serve__is(const at_http_req_t *r, const char *method)
     return r->method_len == strlen(method) && !memcmp(r->method, method, r->method_len);
 }
 
-/* CORS: echo the Origin back when it is configured. Writes header lines. */
+/* CORS: echo the Origin back when it is configured. Writes header lines,
+ * or none when they would not fit in out (an Origin longer than any real
+ * one is not echoed). */
 static void at_serve__cors(at_serve_t *s, const at_http_req_t *r, char *out, size_t outlen)
 {
     out[0] = 0;
     size_t n = 0;
     const char *origin = at_http_header(r, "origin", &n);
-    if (!origin || !s->cfg->cors_origins)
+    if (!origin || !s->cfg->cors_origins || n >= outlen)
         return;
     for (char **o = s->cfg->cors_origins; *o; o++) {
         if ((strlen(*o) == n && !memcmp(*o, origin, n)) || !strcmp(*o, "*")) {
-            snprintf(out, outlen,
-                     "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n"
-                     "Access-Control-Allow-Headers: Authorization, Content-Type\r\n"
-                     "Access-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS\r\n",
-                     (int)n, origin);
+            int w = snprintf(out, outlen,
+                             "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n"
+                             "Access-Control-Allow-Headers: Authorization, Content-Type\r\n"
+                             "Access-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS\r\n",
+                             (int)n, origin);
+            if (w < 0 || (size_t)w >= outlen)
+                out[0] = 0; /* cut header lines would corrupt the answer */
             return;
         }
     }
@@ -63,7 +67,9 @@ static void at_serve__send(at_serve_t *s, at_http_req_t *r, int status, const ch
                            const char *ctype, const char *body, size_t len)
 {
     char hdr[1024];
-    at_serve__cors(s, r, hdr, sizeof hdr);
+    size_t room = extra ? strlen(extra) : 0; /* kept free for extra, which is never cut */
+    AT_ASSERT(room < sizeof hdr / 2);
+    at_serve__cors(s, r, hdr, sizeof hdr - room);
     if (extra)
         strncat(hdr, extra, sizeof hdr - strlen(hdr) - 1);
     at_serve__observe(s, r, status, false);
@@ -77,8 +83,7 @@ static void at_serve__json(at_serve_t *s, at_http_req_t *r, int status, const ch
 }
 
 /* Formats {"error":{"code","message","field"?}} into b. */
-static void at_serve__error_body(at_buf_t *b, const char *code, const char *field,
-                                 const char *msg)
+static void at_serve__error_body(at_buf_t *b, const char *code, const char *field, const char *msg)
 {
     at_buf_puts(b, "{\"error\":{\"code\":");
     at_buf_json_str(b, code, strlen(code));
@@ -146,8 +151,7 @@ static bool at_serve__auth(at_serve_t *s, at_http_req_t *r, int scope, unsigned 
     if (h && n > 7 && !strncasecmp(h, "Bearer ", 7)) {
         if (attune_auth(s->a, h + 7, n - 7, scope) == 0)
             return true;
-        at_serve__error(s, r, 403, NULL, "forbidden", NULL,
-                        "the key is not valid for this scope");
+        at_serve__error(s, r, 403, NULL, "forbidden", NULL, "the key is not valid for this scope");
         return false;
     }
     char key[256];
@@ -182,15 +186,15 @@ static void at_serve__ingested(void *ud, const attune_ingest_result_t *res)
     at_serve_t *s = p->s;
     if (res->status == 0) {
         at_serve__observe(s, p->r, 200, true);
-        at_http_respond_async(p->r, 200, "application/json", p->cors[0] ? p->cors : NULL,
-                              res->json, res->json_len);
+        at_http_respond_async(p->r, 200, "application/json", p->cors[0] ? p->cors : NULL, res->json,
+                              res->json_len);
     } else {
         int st = at_serve__status(res->status);
         at_buf_t b;
         at_buf_init(&b, 0);
         at_serve__error_body(&b, res->error.code, res->error.field, res->error.message);
-        char hdr[600];
-        snprintf(hdr, sizeof hdr, "%s%s", p->cors, st == 503 ? "Retry-After: 1\r\n" : "");
+        char hdr[sizeof p->cors + sizeof "Retry-After: 1\r\n"]; /* holds both */
+        (void)snprintf(hdr, sizeof hdr, "%s%s", p->cors, st == 503 ? "Retry-After: 1\r\n" : "");
         at_serve__observe(s, p->r, st, true);
         at_http_respond_async(p->r, st, "application/json", hdr[0] ? hdr : NULL, b.data, b.len);
         at_buf_deinit(&b);
@@ -313,8 +317,8 @@ static int at_serve__metrics(at_serve_t *s, at_http_req_t *r)
     at_buf_puts(&b, "# HELP attune_http_responses_total Answers by status class.\n"
                     "# TYPE attune_http_responses_total counter\n");
     for (int c = 1; c <= 5; c++) {
-        char lb[32];
-        snprintf(lb, sizeof lb, "class=\"%dxx\"", c);
+        char lb[32]; /* holds any int */
+        (void)snprintf(lb, sizeof lb, "class=\"%dxx\"", c);
         at_metric_write(&b, "attune_http_responses_total", "counter", NULL, lb,
                         (double)atomic_load(&s->status[c]));
     }
@@ -445,7 +449,7 @@ int at_serve_run(attune_t *a, char *err, size_t errlen)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN); /* cannot fail for SIGPIPE */
     AT_INFO("listening", "addr=%s port=%d data_dir=%s fsync=%s dev_mode=%d", s->cfg->listen,
             at_http_port(s->http), s->cfg->data_dir,
             s->cfg->fsync == AT_FSYNC_ALWAYS  ? "always"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_api.sh - POST /v1/events end to end: body forms, rejections with
 # their errors, duplicates, limits, schemas with versions, the rejected log,
-# metrics, replay, and dedup that survives a restart.
+# metrics, replay, dedup that survives a restart, and CORS headers.
 source "$(dirname "$0")/common.sh"
 
 D="$T/data"
@@ -92,5 +92,32 @@ req POST /v1/events "${J[@]}" -d '{"event_id":"e1","type":"view_item","user_id":
 check "dedup survives a restart" jq_eq 'j["duplicates"]' 1
 req GET /v1/schemas/add_to_cart
 check "schemas survive a restart" jq_eq 'j["version"]' 2
+stop_server
+
+# CORS: the Origin is echoed back. One too long for the header lines is not
+# echoed at all rather than cut, and the answer's other headers stay whole.
+# cors ORIGIN METHOD PATH [curl args...]: the answer's headers into $T/h.
+cors() {
+    local o=$1 m=$2 p=$3
+    shift 3
+    curl -s -o /dev/null -D - --max-time 30 -X "$m" -H "Origin: $o" "$AT_URL$p" "$@" |
+        tr -d '\r' > "$T/h" || true
+}
+# Every header line after the status line is NAME: VALUE.
+headers_whole() { ! sed 1d "$T/h" | grep -v '^$' | grep -qv '^[A-Za-z-]*: .'; }
+origin() { python3 -c 'import sys; print("https://" + "a" * (int(sys.argv[1]) - 16) + ".example")' "$1"; }
+start_server "$T/cors" --set 'http.cors_origins=*'
+cors https://shop.example POST /v1/events "${J[@]}" -d '{"type":"t","user_id":"1"}'
+check "CORS origin echoed on events" grep -qx 'Access-Control-Allow-Origin: https://shop.example' "$T/h"
+cors https://shop.example OPTIONS /v1/events
+check "CORS origin echoed on a preflight" grep -qx 'Access-Control-Allow-Origin: https://shop.example' "$T/h"
+cors "$(origin 400)" POST /v1/events "${J[@]}" -d '{"type":"t","user_id":"1"}'
+check "long origin: events 200" grep -q '^HTTP/1.1 200' "$T/h"
+check "long origin: events headers whole" headers_whole
+check "long origin: events not echoed" bash -c "! grep -qi '^access-control' '$T/h'"
+cors "$(origin 850)" DELETE /v1/schemas/t
+check "long origin: 405 keeps Allow" grep -qx 'Allow: GET, PUT' "$T/h"
+check "long origin: 405 headers whole" headers_whole
+check "long origin: 405 not echoed" bash -c "! grep -qi '^access-control' '$T/h'"
 stop_server
 finish

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_cli.sh - the binary's commands: --help everywhere, version,
-# check-config with line and column, replay ranges.
+# check-config with line and column, replay ranges and write errors.
 source "$(dirname "$0")/common.sh"
 
 for c in serve load replay check-config; do
@@ -10,6 +10,8 @@ check "attune --help lists commands" bash -c "'$ATTUNE' --help | grep -q check-c
 check "version" bash -c "'$ATTUNE' version | grep -q '^attune '"
 rc=0; "$ATTUNE" frobnicate 2>/dev/null || rc=$?
 check "unknown command exits 2" test "$rc" -eq 2
+rc=0; "$ATTUNE" serve --set shards=1 --no-such-option 2>/dev/null || rc=$?
+check "serve with a bad option exits 2" test "$rc" -eq 2
 
 cat > "$T/good.yaml" <<'YAML'
 listen: 127.0.0.1:9999
@@ -57,4 +59,7 @@ check "replay --from/--to a position" test "$(wc -l < "$T/one")" -ge 1
 check "replay of one partition only" bash -c "! grep -v '\"partition\":$p,' '$T/one' | grep -q ."
 "$ATTUNE" replay --data-dir "$T/data" --from 2000-01-01T00:00:00Z --to 2001-01-01T00:00:00Z > "$T/none"
 check "replay by receive time" test "$(wc -l < "$T/none")" -eq 0
+rc=0; "$ATTUNE" replay --data-dir "$T/data" > /dev/full 2>"$T/full" || rc=$?
+check "replay onto a full device exits 1" test "$rc" -eq 1
+check "replay onto a full device says why" grep -q 'attune replay: ' "$T/full"
 finish

@@ -42,7 +42,8 @@ static void test_request_head(void **state)
     assert_int_equal(strstr(head, "\r\n\r\n") + 4 - head, n); /* one blank line, at the end */
     n = at_load_request_head(head, sizeof(head), "h:1", NULL, 0);
     assert_null(strstr(head, "Authorization"));
-    assert_int_equal(at_load_request_head(head, 40, "h:1", NULL, 0), AT_ETOOBIG);
+    volatile size_t small = 40; /* not a constant: gcc -O3 would warn of the cut it tests */
+    assert_int_equal(at_load_request_head(head, small, "h:1", NULL, 0), AT_ETOOBIG);
 }
 
 static void test_response_split_anywhere(void **state)

@@ -202,7 +202,7 @@ static void test_equal(void **state)
 {
     (void)state;
     assert_true(at_json_equal(parse_ok("{\"a\":[1,\"x\"],\"b\":null}"),
-                                      parse_ok("{\"b\":null,\"a\":[1.0,\"\\u0078\"]}")));
+                              parse_ok("{\"b\":null,\"a\":[1.0,\"\\u0078\"]}")));
     assert_true(at_json_equal(parse_ok("100"), parse_ok("1e2")));
     assert_false(at_json_equal(parse_ok("[1,2]"), parse_ok("[2,1]")));
     assert_false(at_json_equal(parse_ok("{\"a\":1}"), parse_ok("{\"a\":1,\"b\":2}")));

@@ -113,9 +113,8 @@ static void test_ingest_dedup_reopen(void **state)
     assert_int_equal(w.res.accepted, 2);
     assert_int_equal(w.res.rejected, 1);
     assert_non_null(strstr(w.json, "\"positions\":[\""));
-    assert_int_equal(ingest(a, "{\"event_id\":\"x1\",\"type\":\"view_item\",\"user_id\":\"1\"}",
-                            &w),
-                     0);
+    assert_int_equal(
+        ingest(a, "{\"event_id\":\"x1\",\"type\":\"view_item\",\"user_id\":\"1\"}", &w), 0);
     assert_int_equal(w.res.accepted, 0);
     assert_int_equal(w.res.duplicates, 1);
 
@@ -127,9 +126,8 @@ static void test_ingest_dedup_reopen(void **state)
 
     /* Reopen: the dedup index is rebuilt from the log. */
     a = open_at(dir, "batch");
-    assert_int_equal(ingest(a, "{\"event_id\":\"x2\",\"type\":\"view_item\",\"user_id\":\"2\"}",
-                            &w),
-                     0);
+    assert_int_equal(
+        ingest(a, "{\"event_id\":\"x2\",\"type\":\"view_item\",\"user_id\":\"2\"}", &w), 0);
     assert_int_equal(w.res.duplicates, 1);
     char *m = NULL;
     size_t mlen = 0;
@@ -217,6 +215,15 @@ static void test_open_errors(void **state)
     const char *bad[] = {"fsync=sometimes", NULL};
     assert_true(attune_open(&a, NULL, bad, err, sizeof err) < 0);
     assert_non_null(strstr(err, "fsync"));
+    /* A name longer than any setting's is unknown, and named whole. */
+    char name[201], o2[220];
+    memset(name, 'x', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    snprintf(o2, sizeof o2, "%s=1", name);
+    const char *longname[] = {o2, NULL};
+    assert_true(attune_open(&a, NULL, longname, err, sizeof err) < 0);
+    assert_non_null(strstr(err, "unknown setting"));
+    assert_non_null(strstr(err, name));
     free(dir);
 }
 

@@ -1,0 +1,485 @@
+/* proc.c - one partition's records: arrival, the reorder buffer, the
+ * watermark, timers, and rule changes (proc.h says what each record does).
+ *
+ * The order of work when the watermark moves to w: pending events with
+ * time <= w and timers with deadline <= w, earliest instant first, events
+ * before timers at the same instant (so an entry that expires at t and an
+ * event at t are seen together, and an armed trigger's deadline is checked
+ * against an unless at the same instant the way DESIGN.md §5 says).
+ *
+ * THREAD SAFETY: the partition's thread.
+ */
+#include "proc_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+at_proc_t *at_proc_new(int partition, const at_proc_cfg_t *cfg, const at_proc_ops_t *ops, void *ud)
+{
+    at_proc_t *pr = at_xcalloc(1, sizeof *pr);
+    pr->p = partition;
+    pr->cfg = *cfg;
+    if (ops)
+        pr->ops = *ops;
+    pr->ud = ud;
+    pr->users = at_keyed_new();
+    at_reorder_init(&pr->pend);
+    pr->wm.max_trusted = AT_WM_NONE;
+    pr->wm.lateness_ms = cfg->lateness_ms;
+    pr->rs = at_ruleset_new();
+    pr->hwm = at_xcalloc((size_t)AT_MAX(cfg->partitions, 1), sizeof *pr->hwm);
+    for (int i = 0; i < cfg->partitions; i++)
+        pr->hwm[i] = -1;
+    pr->refill_until = -1;
+    pr->refill_trusted = AT_WM_NONE;
+    at_arena_init(&pr->arena, 64 << 10);
+    at_buf_init(&pr->enc, 0);
+    at_buf_init(&pr->msg, 0);
+    at_proc__prepare_fields(pr);
+    return pr;
+}
+
+void at_proc_free(at_proc_t *pr)
+{
+    if (!pr)
+        return;
+    at_pend_t *p;
+    while ((p = at_reorder_pop(&pr->pend)))
+        at_proc__pev_free((at_pev_t *)p);
+    at_reorder_deinit(&pr->pend);
+    at_keyed_free(pr->users);
+    at_proc__free_fields(pr);
+    at_ruleset_unref(pr->rs);
+    free(pr->hwm);
+    free(pr->members);
+    at_arena_deinit(&pr->arena);
+    at_buf_deinit(&pr->enc);
+    at_buf_deinit(&pr->msg);
+    free(pr);
+}
+
+void at_proc_suppress_until(at_proc_t *pr, int64_t offset)
+{
+    pr->out_suppress = offset;
+}
+
+const at_ruleset_t *at_proc_rules(const at_proc_t *pr)
+{
+    return pr->rs;
+}
+
+int64_t at_proc_next_offset(const at_proc_t *pr)
+{
+    return pr->next_offset;
+}
+
+int64_t at_proc__now(const at_proc_t *pr)
+{
+    return at_wm_get(&pr->wm);
+}
+
+/* ---- pending events ------------------------------------------------------------ */
+
+at_pev_t *at_proc__pev_new(at_proc_t *pr, uint32_t slot, const char *id, size_t id_len,
+                           const char *json, size_t json_len, int64_t ts, int64_t recv,
+                           int64_t offset)
+{
+    (void)pr;
+    at_pev_t *it = at_xmalloc(sizeof *it + id_len + 1 + json_len + 1);
+    memset(it, 0, sizeof *it);
+    memcpy(it->data, id, id_len);
+    it->data[id_len] = '\0';
+    it->json = it->data + id_len + 1;
+    memcpy(it->json, json, json_len);
+    it->json[json_len] = '\0';
+    it->json_len = (uint32_t)json_len;
+    it->h.ts = ts;
+    it->h.id = it->data;
+    it->h.id_len = (uint32_t)id_len;
+    it->h.seq = (uint64_t)offset;
+    it->slot = slot;
+    it->recv = recv;
+    it->offset = offset;
+    return it;
+}
+
+void at_proc__pev_free(at_pev_t *it)
+{
+    if (!it)
+        return;
+    free(it->facts_mem);
+    free(it);
+}
+
+/* The early path's facts of a pending event under the current rule set. */
+void at_proc__facts(at_proc_t *pr, at_pev_t *it)
+{
+    free(it->facts_mem);
+    it->facts_mem = NULL;
+    it->facts = (at_rule_facts_t){pr->rs, 0, NULL};
+    if (!pr->rs->has_early)
+        return;
+    at_arena_t a;
+    at_arena_init(&a, 4096);
+    at_json_t *root = NULL;
+    at_error_t e;
+    if (at_json_parse_all(it->json, it->json_len, &a, 64, &root, &e) == 0) {
+        at_host_t h;
+        at_proc__host(pr, &h, NULL, it->json, root, it->h.ts, it->recv, it->h.ts);
+        at_rule_facts_t f;
+        at_rules_facts(pr->rs, &h.rh, &a, &f);
+        /* copy into one block owned by the item */
+        size_t bytes = f.n * sizeof(at_rule_fact_t);
+        for (uint32_t i = 0; i < f.n; i++)
+            bytes += f.f[i].group.n;
+        char *mem = at_xmalloc(bytes + 1);
+        at_rule_fact_t *out = (at_rule_fact_t *)(void *)mem;
+        char *s = mem + f.n * sizeof(at_rule_fact_t);
+        for (uint32_t i = 0; i < f.n; i++) {
+            out[i] = f.f[i];
+            if (f.f[i].group.n)
+                memcpy(s, f.f[i].group.s, f.f[i].group.n);
+            out[i].group.s = s;
+            s += f.f[i].group.n;
+        }
+        it->facts_mem = mem;
+        it->facts = (at_rule_facts_t){pr->rs, f.n, out};
+    }
+    at_arena_deinit(&a);
+}
+
+/* The early path for the user of `it`, which just arrived. */
+static void at_proc__early(at_proc_t *pr, at_pev_t *it)
+{
+    if (!it->facts.n)
+        return;
+    size_t n = 0;
+    for (at_pev_t *x = at_keyed_aux(pr->users, it->slot); x; x = x->next)
+        n++;
+    at_rule_pending_t *pend = at_arena_alloc(&pr->arena, (n + 1) * sizeof *pend);
+    /* the user's pending events in the buffer's order: a user has few */
+    at_pev_t **items = at_arena_alloc(&pr->arena, (n + 1) * sizeof *items);
+    size_t k = 0;
+    for (at_pev_t *x = at_keyed_aux(pr->users, it->slot); x; x = x->next) {
+        size_t j = k++;
+        while (j > 0 && at_pend_before(&x->h, &items[j - 1]->h)) {
+            items[j] = items[j - 1];
+            j--;
+        }
+        items[j] = x;
+    }
+    size_t newest = 0;
+    for (size_t i = 0; i < n; i++) {
+        pend[i].ts = items[i]->h.ts;
+        pend[i].facts = &items[i]->facts;
+        if (items[i] == it)
+            newest = i;
+    }
+    at_user_t u;
+    at_proc__load(pr, it->slot, &u);
+    at_host_t h;
+    at_proc__host(pr, &h, &u, it->json, NULL, it->h.ts, it->recv, it->h.ts);
+    at_rules_early(pr->rs, &u.rst, &h.rh, pend, n, newest, u.prof.session.start,
+                   u.prof.session.last, pr->cfg.profile.session_gap_ms, at_proc__emit, &h);
+    at_proc__store(pr, &u);
+}
+
+void at_proc__pending_add(at_proc_t *pr, at_pev_t *it, bool early)
+{
+    /* append to the user's list (arrival order) */
+    at_pev_t *head = at_keyed_aux(pr->users, it->slot);
+    it->next = NULL;
+    if (!head) {
+        at_keyed_set_aux(pr->users, it->slot, it);
+    } else {
+        while (head->next)
+            head = head->next;
+        head->next = it;
+    }
+    at_reorder_push(&pr->pend, &it->h);
+    pr->st.pending = pr->pend.n;
+    at_proc__facts(pr, it);
+    if (early && !pr->cfg.no_early)
+        at_proc__early(pr, it);
+}
+
+/* Takes the user's pending events out of the buffer: freed, or handed to
+ * *taken (a list in arrival order) for a handoff. */
+void at_proc__pending_drop(at_proc_t *pr, uint32_t slot, bool free_them, at_pev_t **taken)
+{
+    at_pev_t *x = at_keyed_aux(pr->users, slot);
+    at_keyed_set_aux(pr->users, slot, NULL);
+    if (taken)
+        *taken = x;
+    while (x) {
+        at_pev_t *next = x->next;
+        at_reorder_remove(&pr->pend, &x->h);
+        if (free_them)
+            at_proc__pev_free(x);
+        x = next;
+    }
+    pr->st.pending = pr->pend.n;
+}
+
+static void at_proc__unlink(at_proc_t *pr, at_pev_t *it)
+{
+    at_pev_t *x = at_keyed_aux(pr->users, it->slot), *prev = NULL;
+    while (x && x != it) {
+        prev = x;
+        x = x->next;
+    }
+    AT_ASSERT(x == it);
+    if (prev)
+        prev->next = it->next;
+    else
+        at_keyed_set_aux(pr->users, it->slot, it->next);
+}
+
+/* ---- applying events and timers ---------------------------------------------------- */
+
+/* Applies one event to the user's profile and (unless late) rules. */
+void at_proc__apply(at_proc_t *pr, uint32_t slot, const char *json, size_t len, int64_t ts,
+                    int64_t recv, bool late)
+{
+    at_json_t *root = NULL;
+    at_error_t e;
+    if (at_json_parse_all(json, len, &pr->arena, 64, &root, &e) < 0 || root->type != AT_JSON_OBJECT)
+        return; /* the log holds only canonical events: cannot happen */
+    at_user_t u;
+    at_proc__load(pr, slot, &u);
+    at_pevent_t ev;
+    at_proc__pevent(root, json, ts, &ev, &pr->arena);
+    at_profile_apply(&u.prof, &pr->cfg.profile, &ev, late);
+    pr->st.events++;
+    if (!late) {
+        at_host_t h;
+        at_proc__host(pr, &h, &u, json, root, ts, recv, ts);
+        at_rules_on_event(pr->rs, &u.rst, &h.rh, ts, at_proc__emit, &h);
+    }
+    int64_t now = at_wm_get(&pr->wm);
+    at_proc__store_at(pr, &u, late ? AT_MAX(now, ts) : ts);
+}
+
+/* The user's timer at instant t: rules first, then expiry. */
+static void at_proc__timer(at_proc_t *pr, uint32_t slot, int64_t t)
+{
+    at_user_t u;
+    at_proc__load(pr, slot, &u);
+    if (u.alias) { /* an alias expires with the ttl */
+        at_keyed_delete(pr->users, slot);
+        return;
+    }
+    at_host_t h;
+    at_proc__host(pr, &h, &u, NULL, NULL, t, t, t);
+    at_rules_on_time(pr->rs, &u.rst, &h.rh, t, at_proc__emit, &h);
+    if (pr->cfg.ttl_ms > 0 && u.prof.last_seen != AT_PROFILE_NONE &&
+        t >= u.prof.last_seen + pr->cfg.ttl_ms && !at_keyed_aux(pr->users, slot)) {
+        at_rules_drop(pr->rs, &u.rst, t, "expired", &h.rh, at_proc__emit, &h);
+        at_keyed_delete(pr->users, slot);
+        pr->st.expired_users++;
+        return;
+    }
+    at_proc__store_at(pr, &u, t);
+}
+
+/* Runs pending events and timers up to the watermark, in instant order. */
+static void at_proc__advance(at_proc_t *pr)
+{
+    int64_t w = at_wm_get(&pr->wm);
+    if (w == AT_WM_NONE)
+        return;
+    for (;;) {
+        at_pend_t *p = at_reorder_first(&pr->pend);
+        int64_t dl;
+        uint32_t slot = at_keyed_timer_first(pr->users, &dl);
+        bool ev = p && p->ts <= w;
+        bool tm = slot != AT_KEYED_NONE && dl <= w;
+        if (!ev && !tm)
+            break;
+        if (ev && (!tm || p->ts <= dl)) {
+            at_pev_t *it = (at_pev_t *)at_reorder_pop(&pr->pend);
+            at_proc__unlink(pr, it);
+            at_proc__apply(pr, it->slot, it->json, it->json_len, it->h.ts, it->recv, false);
+            at_proc__pev_free(it);
+        } else {
+            at_proc__timer(pr, slot, dl);
+        }
+        at_arena_reset(&pr->arena);
+    }
+    pr->st.pending = pr->pend.n;
+}
+
+/* ---- records --------------------------------------------------------------------------- */
+
+/* An event (or a forwarded one, unwrapped) arrives. */
+void at_proc__event(at_proc_t *pr, const char *key, size_t klen, const char *id, size_t id_len,
+                    const char *json, size_t jlen, int64_t ts, int64_t recv, int64_t offset)
+{
+    bool created;
+    uint32_t slot = at_keyed_get(pr->users, key, klen, &created);
+    at_pstr_t target;
+    int64_t trusted = AT_MIN(ts, recv);
+    if (!created && at_proc_alias(pr, key, klen, &target)) {
+        at_rec_t rec = {.key = key,
+                        .key_len = (uint32_t)klen,
+                        .id = id,
+                        .id_len = (uint32_t)id_len,
+                        .value = json,
+                        .value_len = (uint32_t)jlen,
+                        .ts_ms = ts,
+                        .recv_ms = recv,
+                        .offset = offset};
+        at_proc__forward(pr, &rec, target);
+        if (at_wm_observe(&pr->wm, trusted))
+            at_proc__advance(pr);
+        return;
+    }
+    bool late = at_wm_late(&pr->wm, ts);
+    bool moved = at_wm_observe(&pr->wm, trusted);
+    if (late) {
+        pr->st.late++;
+        at_proc__apply(pr, slot, json, jlen, ts, recv, true);
+        at_arena_reset(&pr->arena);
+    } else {
+        at_pev_t *it = at_proc__pev_new(pr, slot, id, id_len, json, jlen, ts, recv, offset);
+        at_proc__pending_add(pr, it, true);
+        at_arena_reset(&pr->arena);
+        if (created) /* a new user: nothing stored yet; keep it (empty) with its pending list */
+            at_keyed_timer_set(pr->users, slot, AT_TIMER_NONE);
+    }
+    if (moved)
+        at_proc__advance(pr);
+}
+
+/* After a restore, records before the checkpoint's next offset only refill
+ * the reorder buffer: an event is pending at the checkpoint exactly when
+ * its time is after the checkpoint's watermark (an event at or before it
+ * was late or final then, and is in the state already). */
+static void at_proc__refill(at_proc_t *pr, const at_rec_t *rec)
+{
+    int64_t w =
+        pr->refill_trusted == AT_WM_NONE ? AT_WM_NONE : pr->refill_trusted - pr->cfg.lateness_ms;
+    at_pstr_t target;
+    switch (rec->type) {
+    case AT_REC_EVENT: {
+        if (w != AT_WM_NONE && rec->ts_ms <= w)
+            return;
+        if (at_proc_alias(pr, rec->key, rec->key_len, &target))
+            return; /* forwarded or handed off before the checkpoint */
+        uint32_t slot = at_keyed_get(pr->users, rec->key, rec->key_len, NULL);
+        at_pev_t *it = at_proc__pev_new(pr, slot, rec->id, rec->id_len, rec->value, rec->value_len,
+                                        rec->ts_ms, rec->recv_ms, rec->offset);
+        at_proc__pending_add(pr, it, false);
+        return;
+    }
+    case AT_REC_MERGE:
+    case AT_REC_ERASE: {
+        uint32_t slot = at_keyed_find(pr->users, rec->key, rec->key_len);
+        if (slot != AT_KEYED_NONE)
+            at_proc__pending_drop(pr, slot, true, NULL);
+        return;
+    }
+    case AT_REC_HANDOFF:
+        at_proc__handoff(pr, rec, w, true);
+        return;
+    case AT_REC_FORWARDED:
+        at_proc__forwarded(pr, rec, w, true);
+        return;
+    default:
+        return;
+    }
+}
+
+static void at_proc__control(at_proc_t *pr, const at_rec_t *rec)
+{
+    at_ruleset_t *next = NULL;
+    at_error_t e;
+    if (at_ruleset_load(rec->value, rec->value_len, &next, &e) < 0) {
+        AT_ERROR("control record refused", "partition=%d offset=%lld err=\"%s\"", pr->p,
+                 (long long)rec->offset, e.message);
+        return;
+    }
+    at_ruleset_t *prev = pr->rs;
+    pr->rs = next;
+    at_proc__prepare_fields(pr);
+    int64_t t = at_wm_get(&pr->wm);
+    uint32_t pos = 0, slot;
+    while (t != AT_WM_NONE && (slot = at_keyed_next(pr->users, &pos)) != AT_KEYED_NONE) {
+        at_user_t u;
+        at_proc__load(pr, slot, &u);
+        if (u.alias)
+            continue;
+        at_host_t h;
+        at_proc__host(pr, &h, &u, NULL, NULL, t, t, t);
+        at_rules_migrate(prev, next, &u.rst, &h.rh, t, at_proc__emit, &h);
+        at_proc__store_at(pr, &u, t);
+        at_arena_reset(&pr->arena);
+    }
+    /* pending events: their facts were computed under the old set */
+    for (size_t i = 0; i < pr->pend.n; i++)
+        at_proc__facts(pr, (at_pev_t *)pr->pend.v[i]);
+    at_ruleset_unref(prev);
+    pr->st.controls++;
+}
+
+void at_proc_record(at_proc_t *pr, const at_rec_t *rec)
+{
+    AT_ASSERT(rec->partition == pr->p);
+    if (rec->offset < pr->next_offset)
+        return;
+    pr->next_offset = rec->offset + 1;
+    pr->st.records++;
+    if (rec->offset < pr->refill_until) {
+        at_proc__refill(pr, rec);
+        at_arena_reset(&pr->arena);
+        return;
+    }
+    switch (rec->type) {
+    case AT_REC_EVENT:
+        at_proc__event(pr, rec->key, rec->key_len, rec->id, rec->id_len, rec->value, rec->value_len,
+                       rec->ts_ms, rec->recv_ms, rec->offset);
+        break;
+    case AT_REC_TICK:
+        pr->st.ticks++;
+        if (at_wm_observe(&pr->wm, rec->ts_ms))
+            at_proc__advance(pr);
+        break;
+    case AT_REC_CONTROL:
+        at_proc__control(pr, rec);
+        break;
+    case AT_REC_MERGE:
+        at_proc__merge(pr, rec);
+        break;
+    case AT_REC_HANDOFF:
+        at_proc__handoff(pr, rec, AT_WM_NONE, false);
+        break;
+    case AT_REC_FORWARDED:
+        at_proc__forwarded(pr, rec, AT_WM_NONE, false);
+        break;
+    case AT_REC_ERASE:
+        at_proc__erase(pr, rec);
+        break;
+    default:
+        break; /* redacted and unknown records carry nothing to process */
+    }
+    at_arena_reset(&pr->arena);
+}
+
+void at_proc_stats(const at_proc_t *pr, at_proc_stats_t *st)
+{
+    *st = pr->st;
+    st->users = at_keyed_count(pr->users);
+    st->state_bytes = at_keyed_bytes(pr->users);
+    st->watermark = at_wm_get(&pr->wm);
+    st->next_offset = pr->next_offset;
+    st->out_next = pr->out_next;
+    st->pending = pr->pend.n;
+}
+
+int64_t at_proc_members(const at_proc_t *pr, uint32_t id)
+{
+    for (size_t i = 0; i < pr->nmembers; i++)
+        if (pr->members[i].id == id)
+            return pr->members[i].n;
+    return 0;
+}

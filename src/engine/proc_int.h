@@ -1,0 +1,150 @@
+/* proc_int.h - what the files of the partition processor share (proc.c
+ * records and time, proc_user.c user values and fields, proc_ident.c
+ * identity and erasure, proc_ckpt.c checkpoints and digests).
+ *
+ * A user's value in keyed state: u8 AT_PROC_FORMAT, u8 kind; for a user:
+ * varint profile length, the profile's encoding, the rules' encoding; for
+ * an alias: str target key, varint the merge record's offset.
+ *
+ * THREAD SAFETY: the partition's thread.
+ */
+#ifndef AT_PROC_INT_H
+#define AT_PROC_INT_H
+
+#include "at_json.h"
+#include "proc.h"
+
+#define AT_PROC_USER 1
+#define AT_PROC_ALIAS 2
+#define AT_PROC_MAX_STEPS 16
+
+/* A pending event: waits in the reorder buffer for the watermark. */
+typedef struct at_pev {
+    at_pend_t h;         /* ts, id, seq (its position: see at_proc__pev_new) */
+    struct at_pev *next; /* the user's pending events, in arrival order */
+    uint32_t slot;
+    int64_t recv;
+    int64_t offset;        /* input offset of the record it came in */
+    at_rule_facts_t facts; /* the early path's view; facts.f in facts_mem */
+    void *facts_mem;
+    uint32_t json_len;
+    char *json;  /* into data */
+    char data[]; /* id, NUL, json, NUL */
+} at_pev_t;
+
+/* A field of the rule set, prepared for fetching. */
+enum {
+    AT_FP_NONE,
+    AT_FP_TIMESTAMP,
+    AT_FP_RECEIVED,
+    AT_FP_EVENT, /* a path from the event's root */
+    AT_FP_COUNTER,
+    AT_FP_FIRST,
+    AT_FP_LAST,
+    AT_FP_SESS_START,
+    AT_FP_SESS_EVENTS,
+    AT_FP_SESS_PAGES,
+    AT_FP_SESS_DURATION,
+    AT_FP_TRAIT, /* a path inside the traits */
+};
+
+typedef struct at_fpath {
+    uint8_t kind;
+    int nsteps;
+    at_expr_step_t steps[AT_PROC_MAX_STEPS];
+    char *buf;  /* owned: decoded names the steps point into */
+    char *path; /* owned copy the steps may borrow */
+} at_fpath_t;
+
+struct at_proc {
+    int p;
+    at_proc_cfg_t cfg;
+    at_proc_ops_t ops;
+    void *ud;
+    at_keyed_t *users;
+    at_reorder_t pend;
+    at_wm_t wm;
+    at_ruleset_t *rs;
+    at_fpath_t *fp;
+    size_t nfp;
+    int64_t next_offset;    /* the next input offset to process */
+    int64_t refill_until;   /* records below this (after a restore) only refill the buffer */
+    int64_t refill_trusted; /* the restored largest trusted time */
+    int64_t out_next;       /* the next output offset */
+    int64_t out_suppress;   /* outputs below this are not handed out again */
+    int64_t *hwm;           /* [P] per-source high-water marks, -1: none */
+    at_member_count_t *members;
+    size_t nmembers;
+    at_proc_stats_t st;
+    at_arena_t arena;  /* scratch of one record */
+    at_buf_t enc, msg; /* scratch encodings */
+};
+
+/* A user's state, decoded for one step of processing. Strings point into
+ * the keyed value or the scratch arena: valid until the value is stored. */
+typedef struct at_user {
+    uint32_t slot;
+    const char *key;
+    size_t klen;
+    bool alias;
+    at_pstr_t target;
+    int64_t alias_offset;
+    at_profile_t prof;
+    at_rstate_t rst;
+} at_user_t;
+
+/* What rule expressions read while one event (or none, at a timer) is
+ * applied to one user. */
+typedef struct at_host {
+    at_proc_t *pr;
+    const char *src; /* the event's canonical JSON, or NULL */
+    const at_json_t *root;
+    int64_t ts, recv;
+    int64_t now;
+    const at_user_t *u;
+    const at_json_t *traits;
+    bool traits_done;
+    at_rule_host_t rh;
+} at_host_t;
+
+/* proc_user.c */
+void at_proc__load(at_proc_t *pr, uint32_t slot, at_user_t *u);
+/* Decodes a value (as stored) that is not in the table, e.g. a handoff's. */
+void at_proc__decode(at_proc_t *pr, const uint8_t *v, size_t n, at_user_t *u);
+void at_proc__store(at_proc_t *pr, at_user_t *u);
+/* Stores u and sets its timer to its next deadline after `after`. */
+void at_proc__store_at(at_proc_t *pr, at_user_t *u, int64_t after);
+void at_proc__store_alias(at_proc_t *pr, uint32_t slot, at_pstr_t target, int64_t offset);
+void at_proc__host(at_proc_t *pr, at_host_t *h, const at_user_t *u, const char *src,
+                   const at_json_t *root, int64_t ts, int64_t recv, int64_t now);
+void at_proc__pevent(const at_json_t *root, const char *src, int64_t ts, at_pevent_t *ev,
+                     at_arena_t *arena);
+void at_proc__prepare_fields(at_proc_t *pr);
+void at_proc__free_fields(at_proc_t *pr);
+int64_t at_proc__deadline(at_proc_t *pr, const at_user_t *u, int64_t after);
+void at_proc__emit(void *ud, const at_rule_out_t *o);
+
+/* proc.c */
+at_pev_t *at_proc__pev_new(at_proc_t *pr, uint32_t slot, const char *id, size_t id_len,
+                           const char *json, size_t json_len, int64_t ts, int64_t recv,
+                           int64_t offset);
+void at_proc__pev_free(at_pev_t *it);
+void at_proc__pending_add(at_proc_t *pr, at_pev_t *it, bool early);
+void at_proc__pending_drop(at_proc_t *pr, uint32_t slot, bool free_them, at_pev_t **taken);
+void at_proc__apply(at_proc_t *pr, uint32_t slot, const char *json, size_t len, int64_t ts,
+                    int64_t recv, bool late);
+void at_proc__facts(at_proc_t *pr, at_pev_t *it);
+int64_t at_proc__now(const at_proc_t *pr);
+
+void at_proc__event(at_proc_t *pr, const char *key, size_t klen, const char *id, size_t id_len,
+                    const char *json, size_t jlen, int64_t ts, int64_t recv, int64_t offset);
+
+/* proc_ident.c. refill: replaying records before a restored checkpoint's
+ * offset, where only pending events after watermark w are taken back. */
+void at_proc__merge(at_proc_t *pr, const at_rec_t *rec);
+void at_proc__handoff(at_proc_t *pr, const at_rec_t *rec, int64_t w, bool refill);
+void at_proc__forwarded(at_proc_t *pr, const at_rec_t *rec, int64_t w, bool refill);
+void at_proc__forward(at_proc_t *pr, const at_rec_t *rec, at_pstr_t target);
+void at_proc__erase(at_proc_t *pr, const at_rec_t *rec);
+
+#endif

@@ -1,0 +1,556 @@
+/* proc_user.c - a user's value (decode and encode), what rule expressions
+ * read of the event and the profile, outputs, and reads of a user.
+ *
+ * THREAD SAFETY: the partition's thread.
+ */
+#include "at_tz.h"
+#include "proc_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+/* ---- the value ------------------------------------------------------------------ */
+
+void at_proc__load(at_proc_t *pr, uint32_t slot, at_user_t *u)
+{
+    size_t n;
+    const uint8_t *v = at_keyed_value(pr->users, slot, &n);
+    at_proc__decode(pr, v, n, u);
+    u->slot = slot;
+    u->key = at_keyed_key(pr->users, slot, &u->klen);
+}
+
+void at_proc__decode(at_proc_t *pr, const uint8_t *v, size_t n, at_user_t *u)
+{
+    memset(u, 0, sizeof *u);
+    u->slot = AT_KEYED_NONE;
+    at_profile_init(&u->prof, &pr->arena);
+    at_rstate_init(&u->rst, &pr->arena);
+    if (n < 2 || v[0] != AT_PROC_FORMAT)
+        return; /* new */
+    at_dec_t d = {v + 2, v + n, false};
+    if (v[1] == AT_PROC_ALIAS) {
+        u->alias = true;
+        u->target = at_dec_str(&d);
+        u->alias_offset = (int64_t)at_dec_varint(&d);
+        AT_ASSERT(!d.bad);
+        return;
+    }
+    uint64_t plen = at_dec_varint(&d);
+    AT_ASSERT(!d.bad && plen <= (uint64_t)(d.end - d.p));
+    int rc = at_profile_decode(&u->prof, d.p, (size_t)plen, &pr->arena);
+    AT_ASSERT(rc >= 0);
+    d.p += plen;
+    rc = at_rstate_decode(&u->rst, d.p, (size_t)(d.end - d.p), &pr->arena);
+    AT_ASSERT(rc >= 0);
+}
+
+void at_proc__store(at_proc_t *pr, at_user_t *u)
+{
+    at_buf_t *b = &pr->enc;
+    at_buf_reset(b);
+    AT_ASSERT(at_buf_putc(b, AT_PROC_FORMAT) == 0);
+    AT_ASSERT(at_buf_putc(b, AT_PROC_USER) == 0);
+    size_t at = b->len;
+    at_profile_encode(&u->prof, b);
+    size_t plen = b->len - at;
+    /* the length goes before the profile: encode it, then move */
+    uint8_t tmp[10];
+    size_t tl = 0;
+    uint64_t x = plen;
+    do {
+        uint8_t c = x & 0x7f;
+        x >>= 7;
+        tmp[tl++] = (uint8_t)(c | (x ? 0x80 : 0));
+    } while (x);
+    AT_ASSERT(at_buf_reserve(b, tl) == 0);
+    memmove(b->data + at + tl, b->data + at, plen);
+    memcpy(b->data + at, tmp, tl);
+    b->len += tl;
+    at_rstate_encode(&u->rst, b);
+    at_keyed_set(pr->users, u->slot, b->data, b->len);
+}
+
+void at_proc__store_at(at_proc_t *pr, at_user_t *u, int64_t after)
+{
+    /* the deadline reads u's strings, which point into the old value */
+    int64_t dl = at_proc__deadline(pr, u, after);
+    at_proc__store(pr, u);
+    at_keyed_timer_set(pr->users, u->slot, dl);
+}
+
+void at_proc__store_alias(at_proc_t *pr, uint32_t slot, at_pstr_t target, int64_t offset)
+{
+    at_buf_t *b = &pr->enc;
+    at_buf_reset(b);
+    AT_ASSERT(at_buf_putc(b, AT_PROC_FORMAT) == 0);
+    AT_ASSERT(at_buf_putc(b, AT_PROC_ALIAS) == 0);
+    at_enc_str(b, target.s, target.n);
+    at_enc_varint(b, (uint64_t)offset);
+    at_keyed_set(pr->users, slot, b->data, b->len);
+}
+
+bool at_proc_alias(const at_proc_t *pr, const char *key, size_t n, at_pstr_t *target)
+{
+    uint32_t slot = at_keyed_find(pr->users, key, n);
+    if (slot == AT_KEYED_NONE)
+        return false;
+    size_t vn;
+    const uint8_t *v = at_keyed_value(pr->users, slot, &vn);
+    if (vn < 2 || v[0] != AT_PROC_FORMAT || v[1] != AT_PROC_ALIAS)
+        return false;
+    at_dec_t d = {v + 2, v + vn, false};
+    *target = at_dec_str(&d);
+    return !d.bad;
+}
+
+/* ---- fields ---------------------------------------------------------------------- */
+
+void at_proc__free_fields(at_proc_t *pr)
+{
+    for (size_t i = 0; i < pr->nfp; i++) {
+        free(pr->fp[i].buf);
+        free(pr->fp[i].path);
+    }
+    free(pr->fp);
+    pr->fp = NULL;
+    pr->nfp = 0;
+}
+
+/* Splits every field path of the rule set once, so fetching walks steps. */
+void at_proc__prepare_fields(at_proc_t *pr)
+{
+    at_proc__free_fields(pr);
+    const at_ruleset_t *rs = pr->rs;
+    pr->nfp = rs->nfields;
+    pr->fp = at_xcalloc(rs->nfields + 1, sizeof *pr->fp);
+    for (size_t i = 0; i < rs->nfields; i++) {
+        at_fpath_t *f = &pr->fp[i];
+        size_t n = strlen(rs->fields[i]);
+        f->path = at_xstrndup(rs->fields[i], n);
+        f->buf = at_xmalloc(n + 1);
+        f->nsteps = at_expr_path_split(f->path, n, f->steps, AT_PROC_MAX_STEPS, f->buf, n + 1);
+        if (f->nsteps <= 0) {
+            f->kind = AT_FP_NONE;
+            continue;
+        }
+        const at_expr_step_t *s = f->steps;
+#define IS(k, w) (s[k].s && s[k].len == sizeof(w) - 1 && !memcmp(s[k].s, w, sizeof(w) - 1))
+        if (IS(0, "profile")) {
+            if (f->nsteps == 3 && IS(1, "counters"))
+                f->kind = AT_FP_COUNTER;
+            else if (f->nsteps == 2 && IS(1, "first_seen"))
+                f->kind = AT_FP_FIRST;
+            else if (f->nsteps == 2 && IS(1, "last_seen"))
+                f->kind = AT_FP_LAST;
+            else if (f->nsteps == 3 && IS(1, "session"))
+                f->kind = IS(2, "start")      ? AT_FP_SESS_START
+                          : IS(2, "events")   ? AT_FP_SESS_EVENTS
+                          : IS(2, "pages")    ? AT_FP_SESS_PAGES
+                          : IS(2, "duration") ? AT_FP_SESS_DURATION
+                                              : AT_FP_NONE;
+            else if (f->nsteps >= 3 && IS(1, "traits"))
+                f->kind = AT_FP_TRAIT;
+            else
+                f->kind = AT_FP_NONE;
+        } else if (f->nsteps == 1 && IS(0, "timestamp")) {
+            f->kind = AT_FP_TIMESTAMP;
+        } else if (f->nsteps == 1 && IS(0, "received_at")) {
+            f->kind = AT_FP_RECEIVED;
+        } else {
+            f->kind = AT_FP_EVENT;
+        }
+#undef IS
+    }
+}
+
+static const at_json_t *at_proc__walk(const at_json_t *v, const at_expr_step_t *s, int n)
+{
+    for (int i = 0; v && i < n; i++) {
+        if (s[i].s) {
+            v = v->type == AT_JSON_OBJECT ? at_json_get(v, s[i].s, s[i].len) : NULL;
+        } else {
+            if (v->type != AT_JSON_ARRAY)
+                return NULL;
+            const at_json_t *c = v->child;
+            for (int64_t k = 0; c && k < s[i].index; k++)
+                c = c->next;
+            v = c;
+        }
+    }
+    return v;
+}
+
+static void at_proc__jval(const at_json_t *v, const char *src, at_val_t *out)
+{
+    if (!v)
+        return;
+    switch (v->type) {
+    case AT_JSON_NULL:
+        out->type = AT_VAL_NULL;
+        break;
+    case AT_JSON_TRUE:
+        *out = at_val_bool(true);
+        break;
+    case AT_JSON_FALSE:
+        *out = at_val_bool(false);
+        break;
+    case AT_JSON_NUMBER:
+        *out = at_val_num(at_json_number(v));
+        break;
+    case AT_JSON_STRING:
+        *out = at_val_str(v->s, v->len);
+        break;
+    default:
+        *out = at_val_json(src + v->off, v->end - v->off);
+        break;
+    }
+}
+
+static bool at_proc__session_open(const at_host_t *h)
+{
+    const at_profile_t *p = &h->u->prof;
+    return p->session.start != AT_PROFILE_NONE && h->now >= p->session.start &&
+           h->now < p->session.last + h->pr->cfg.profile.session_gap_ms;
+}
+
+static void at_proc__field(void *ctx, int slot, at_val_t *out)
+{
+    at_host_t *h = ctx;
+    at_proc_t *pr = h->pr;
+    if (slot < 0 || (size_t)slot >= pr->nfp)
+        return;
+    const at_fpath_t *f = &pr->fp[slot];
+    const at_profile_t *p = h->u ? &h->u->prof : NULL;
+    switch (f->kind) {
+    case AT_FP_TIMESTAMP:
+        if (h->root)
+            *out = at_val_time(h->ts);
+        break;
+    case AT_FP_RECEIVED:
+        if (h->root)
+            *out = at_val_time(h->recv);
+        break;
+    case AT_FP_EVENT:
+        if (h->root)
+            at_proc__jval(at_proc__walk(h->root, f->steps, f->nsteps), h->src, out);
+        break;
+    case AT_FP_COUNTER:
+        if (p)
+            *out = at_val_num((double)at_profile_counter(p, f->steps[2].s, f->steps[2].len));
+        break;
+    case AT_FP_FIRST:
+        if (p && p->first_seen != AT_PROFILE_NONE)
+            *out = at_val_time(p->first_seen);
+        break;
+    case AT_FP_LAST:
+        if (p && p->last_seen != AT_PROFILE_NONE)
+            *out = at_val_time(p->last_seen);
+        break;
+    case AT_FP_SESS_START:
+        if (p && at_proc__session_open(h))
+            *out = at_val_time(p->session.start);
+        break;
+    case AT_FP_SESS_EVENTS:
+        if (p)
+            *out = at_val_num(at_proc__session_open(h) ? p->session.events : 0);
+        break;
+    case AT_FP_SESS_PAGES:
+        if (p)
+            *out = at_val_num(at_proc__session_open(h) ? p->session.pages : 0);
+        break;
+    case AT_FP_SESS_DURATION:
+        if (p && at_proc__session_open(h))
+            *out = at_val_dur(p->session.last - p->session.start);
+        break;
+    case AT_FP_TRAIT:
+        if (!p || !p->traits.n)
+            break;
+        if (!h->traits_done) {
+            at_json_t *t = NULL;
+            at_error_t e;
+            h->traits_done = true;
+            if (at_json_parse_all(p->traits.s, p->traits.n, &pr->arena, 64, &t, &e) == 0)
+                h->traits = t;
+        }
+        if (h->traits)
+            at_proc__jval(at_proc__walk(h->traits, f->steps + 2, f->nsteps - 2), p->traits.s, out);
+        break;
+    default:
+        break;
+    }
+}
+
+static double at_proc__affinity(void *ctx, const char *cat, size_t n)
+{
+    const at_host_t *h = ctx;
+    return h->u ? at_profile_affinity(&h->u->prof, cat, n) : 0;
+}
+
+void at_proc__host(at_proc_t *pr, at_host_t *h, const at_user_t *u, const char *src,
+                   const at_json_t *root, int64_t ts, int64_t recv, int64_t now)
+{
+    memset(h, 0, sizeof *h);
+    h->pr = pr;
+    h->u = u;
+    h->src = src;
+    h->root = root;
+    h->ts = ts;
+    h->recv = recv;
+    h->now = now;
+    const at_tz_t *tz = NULL;
+    if (u && u->prof.tz.n)
+        tz = at_tz_get(u->prof.tz.s, u->prof.tz.n);
+    h->rh = (at_rule_host_t){
+        .field = at_proc__field,
+        .affinity = at_proc__affinity,
+        .ctx = h,
+        .session_start = u && at_proc__session_open(h) ? u->prof.session.start : AT_RULE_NONE,
+        .tz = tz ? tz : at_tz_utc(),
+        .key = u ? u->key : "",
+        .key_len = u ? u->klen : 0,
+    };
+}
+
+/* What the profile reads of a canonical event. */
+void at_proc__pevent(const at_json_t *root, const char *src, int64_t ts, at_pevent_t *ev,
+                     at_arena_t *arena)
+{
+    memset(ev, 0, sizeof *ev);
+    ev->ts = ts;
+#define STR(obj, name, dst)                                                                        \
+    do {                                                                                           \
+        const at_json_t *v_ = (obj) ? at_json_get((obj), name, sizeof(name) - 1) : NULL;           \
+        if (v_ && v_->type == AT_JSON_STRING)                                                      \
+            (dst) = (at_pstr_t){v_->s, v_->len};                                                   \
+    } while (0)
+    STR(root, "type", ev->type);
+    STR(root, "item_id", ev->item);
+    STR(root, "category", ev->category);
+    const at_json_t *ctx = at_json_get(root, "context", 7);
+    if (ctx && ctx->type == AT_JSON_OBJECT)
+        STR(ctx, "timezone", ev->tz);
+    const at_json_t *props = at_json_get(root, "properties", 10);
+    if (props && props->type == AT_JSON_OBJECT) {
+        ev->traits = (at_pstr_t){src + props->off, props->end - props->off};
+        const at_json_t *items = at_json_get(props, "items", 5);
+        if (items && items->type == AT_JSON_ARRAY && items->len) {
+            size_t n = AT_MIN(items->len, 64u), k = 0;
+            at_pitem_t *out = at_arena_alloc(arena, n * sizeof *out);
+            for (const at_json_t *it = items->child; it && k < n; it = it->next) {
+                if (it->type != AT_JSON_OBJECT)
+                    continue;
+                at_pitem_t x = {{NULL, 0}, {NULL, 0}};
+                STR(it, "item_id", x.item);
+                if (!x.item.n)
+                    STR(it, "product_id", x.item);
+                STR(it, "category", x.category);
+                if (x.item.n || x.category.n)
+                    out[k++] = x;
+            }
+            ev->items = out;
+            ev->nitems = k;
+        }
+    }
+#undef STR
+}
+
+/* ---- deadlines and outputs ------------------------------------------------------------ */
+
+int64_t at_proc__deadline(at_proc_t *pr, const at_user_t *u, int64_t after)
+{
+    if (u->alias)
+        return AT_TIMER_NONE; /* aliases stay: a later event of the key must still forward */
+    const at_tz_t *tz = u->prof.tz.n ? at_tz_get(u->prof.tz.s, u->prof.tz.n) : NULL;
+    int64_t send = at_profile_session_end(&u->prof, &pr->cfg.profile);
+    if (send != AT_PROFILE_NONE && send <= after)
+        send = AT_RULE_NONE;
+    int64_t dl = at_rules_deadline(pr->rs, &u->rst, tz ? tz : at_tz_utc(), after,
+                                   send == AT_PROFILE_NONE ? AT_RULE_NONE : send);
+    if (pr->cfg.ttl_ms > 0 && u->prof.last_seen != AT_PROFILE_NONE) {
+        int64_t exp = u->prof.last_seen + pr->cfg.ttl_ms;
+        if (exp > after && exp < dl)
+            dl = exp;
+        else if (exp <= after && dl == AT_TIMER_NONE)
+            dl = after + 1;
+    }
+    return dl;
+}
+
+static void at_proc__count_member(at_proc_t *pr, uint32_t id, int delta)
+{
+    for (size_t i = 0; i < pr->nmembers; i++) {
+        if (pr->members[i].id == id) {
+            pr->members[i].n += delta;
+            return;
+        }
+    }
+    pr->members = at_xrealloc(pr->members, (pr->nmembers + 1) * sizeof *pr->members);
+    pr->members[pr->nmembers++] = (at_member_count_t){id, delta};
+}
+
+/* The deterministic id of an output: (rule, version, user key, kind, group,
+ * instant), DESIGN.md §6. */
+static void at_proc__out_id(const at_rule_out_t *o, const char *key, size_t klen, char out[33])
+{
+    XXH3_state_t *st = XXH3_createState();
+    AT_ASSERT(st);
+    XXH3_128bits_reset(st);
+    char head[96];
+    int n = snprintf(head, sizeof head, "%s\x1f%u\x1f%d\x1f%lld\x1f", o->rule->name,
+                     o->rule->version, o->kind, (long long)o->at);
+    XXH3_128bits_update(st, head, (size_t)n);
+    XXH3_128bits_update(st, key, klen);
+    XXH3_128bits_update(st, "\x1f", 1);
+    XXH3_128bits_update(st, o->group.s ? o->group.s : "", o->group.n);
+    XXH128_hash_t h = XXH3_128bits_digest(st);
+    XXH3_freeState(st);
+    (void)snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.high64,
+                   (unsigned long long)h.low64);
+}
+
+static const char *at_proc__kind_name(int kind)
+{
+    return kind == AT_OUT_ENTER  ? "segment_enter"
+           : kind == AT_OUT_EXIT ? "segment_exit"
+                                 : "trigger";
+}
+
+void at_proc__emit(void *ud, const at_rule_out_t *o)
+{
+    at_host_t *h = ud;
+    at_proc_t *pr = h->pr;
+    const char *key = h->rh.key;
+    size_t klen = h->rh.key_len;
+    if (o->shadow) {
+        pr->st.shadow_outputs++;
+        return;
+    }
+    if (o->user_delta)
+        at_proc__count_member(pr, o->rule->id, o->user_delta);
+    int64_t off = pr->out_next++;
+    pr->st.early_outputs += o->early;
+    if (off < pr->out_suppress) {
+        pr->st.outputs_suppressed++;
+        return;
+    }
+    pr->st.outputs++;
+    char id[33], at[40];
+    at_proc__out_id(o, key, klen, id);
+    at_time_format_rfc3339(o->at, at);
+    at_buf_t *b = &pr->msg;
+    at_buf_reset(b);
+    bool seg = o->kind != AT_OUT_FIRE;
+    AT_ASSERT(at_buf_printf(b, "{\"id\":\"%s\",\"type\":\"%s\",\"%s\":", id,
+                            at_proc__kind_name(o->kind), seg ? "segment" : "trigger") >= 0);
+    AT_ASSERT(at_buf_json_str(b, o->rule->name, strlen(o->rule->name)) == 0);
+    AT_ASSERT(at_buf_printf(b, ",\"version\":%u,\"user\":", o->rule->version) >= 0);
+    AT_ASSERT(at_buf_json_str(b, key, klen) == 0);
+    if (seg && o->rule->group) {
+        AT_ASSERT(at_buf_puts(b, ",\"group\":") == 0);
+        AT_ASSERT(at_buf_json_str(b, o->group.s ? o->group.s : "", o->group.n) == 0);
+    }
+    AT_ASSERT(at_buf_printf(b, ",\"at\":\"%s\",\"ts\":%lld,\"seq\":%llu,\"position\":\"%d:%lld\"",
+                            at, (long long)o->at, (unsigned long long)o->seq, pr->p,
+                            (long long)off) >= 0);
+    if (o->early)
+        AT_ASSERT(at_buf_puts(b, ",\"early\":true") == 0);
+    if (o->reason)
+        AT_ASSERT(at_buf_printf(b, ",\"reason\":\"%s\"", o->reason) >= 0);
+    if (!seg && o->rule->action) {
+        AT_ASSERT(at_buf_puts(b, ",\"action\":") == 0);
+        AT_ASSERT(at_buf_append(b, o->rule->action, o->rule->action_len) == 0);
+    }
+    AT_ASSERT(at_buf_putc(b, '}') == 0);
+    if (pr->ops.output) {
+        at_proc_out_t po = {pr->p, off, o, key, klen, id, b->data, b->len};
+        pr->ops.output(pr->ud, &po);
+    }
+}
+
+/* ---- reads ---------------------------------------------------------------------------- */
+
+int at_proc_render_user(at_proc_t *pr, const char *key, size_t n, unsigned what, at_buf_t *out)
+{
+    uint32_t slot = at_keyed_find(pr->users, key, n);
+    if (slot == AT_KEYED_NONE)
+        return AT_ENOTFOUND;
+    at_user_t u;
+    at_proc__load(pr, slot, &u);
+    if (u.alias)
+        return AT_ENOTFOUND; /* the caller follows aliases */
+    /* the live view: pending events applied to a copy of the profile */
+    size_t npend = 0;
+    for (at_pev_t *x = at_keyed_aux(pr->users, slot); x; x = x->next)
+        npend++;
+    at_pev_t **items = at_arena_alloc(&pr->arena, (npend + 1) * sizeof *items);
+    size_t k = 0;
+    for (at_pev_t *x = at_keyed_aux(pr->users, slot); x; x = x->next) {
+        size_t j = k++;
+        while (j > 0 && at_pend_before(&x->h, &items[j - 1]->h)) {
+            items[j] = items[j - 1];
+            j--;
+        }
+        items[j] = x;
+    }
+    for (size_t i = 0; i < npend; i++) {
+        at_json_t *root = NULL;
+        at_error_t e;
+        if (at_json_parse_all(items[i]->json, items[i]->json_len, &pr->arena, 64, &root, &e) < 0)
+            continue;
+        at_pevent_t ev;
+        at_proc__pevent(root, items[i]->json, items[i]->h.ts, &ev, &pr->arena);
+        at_profile_apply(&u.prof, &pr->cfg.profile, &ev, false);
+    }
+    AT_ASSERT(at_buf_puts(out, "{\"user\":") == 0);
+    AT_ASSERT(at_buf_json_str(out, key, n) == 0);
+    if (what & (AT_PROC_R_PROFILE | AT_PROC_R_EXPORT)) {
+        AT_ASSERT(at_buf_putc(out, ',') == 0);
+        at_profile_render(&u.prof, &pr->cfg.profile, at_wm_get(&pr->wm), out);
+    }
+    AT_ASSERT(at_buf_putc(out, ',') == 0);
+    at_rstate_render(pr->rs, &u.rst, out);
+    AT_ASSERT(at_buf_printf(out, ",\"pending_events\":%zu,\"partition\":%d", npend, pr->p) >= 0);
+    if (what & AT_PROC_R_EXPORT) {
+        AT_ASSERT(at_buf_puts(out, ",\"pending\":[") == 0);
+        for (size_t i = 0; i < npend; i++) {
+            if (i)
+                AT_ASSERT(at_buf_putc(out, ',') == 0);
+            AT_ASSERT(at_buf_append(out, items[i]->json, items[i]->json_len) == 0);
+        }
+        AT_ASSERT(at_buf_putc(out, ']') == 0);
+    }
+    AT_ASSERT(at_buf_putc(out, '}') == 0);
+    at_arena_reset(&pr->arena);
+    return 0;
+}
+
+size_t at_proc_members_page(at_proc_t *pr, const char *name, size_t n, uint32_t *cursor,
+                            size_t limit, at_buf_t *out, bool *more)
+{
+    size_t got = 0;
+    uint32_t slot;
+    *more = false;
+    while ((slot = at_keyed_next(pr->users, cursor)) != AT_KEYED_NONE) {
+        at_user_t u;
+        at_proc__load(pr, slot, &u);
+        bool in = !u.alias && at_rstate_in_segment(pr->rs, &u.rst, name, n);
+        at_arena_reset(&pr->arena);
+        if (!in)
+            continue;
+        if (got == limit) {
+            (*cursor)--; /* come back to this one */
+            *more = true;
+            break;
+        }
+        size_t kl;
+        const char *k = at_keyed_key(pr->users, slot, &kl);
+        if (got || out->len > 1)
+            AT_ASSERT(at_buf_putc(out, ',') == 0);
+        AT_ASSERT(at_buf_json_str(out, k, kl) == 0);
+        got++;
+    }
+    return got;
+}

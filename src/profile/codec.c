@@ -1,0 +1,221 @@
+/* codec.c - a profile's compact encoding and its JSON rendering.
+ *
+ * Encoding (format 1), all varints unless said otherwise:
+ *   u8 format; flags (bit 0: has events);
+ *   when it has events: zigzag first_seen; last_seen - first_seen; events;
+ *   late; ncounters, {str type, count}...; zigzag aff_ref - first_seen; naff,
+ *   {str category, f32 score}...; nrecent, {str item, last_seen - ts,
+ *   kinds}...; session flag, then zigzag start - first_seen, last - start,
+ *   events, pages; str traits; str tz.
+ * Times are stored relative to first_seen, which is the smallest of them.
+ */
+#include "at_json.h"
+#include "at_profile.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void at_profile_encode(const at_profile_t *p, at_buf_t *out)
+{
+    AT_ASSERT(at_buf_putc(out, AT_PROFILE_FORMAT) == 0);
+    bool has = p->first_seen != AT_PROFILE_NONE;
+    at_enc_varint(out, has ? 1 : 0);
+    if (!has)
+        return;
+    int64_t base = p->first_seen;
+    at_enc_zigzag(out, base);
+    at_enc_varint(out, (uint64_t)(p->last_seen - base));
+    at_enc_varint(out, p->events);
+    at_enc_varint(out, p->late);
+    at_enc_varint(out, p->ncounters);
+    for (uint32_t i = 0; i < p->ncounters; i++) {
+        at_enc_str(out, p->counters[i].type.s, p->counters[i].type.n);
+        at_enc_varint(out, p->counters[i].n);
+    }
+    at_enc_zigzag(out, p->aff_ref == AT_PROFILE_NONE ? 0 : p->aff_ref - base);
+    at_enc_varint(out, p->naff);
+    for (uint32_t i = 0; i < p->naff; i++) {
+        at_enc_str(out, p->aff[i].cat.s, p->aff[i].cat.n);
+        at_enc_f32(out, p->aff[i].score);
+    }
+    at_enc_varint(out, p->nrecent);
+    for (uint32_t i = 0; i < p->nrecent; i++) {
+        at_enc_str(out, p->recent[i].item.s, p->recent[i].item.n);
+        at_enc_varint(out, (uint64_t)(p->last_seen - p->recent[i].ts));
+        at_enc_varint(out, p->recent[i].kinds);
+    }
+    bool sess = p->session.start != AT_PROFILE_NONE;
+    at_enc_varint(out, sess);
+    if (sess) {
+        at_enc_zigzag(out, p->session.start - base);
+        at_enc_varint(out, (uint64_t)(p->session.last - p->session.start));
+        at_enc_varint(out, p->session.events);
+        at_enc_varint(out, p->session.pages);
+    }
+    at_enc_str(out, p->traits.s, p->traits.n);
+    at_enc_str(out, p->tz.s, p->tz.n);
+}
+
+int at_profile_decode(at_profile_t *p, const uint8_t *data, size_t n, at_arena_t *arena)
+{
+    at_profile_init(p, arena);
+    if (n < 1 || data[0] != AT_PROFILE_FORMAT)
+        return AT_ECORRUPT;
+    at_dec_t d = {data + 1, data + n, false};
+    uint64_t flags = at_dec_varint(&d);
+    if (d.bad)
+        return AT_ECORRUPT;
+    if (!(flags & 1))
+        return (int)(d.p - data);
+    int64_t base = at_dec_zigzag(&d);
+    p->first_seen = base;
+    p->last_seen = base + (int64_t)at_dec_varint(&d);
+    p->events = at_dec_varint(&d);
+    p->late = at_dec_varint(&d);
+    uint64_t nc = at_dec_varint(&d);
+    if (nc > AT_PROFILE_MAX_COUNTERS + 1)
+        return AT_ECORRUPT;
+    for (uint64_t i = 0; i < nc; i++) {
+        p->counters[i].type = at_dec_str(&d);
+        p->counters[i].n = at_dec_varint(&d);
+    }
+    p->ncounters = (uint32_t)nc;
+    p->aff_ref = base + at_dec_zigzag(&d);
+    uint64_t na = at_dec_varint(&d);
+    if (na > AT_PROFILE_MAX_CATEGORIES)
+        return AT_ECORRUPT;
+    for (uint64_t i = 0; i < na; i++) {
+        p->aff[i].cat = at_dec_str(&d);
+        p->aff[i].score = at_dec_f32(&d);
+    }
+    p->naff = (uint32_t)na;
+    if (!na)
+        p->aff_ref = AT_PROFILE_NONE;
+    uint64_t nr = at_dec_varint(&d);
+    if (nr > AT_PROFILE_MAX_RECENT)
+        return AT_ECORRUPT;
+    for (uint64_t i = 0; i < nr; i++) {
+        p->recent[i].item = at_dec_str(&d);
+        p->recent[i].ts = p->last_seen - (int64_t)at_dec_varint(&d);
+        p->recent[i].kinds = (uint8_t)at_dec_varint(&d);
+    }
+    p->nrecent = (uint32_t)nr;
+    if (at_dec_varint(&d)) {
+        p->session.start = base + at_dec_zigzag(&d);
+        p->session.last = p->session.start + (int64_t)at_dec_varint(&d);
+        p->session.events = (uint32_t)at_dec_varint(&d);
+        p->session.pages = (uint32_t)at_dec_varint(&d);
+    }
+    p->traits = at_dec_str(&d);
+    p->tz = at_dec_str(&d);
+    return d.bad ? AT_ECORRUPT : (int)(d.p - data);
+}
+
+/* ---- rendering ------------------------------------------------------------------------ */
+
+static void at_profile__time(at_buf_t *out, const char *name, int64_t ms)
+{
+    char t[40];
+    at_time_format_rfc3339(ms, t);
+    AT_ASSERT(at_buf_printf(out, "\"%s\":\"%s\"", name, t) >= 0);
+}
+
+static void at_profile__kinds(at_buf_t *out, int kinds)
+{
+    static const char *const names[] = {"view", "cart", "purchase", "other"};
+    AT_ASSERT(at_buf_putc(out, '[') == 0);
+    bool first = true;
+    for (int i = 0; i < 4; i++) {
+        if (kinds & (1 << i)) {
+            AT_ASSERT(at_buf_printf(out, "%s\"%s\"", first ? "" : ",", names[i]) >= 0);
+            first = false;
+        }
+    }
+    AT_ASSERT(at_buf_putc(out, ']') == 0);
+}
+
+static void at_profile__affinities(const at_profile_t *p, at_buf_t *out)
+{
+    uint32_t order[AT_PROFILE_MAX_CATEGORIES + 1];
+    double total = 0;
+    for (uint32_t i = 0; i < p->naff; i++) {
+        order[i] = i;
+        total += p->aff[i].score;
+    }
+    for (uint32_t i = 1; i < p->naff; i++) { /* by score, highest first */
+        uint32_t k = order[i], j = i;
+        while (j > 0 && p->aff[order[j - 1]].score < p->aff[k].score) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = k;
+    }
+    AT_ASSERT(at_buf_puts(out, "\"affinities\":[") == 0);
+    for (uint32_t i = 0; i < p->naff; i++) {
+        const uint32_t k = order[i];
+        AT_ASSERT(at_buf_puts(out, i ? ",{\"category\":" : "{\"category\":") == 0);
+        AT_ASSERT(at_buf_json_str(out, p->aff[k].cat.s, p->aff[k].cat.n) == 0);
+        AT_ASSERT(at_buf_printf(out, ",\"affinity\":%.6g,\"score\":%.6g}",
+                                total > 0 ? p->aff[k].score / total : 0.0,
+                                (double)p->aff[k].score) >= 0);
+    }
+    AT_ASSERT(at_buf_putc(out, ']') == 0);
+}
+
+void at_profile_render(const at_profile_t *p, const at_profile_cfg_t *cfg, int64_t wm,
+                       at_buf_t *out)
+{
+    if (p->first_seen == AT_PROFILE_NONE) {
+        AT_ASSERT(at_buf_puts(out, "\"first_seen\":null,\"last_seen\":null,\"events\":0,"
+                                   "\"counters\":{},\"affinities\":[],\"recent_items\":[],"
+                                   "\"session\":null,\"traits\":{}") == 0);
+        return;
+    }
+    at_profile__time(out, "first_seen", p->first_seen);
+    AT_ASSERT(at_buf_putc(out, ',') == 0);
+    at_profile__time(out, "last_seen", p->last_seen);
+    AT_ASSERT(at_buf_printf(out, ",\"events\":%llu,\"late_events\":%llu,\"counters\":{",
+                            (unsigned long long)p->events, (unsigned long long)p->late) >= 0);
+    for (uint32_t i = 0; i < p->ncounters; i++) {
+        if (i)
+            AT_ASSERT(at_buf_putc(out, ',') == 0);
+        AT_ASSERT(at_buf_json_str(out, p->counters[i].type.s, p->counters[i].type.n) == 0);
+        AT_ASSERT(at_buf_printf(out, ":%llu", (unsigned long long)p->counters[i].n) >= 0);
+    }
+    AT_ASSERT(at_buf_puts(out, "},") == 0);
+    at_profile__affinities(p, out);
+    AT_ASSERT(at_buf_puts(out, ",\"recent_items\":[") == 0);
+    for (uint32_t i = 0; i < p->nrecent; i++) {
+        AT_ASSERT(at_buf_puts(out, i ? ",{\"item_id\":" : "{\"item_id\":") == 0);
+        AT_ASSERT(at_buf_json_str(out, p->recent[i].item.s, p->recent[i].item.n) == 0);
+        AT_ASSERT(at_buf_putc(out, ',') == 0);
+        at_profile__time(out, "at", p->recent[i].ts);
+        AT_ASSERT(at_buf_puts(out, ",\"kinds\":") == 0);
+        at_profile__kinds(out, p->recent[i].kinds);
+        AT_ASSERT(at_buf_putc(out, '}') == 0);
+    }
+    AT_ASSERT(at_buf_puts(out, "],\"session\":") == 0);
+    if (p->session.start == AT_PROFILE_NONE) {
+        AT_ASSERT(at_buf_puts(out, "null") == 0);
+    } else {
+        AT_ASSERT(at_buf_putc(out, '{') == 0);
+        at_profile__time(out, "start", p->session.start);
+        AT_ASSERT(at_buf_putc(out, ',') == 0);
+        at_profile__time(out, "last", p->session.last);
+        bool active = wm == AT_PROFILE_NONE || wm < p->session.last + cfg->session_gap_ms;
+        AT_ASSERT(at_buf_printf(out,
+                                ",\"events\":%u,\"pages\":%u,\"duration_ms\":%lld,\"active\":%s}",
+                                p->session.events, p->session.pages,
+                                (long long)(p->session.last - p->session.start),
+                                active ? "true" : "false") >= 0);
+    }
+    AT_ASSERT(at_buf_puts(out, ",\"traits\":") == 0);
+    if (p->traits.n)
+        AT_ASSERT(at_buf_append(out, p->traits.s, p->traits.n) == 0);
+    else
+        AT_ASSERT(at_buf_puts(out, "{}") == 0);
+    if (p->tz.n) {
+        AT_ASSERT(at_buf_puts(out, ",\"timezone\":") == 0);
+        AT_ASSERT(at_buf_json_str(out, p->tz.s, p->tz.n) == 0);
+    }
+}

@@ -1,0 +1,319 @@
+/* rstate.c - the per-user state of the rules: its compact encoding, the
+ * profile's view of it, and identity merges.
+ *
+ * Encoding (all varints; ts zigzag): out_seq; degraded; nr; per rule: id,
+ * flags (1 when_ok, 2 armed, 4 has last_fired, 8 early fires), [armed_at,
+ * deadline], [last_fired], [nearly, instants], ng, per group: str key, flags (1 member, 2 internal,
+ * 4 degraded, 8 early), [since], [early], bucket, n, entries as (ts - the
+ * previous entry's ts, v); nfired, per fire: id, at. Rules sorted by id,
+ * entries oldest first.
+ */
+#include "rules_def.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void at_rstate_init(at_rstate_t *s, at_arena_t *arena)
+{
+    memset(s, 0, sizeof *s);
+    s->arena = arena;
+}
+
+void at_rstate_encode(const at_rstate_t *s, at_buf_t *out)
+{
+    at_enc_varint(out, s->out_seq);
+    at_enc_varint(out, s->degraded);
+    uint32_t nr = 0;
+    for (uint32_t i = 0; i < s->nr; i++) { /* rules with nothing to keep are left out */
+        const at_rrule_t *r = &s->r[i];
+        nr += r->ng || r->when_ok || r->armed_at != AT_RULE_NONE || r->last_fired != AT_RULE_NONE ||
+              r->nearly;
+    }
+    at_enc_varint(out, nr);
+    for (uint32_t i = 0; i < s->nr; i++) {
+        const at_rrule_t *r = &s->r[i];
+        if (!(r->ng || r->when_ok || r->armed_at != AT_RULE_NONE || r->last_fired != AT_RULE_NONE ||
+              r->nearly))
+            continue;
+        at_enc_varint(out, r->id);
+        unsigned f = (r->when_ok ? 1u : 0) | (r->armed_at != AT_RULE_NONE ? 2u : 0) |
+                     (r->last_fired != AT_RULE_NONE ? 4u : 0) | (r->nearly ? 8u : 0);
+        at_enc_varint(out, f);
+        if (f & 2) {
+            at_enc_zigzag(out, r->armed_at);
+            at_enc_zigzag(out, r->deadline);
+        }
+        if (f & 4)
+            at_enc_zigzag(out, r->last_fired);
+        if (f & 8) {
+            at_enc_varint(out, r->nearly);
+            for (uint32_t k = 0; k < r->nearly; k++)
+                at_enc_zigzag(out, r->early_at[k]);
+        }
+        at_enc_varint(out, r->ng);
+        for (uint32_t j = 0; j < r->ng; j++) {
+            const at_rgroup_t *g = &r->g[j];
+            at_enc_str(out, g->key.s, g->key.n);
+            unsigned gf = (g->member ? 1u : 0) | (g->internal ? 2u : 0) | (g->degraded ? 4u : 0) |
+                          (g->early != AT_RULE_NONE ? 8u : 0);
+            at_enc_varint(out, gf);
+            if (g->member)
+                at_enc_zigzag(out, g->since);
+            if (gf & 8)
+                at_enc_zigzag(out, g->early);
+            at_enc_zigzag(out, g->bucket);
+            at_enc_varint(out, g->n);
+            int64_t prev = 0;
+            for (uint32_t k = 0; k < g->n; k++) {
+                at_enc_zigzag(out, g->e[k].ts - prev);
+                at_enc_zigzag(out, g->e[k].v);
+                prev = g->e[k].ts;
+            }
+        }
+    }
+    at_enc_varint(out, s->nfired);
+    for (uint32_t i = 0; i < s->nfired; i++) {
+        at_enc_varint(out, s->fired[i].id);
+        at_enc_zigzag(out, s->fired[i].at);
+    }
+}
+
+int at_rstate_decode(at_rstate_t *s, const uint8_t *data, size_t n, at_arena_t *arena)
+{
+    at_rstate_init(s, arena);
+    if (n == 0)
+        return 0; /* a user the rules never saw */
+    at_dec_t d = {data, data + n, false};
+    s->out_seq = at_dec_varint(&d);
+    s->degraded = at_dec_varint(&d);
+    uint64_t nr = at_dec_varint(&d);
+    if (d.bad || nr > AT_RULE_MAX_RULES * 2)
+        return AT_ECORRUPT;
+    s->r = at_arena_alloc(arena, (nr + 1) * sizeof *s->r);
+    for (uint64_t i = 0; i < nr && !d.bad; i++) {
+        at_rrule_t *r = &s->r[i];
+        memset(r, 0, sizeof *r);
+        r->id = (uint32_t)at_dec_varint(&d);
+        uint64_t f = at_dec_varint(&d);
+        r->when_ok = f & 1;
+        r->armed_at = r->deadline = r->last_fired = AT_RULE_NONE;
+        if (f & 2) {
+            r->armed_at = at_dec_zigzag(&d);
+            r->deadline = at_dec_zigzag(&d);
+        }
+        if (f & 4)
+            r->last_fired = at_dec_zigzag(&d);
+        if (f & 8) {
+            uint64_t ne = at_dec_varint(&d);
+            if (ne > AT_RULE_MAX_ENTRIES)
+                return AT_ECORRUPT;
+            r->nearly = (uint32_t)ne;
+            r->early_at = at_arena_alloc(arena, (ne + 1) * sizeof *r->early_at);
+            for (uint64_t k = 0; k < ne; k++)
+                r->early_at[k] = at_dec_zigzag(&d);
+        }
+        uint64_t ng = at_dec_varint(&d);
+        if (ng > AT_RULE_MAX_GROUPS + 1)
+            return AT_ECORRUPT;
+        r->ng = (uint32_t)ng;
+        r->g = at_arena_alloc(arena, (ng + 1) * sizeof *r->g);
+        for (uint64_t j = 0; j < ng && !d.bad; j++) {
+            at_rgroup_t *g = &r->g[j];
+            memset(g, 0, sizeof *g);
+            g->key = at_dec_str(&d);
+            uint64_t gf = at_dec_varint(&d);
+            g->member = gf & 1;
+            g->internal = gf & 2;
+            g->degraded = gf & 4;
+            g->since = g->member ? at_dec_zigzag(&d) : AT_RULE_NONE;
+            g->early = (gf & 8) ? at_dec_zigzag(&d) : AT_RULE_NONE;
+            g->bucket = at_dec_zigzag(&d);
+            uint64_t ne = at_dec_varint(&d);
+            if (ne > AT_RULE_MAX_ENTRIES)
+                return AT_ECORRUPT;
+            g->n = g->cap = (uint32_t)ne;
+            g->e = at_arena_alloc(arena, (ne + 1) * sizeof *g->e);
+            int64_t prev = 0;
+            for (uint64_t k = 0; k < ne; k++) {
+                g->e[k].ts = prev + at_dec_zigzag(&d);
+                g->e[k].v = at_dec_zigzag(&d);
+                prev = g->e[k].ts;
+            }
+        }
+        s->nr++;
+    }
+    uint64_t nf = at_dec_varint(&d);
+    if (nf > AT_RULE_RECENT_FIRES)
+        return AT_ECORRUPT;
+    for (uint64_t i = 0; i < nf; i++) {
+        s->fired[i].id = (uint32_t)at_dec_varint(&d);
+        s->fired[i].at = at_dec_zigzag(&d);
+    }
+    s->nfired = (uint32_t)nf;
+    return d.bad ? AT_ECORRUPT : (int)(d.p - data);
+}
+
+static const at_rrule_t *at_rstate__get(const at_rstate_t *s, uint32_t id)
+{
+    uint32_t lo = 0, hi = s->nr;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (s->r[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->nr && s->r[lo].id == id ? &s->r[lo] : NULL;
+}
+
+static bool at_rrule__member(const at_rrule_t *r)
+{
+    for (uint32_t j = 0; r && j < r->ng; j++)
+        if (r->g[j].member)
+            return true;
+    return false;
+}
+
+bool at_rstate_in_segment(const at_ruleset_t *rs, const at_rstate_t *s, const char *name, size_t n)
+{
+    /* the caller's key decides which version acts; without it, any acting
+     * version's announced membership counts (shadow ones never do) */
+    for (size_t i = 0; i < rs->n; i++) {
+        const at_rule_t *r = rs->rules[i];
+        if (r->kind == AT_RULE_SEGMENT && r->mode == AT_RULE_ACTIVE && strlen(r->name) == n &&
+            memcmp(r->name, name, n) == 0 && at_rrule__member(at_rstate__get(s, r->id)))
+            return true;
+    }
+    return false;
+}
+
+static void at_rstate__time(at_buf_t *out, int64_t ms)
+{
+    char t[40];
+    at_time_format_rfc3339(ms, t);
+    AT_ASSERT(at_buf_printf(out, "\"%s\"", t) >= 0);
+}
+
+void at_rstate_render(const at_ruleset_t *rs, const at_rstate_t *s, at_buf_t *out)
+{
+    AT_ASSERT(at_buf_puts(out, "\"segments\":[") == 0);
+    bool first = true;
+    for (size_t i = 0; i < rs->n; i++) {
+        const at_rule_t *r = rs->rules[i];
+        const at_rrule_t *rr = at_rstate__get(s, r->id);
+        if (r->kind != AT_RULE_SEGMENT || r->mode == AT_RULE_SHADOW || !at_rrule__member(rr))
+            continue;
+        int64_t since = INT64_MAX;
+        for (uint32_t j = 0; j < rr->ng; j++)
+            if (rr->g[j].member && rr->g[j].since < since)
+                since = rr->g[j].since;
+        AT_ASSERT(at_buf_puts(out, first ? "{\"name\":" : ",{\"name\":") == 0);
+        first = false;
+        AT_ASSERT(at_buf_json_str(out, r->name, strlen(r->name)) == 0);
+        AT_ASSERT(at_buf_printf(out, ",\"version\":%u,\"since\":", r->version) >= 0);
+        at_rstate__time(out, since);
+        if (r->group) {
+            AT_ASSERT(at_buf_puts(out, ",\"groups\":[") == 0);
+            bool gf = true;
+            for (uint32_t j = 0; j < rr->ng; j++) {
+                if (!rr->g[j].member)
+                    continue;
+                AT_ASSERT(at_buf_puts(out, gf ? "{\"group\":" : ",{\"group\":") == 0);
+                gf = false;
+                AT_ASSERT(at_buf_json_str(out, rr->g[j].key.s, rr->g[j].key.n) == 0);
+                AT_ASSERT(at_buf_puts(out, ",\"since\":") == 0);
+                at_rstate__time(out, rr->g[j].since);
+                AT_ASSERT(at_buf_putc(out, '}') == 0);
+            }
+            AT_ASSERT(at_buf_putc(out, ']') == 0);
+        }
+        AT_ASSERT(at_buf_putc(out, '}') == 0);
+    }
+    AT_ASSERT(at_buf_puts(out, "],\"triggers\":[") == 0);
+    for (uint32_t i = 0; i < s->nfired; i++) {
+        const at_rule_t *r = at_ruleset_by_id(rs, s->fired[i].id);
+        AT_ASSERT(at_buf_puts(out, i ? ",{\"name\":" : "{\"name\":") == 0);
+        if (r)
+            AT_ASSERT(at_buf_json_str(out, r->name, strlen(r->name)) == 0);
+        else
+            AT_ASSERT(at_buf_puts(out, "null") == 0);
+        AT_ASSERT(at_buf_puts(out, ",\"at\":") == 0);
+        at_rstate__time(out, s->fired[i].at);
+        if (r && r->action) {
+            AT_ASSERT(at_buf_puts(out, ",\"action\":") == 0);
+            AT_ASSERT(at_buf_append(out, r->action, r->action_len) == 0);
+        }
+        AT_ASSERT(at_buf_putc(out, '}') == 0);
+    }
+    AT_ASSERT(at_buf_putc(out, ']') == 0);
+}
+
+/* ---- merges --------------------------------------------------------------- */
+
+at_rrule_t *at_rules__rule_state(at_rstate_t *s, uint32_t id);
+at_rgroup_t *at_rules__group(at_rstate_t *s, at_rrule_t *r, at_pstr_t key, bool create);
+void at_rules__push_entry(at_rstate_t *s, at_rgroup_t *g, int64_t ts, int64_t v);
+
+static void at_rstate__merge_group(at_rstate_t *dst, at_rgroup_t *g, const at_rgroup_t *src)
+{
+    /* interleave by time (equal times: dst's entries first); past the cap
+     * the oldest go */
+    uint32_t n = g->n + src->n;
+    at_rentry_t *e = at_arena_alloc(dst->arena, (n + 1) * sizeof *e);
+    uint32_t i = 0, j = 0, k = 0;
+    while (i < g->n || j < src->n) {
+        bool take_dst = j >= src->n || (i < g->n && g->e[i].ts <= src->e[j].ts);
+        e[k++] = take_dst ? g->e[i++] : src->e[j++];
+    }
+    uint32_t drop = n > AT_RULE_MAX_ENTRIES ? n - AT_RULE_MAX_ENTRIES : 0;
+    g->degraded |= src->degraded || drop > 0;
+    g->e = e + drop;
+    g->n = g->cap = n - drop;
+    if (src->bucket > g->bucket)
+        g->bucket = src->bucket;
+}
+
+void at_rstate_merge(const at_ruleset_t *rs, at_rstate_t *dst, const at_rstate_t *src)
+{
+    (void)rs;
+    for (uint32_t i = 0; i < src->nr; i++) {
+        const at_rrule_t *sr = &src->r[i];
+        at_rrule_t *dr = at_rules__rule_state(dst, sr->id);
+        for (uint32_t j = 0; j < sr->ng; j++) {
+            at_rgroup_t *g = at_rules__group(dst, dr, sr->g[j].key, true);
+            if (g)
+                at_rstate__merge_group(dst, g, &sr->g[j]);
+        }
+        if (sr->armed_at != AT_RULE_NONE) {
+            if (dr->armed_at == AT_RULE_NONE) {
+                dr->armed_at = sr->armed_at;
+                dr->deadline = sr->deadline;
+            } else {
+                dr->armed_at = AT_MIN(dr->armed_at, sr->armed_at);
+                dr->deadline = AT_MAX(dr->deadline, sr->deadline);
+            }
+        }
+        if (sr->nearly) {
+            int64_t *e = at_arena_alloc(dst->arena, (dr->nearly + sr->nearly) * sizeof *e);
+            if (dr->nearly)
+                memcpy(e, dr->early_at, dr->nearly * sizeof *e);
+            memcpy(e + dr->nearly, sr->early_at, sr->nearly * sizeof *e);
+            dr->early_at = e;
+            dr->nearly += sr->nearly;
+        }
+        if (sr->last_fired != AT_RULE_NONE &&
+            (dr->last_fired == AT_RULE_NONE || sr->last_fired > dr->last_fired))
+            dr->last_fired = sr->last_fired;
+    }
+    /* recent fires: newest first, at most AT_RULE_RECENT_FIRES */
+    at_rfired_t all[2 * AT_RULE_RECENT_FIRES];
+    uint32_t n = 0, a = 0, b = 0;
+    while (n < AT_RULE_RECENT_FIRES && (a < dst->nfired || b < src->nfired)) {
+        bool take_dst =
+            b >= src->nfired || (a < dst->nfired && dst->fired[a].at >= src->fired[b].at);
+        all[n++] = take_dst ? dst->fired[a++] : src->fired[b++];
+    }
+    memcpy(dst->fired, all, n * sizeof all[0]);
+    dst->nfired = n;
+    dst->degraded += src->degraded;
+}

@@ -1,0 +1,238 @@
+/* test_profile.c - profiles: counters, decayed affinities and their shares,
+ * recent items, sessions, traits, late events, merges, and the encoding
+ * round trip that makes state bit-identical across checkpoints. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "at_profile.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define T0 1777248000000LL
+#define MIN 60000LL
+#define DAY 86400000LL
+
+static at_arena_t g_arena;
+static at_profile_cfg_t g_cfg;
+
+static int setup(void **state)
+{
+    (void)state;
+    at_arena_init(&g_arena, 0);
+    at_profile_cfg_defaults(&g_cfg);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    at_arena_deinit(&g_arena);
+    return 0;
+}
+
+static at_pstr_t S(const char *s)
+{
+    return (at_pstr_t){s, (uint32_t)strlen(s)};
+}
+
+static void ev(at_profile_t *p, const char *type, int64_t ts, const char *item, const char *cat,
+               bool late)
+{
+    at_pevent_t e = {
+        .type = S(type), .ts = ts, .item = S(item ? item : ""), .category = S(cat ? cat : "")};
+    at_profile_apply(p, &g_cfg, &e, late);
+}
+
+/* Encodes, decodes and encodes again: the bytes must not change. */
+static void roundtrip(const at_profile_t *p, at_profile_t *out, at_buf_t *b)
+{
+    at_buf_reset(b);
+    at_profile_encode(p, b);
+    int n = at_profile_decode(out, (const uint8_t *)b->data, b->len, &g_arena);
+    assert_int_equal(n, (int)b->len);
+    at_buf_t again;
+    at_buf_init(&again, 0);
+    at_profile_encode(out, &again);
+    assert_int_equal(again.len, b->len);
+    assert_memory_equal(again.data, b->data, b->len);
+    at_buf_deinit(&again);
+}
+
+static void test_counters_and_seen(void **state)
+{
+    (void)state;
+    at_profile_t p;
+    at_profile_init(&p, &g_arena);
+    ev(&p, "view_item", T0 + 5 * MIN, "1", NULL, false);
+    ev(&p, "view_item", T0 + 6 * MIN, "2", NULL, false);
+    ev(&p, "purchase", T0 + 7 * MIN, "2", NULL, false);
+    ev(&p, "page_view", T0, NULL, NULL, true); /* late, earlier than all */
+    assert_int_equal(at_profile_counter(&p, "view_item", 9), 2);
+    assert_int_equal(at_profile_counter(&p, "purchase", 8), 1);
+    assert_int_equal(at_profile_counter(&p, "search", 6), 0);
+    assert_true(p.first_seen == T0);
+    assert_true(p.last_seen == T0 + 7 * MIN);
+    assert_int_equal(p.events, 4);
+    assert_int_equal(p.late, 1);
+    at_profile_t q;
+    at_buf_t b;
+    at_buf_init(&b, 0);
+    roundtrip(&p, &q, &b);
+    assert_int_equal(at_profile_counter(&q, "view_item", 9), 2);
+    at_buf_deinit(&b);
+}
+
+static void test_affinity(void **state)
+{
+    (void)state;
+    at_profile_t p;
+    at_profile_init(&p, &g_arena);
+    ev(&p, "view_item", T0, "1", "electronics/phones", false);
+    ev(&p, "view_item", T0, "2", "electronics/tv", false);
+    ev(&p, "view_item", T0, "3", "books", false);
+    assert_true(fabs(at_profile_affinity(&p, "electronics", 11) - 2.0 / 3) < 1e-6);
+    assert_true(fabs(at_profile_affinity(&p, "electronics/tv", 14) - 1.0 / 3) < 1e-6);
+    assert_true(at_profile_affinity(&p, "electro", 7) == 0); /* prefixes end at '/' */
+    /* a week later (one half-life) the old interest counts half: a purchase
+     * (weight 5) of books outweighs it */
+    ev(&p, "purchase", T0 + 7 * DAY, "4", "books", false);
+    double e = 2 * 0.5, bk = 1 * 0.5 + 5;
+    assert_true(fabs(at_profile_affinity(&p, "books", 5) - bk / (e + bk)) < 1e-5);
+    /* the share does not change with time alone: same value after decoding */
+    at_profile_t q;
+    at_buf_t b;
+    at_buf_init(&b, 0);
+    roundtrip(&p, &q, &b);
+    assert_true(at_profile_affinity(&q, "books", 5) == at_profile_affinity(&p, "books", 5));
+    at_buf_deinit(&b);
+}
+
+static void test_recent_items(void **state)
+{
+    (void)state;
+    g_cfg.recent_items = 3;
+    at_profile_t p;
+    at_profile_init(&p, &g_arena);
+    ev(&p, "view_item", T0, "a", NULL, false);
+    ev(&p, "view_item", T0 + 1, "b", NULL, false);
+    ev(&p, "add_to_cart", T0 + 2, "a", NULL, false);
+    ev(&p, "view_item", T0 + 3, "c", NULL, false);
+    ev(&p, "view_item", T0 + 4, "d", NULL, false);
+    assert_int_equal(p.nrecent, 3);
+    assert_memory_equal(p.recent[0].item.s, "d", 1);
+    assert_memory_equal(p.recent[1].item.s, "c", 1);
+    assert_memory_equal(p.recent[2].item.s, "a", 1);
+    assert_int_equal(p.recent[2].kinds, AT_PK_VIEW | AT_PK_CART);
+    g_cfg.recent_items = 20;
+}
+
+static void test_sessions(void **state)
+{
+    (void)state;
+    at_profile_t p;
+    at_profile_init(&p, &g_arena);
+    ev(&p, "page_view", T0, NULL, NULL, false);
+    ev(&p, "view_item", T0 + 10 * MIN, "1", NULL, false);
+    ev(&p, "page_view", T0 + 20 * MIN, NULL, NULL, false);
+    assert_true(p.session.start == T0);
+    assert_int_equal(p.session.events, 3);
+    assert_int_equal(p.session.pages, 2);
+    assert_true(at_profile_session_open(&p, &g_cfg, T0 + 49 * MIN));
+    assert_false(at_profile_session_open(&p, &g_cfg, T0 + 50 * MIN));
+    assert_true(at_profile_session_end(&p, &g_cfg) == T0 + 50 * MIN);
+    ev(&p, "page_view", T0 + 50 * MIN, NULL, NULL, false); /* the gap: a new session */
+    assert_true(p.session.start == T0 + 50 * MIN);
+    assert_int_equal(p.session.events, 1);
+    ev(&p, "page_view", T0 + 1, NULL, NULL, true); /* late: not the session's */
+    assert_int_equal(p.session.events, 1);
+}
+
+static void test_traits(void **state)
+{
+    (void)state;
+    at_profile_t p;
+    at_profile_init(&p, &g_arena);
+    at_pevent_t e = {
+        .type = S("identify"), .ts = T0, .traits = S("{\"plan\":\"free\",\"age\":30}")};
+    at_profile_apply(&p, &g_cfg, &e, false);
+    e.traits = S("{\"plan\":\"gold\",\"city\":\"Lyon\"}");
+    e.ts = T0 + 1;
+    at_profile_apply(&p, &g_cfg, &e, false);
+    assert_int_equal(p.traits.n, strlen("{\"plan\":\"gold\",\"age\":30,\"city\":\"Lyon\"}"));
+    assert_memory_equal(p.traits.s, "{\"plan\":\"gold\",\"age\":30,\"city\":\"Lyon\"}", p.traits.n);
+    /* traits of other types are not traits */
+    e.type = S("page_view");
+    e.traits = S("{\"plan\":\"x\"}");
+    at_profile_apply(&p, &g_cfg, &e, false);
+    assert_memory_equal(p.traits.s, "{\"plan\":\"gold\"", 14);
+}
+
+static void test_merge(void **state)
+{
+    (void)state;
+    at_profile_t u, a;
+    at_profile_init(&u, &g_arena);
+    at_profile_init(&a, &g_arena);
+    ev(&a, "view_item", T0, "x", "books", false);
+    ev(&a, "view_item", T0 + 1 * MIN, "y", "books", false);
+    ev(&u, "view_item", T0 + 2 * MIN, "z", "garden", false);
+    at_pevent_t e = {.type = S("identify"), .ts = T0 + 3 * MIN, .traits = S("{\"plan\":\"gold\"}")};
+    at_profile_apply(&u, &g_cfg, &e, false);
+    at_profile_merge(&u, &a, &g_cfg);
+    assert_int_equal(at_profile_counter(&u, "view_item", 9), 3);
+    assert_true(u.first_seen == T0);
+    assert_int_equal(u.nrecent, 3);
+    assert_memory_equal(u.recent[0].item.s, "z", 1); /* interleaved by time */
+    assert_memory_equal(u.recent[2].item.s, "x", 1);
+    assert_true(at_profile_affinity(&u, "books", 5) > 0.6);
+    assert_true(u.session.start == T0); /* the sessions overlap: one */
+    assert_int_equal(u.session.events, 4);
+}
+
+static void test_render(void **state)
+{
+    (void)state;
+    at_profile_t p;
+    at_profile_init(&p, &g_arena);
+    ev(&p, "view_item", T0, "1", "books", false);
+    at_buf_t b;
+    at_buf_init(&b, 0);
+    at_buf_putc(&b, '{');
+    at_profile_render(&p, &g_cfg, T0, &b);
+    at_buf_putc(&b, '}');
+    assert_non_null(strstr(b.data, "\"counters\":{\"view_item\":1}"));
+    assert_non_null(strstr(b.data, "\"category\":\"books\",\"affinity\":1"));
+    assert_non_null(strstr(b.data, "\"first_seen\":\"2026-04-27T00:00:00.000Z\""));
+    assert_non_null(strstr(b.data, "\"active\":true"));
+    at_buf_deinit(&b);
+}
+
+static void test_decode_garbage(void **state)
+{
+    (void)state;
+    at_profile_t p;
+    uint8_t bad[] = {1, 1, 0xff, 0xff, 0xff};
+    assert_int_equal(at_profile_decode(&p, bad, sizeof bad, &g_arena), AT_ECORRUPT);
+    uint8_t ver[] = {9, 0};
+    assert_int_equal(at_profile_decode(&p, ver, sizeof ver, &g_arena), AT_ECORRUPT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_counters_and_seen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_affinity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recent_items, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_traits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_render, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decode_garbage, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

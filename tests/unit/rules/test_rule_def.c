@@ -1,0 +1,194 @@
+/* test_rule_def.c - segment and trigger definitions: what compiles, every
+ * error with its field and the expression's line and column, which rules
+ * are final at once, versions and candidates in a rule set, dumps that
+ * rebuild the same set, and the stable share of a rollout. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "rules_def.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int put(at_ruleset_t **rs, int kind, const char *def, uint32_t id, at_error_t *e)
+{
+    at_ruleset_t *next = NULL;
+    memset(e, 0, sizeof *e);
+    int rc = at_ruleset_change(*rs, AT_CHG_PUT, kind, NULL, 0, def, strlen(def), id, id, &next, e);
+    if (rc == 0) {
+        at_ruleset_unref(*rs);
+        *rs = next;
+    }
+    return rc;
+}
+
+static void expect_error(int kind, const char *def, int rc, const char *field, const char *msg)
+{
+    at_ruleset_t *rs = at_ruleset_new();
+    at_error_t e;
+    int got = put(&rs, kind, def, 1, &e);
+    if (got != rc || strcmp(e.field, field) != 0 || !strstr(e.message, msg))
+        fail_msg("%s\n  got rc %d field '%s' message '%s'\n  want rc %d field '%s' message ~'%s'",
+                 def, got, e.field, e.message, rc, field, msg);
+    at_ruleset_unref(rs);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    expect_error(AT_RULE_SEGMENT, "{\"name\":\"x\",\"having\":\"count > 3\"}", AT_EINVALID,
+                 "window", "needs a window");
+    expect_error(AT_RULE_SEGMENT, "{\"name\":\"x\",\"window\":\"10m\",\"having\":\"count >\"}",
+                 AT_EPARSE, "having", "having: 1:");
+    expect_error(
+        AT_RULE_SEGMENT,
+        "{\"name\":\"x\",\"filter\":\"type === 1\",\"window\":\"1m\",\"having\":\"count > 1\"}",
+        AT_EPARSE, "filter", "filter: 1:");
+    expect_error(AT_RULE_SEGMENT,
+                 "{\"name\":\"x\",\"window\":\"ten minutes\",\"having\":\"count > 1\"}",
+                 AT_EINVALID, "window", "not a duration");
+    expect_error(AT_RULE_SEGMENT,
+                 "{\"name\":\"x\",\"window\":\"tumbling 7h\",\"having\":\"count > 1\"}",
+                 AT_EINVALID, "window", "divide a day");
+    expect_error(AT_RULE_SEGMENT, "{\"name\":\"x\",\"havin\":\"count > 1\"}", AT_EINVALID, "havin",
+                 "unknown field 'havin'");
+    expect_error(AT_RULE_SEGMENT, "{\"name\":\"bad name!\",\"when\":\"true\"}", AT_EINVALID, "name",
+                 "a name is");
+    expect_error(AT_RULE_SEGMENT, "{\"name\":\"x\",\"when\":\"in_segment(\\\"nope\\\")\"}",
+                 AT_EINVALID, "when", "when: 1:");
+    expect_error(AT_RULE_SEGMENT, "{\"name\":\"x\",\"when\":\"true\",\"rollout\":\"150%\"}",
+                 AT_EINVALID, "rollout", "percentage");
+    expect_error(AT_RULE_SEGMENT, "{\"name\":\"x\",\"when\":\"true\",\"mode\":\"loud\"}",
+                 AT_EINVALID, "mode", "active");
+    expect_error(AT_RULE_SEGMENT, "{\"name\":\"x\"}", AT_EINVALID, "having", "needs having");
+    expect_error(AT_RULE_TRIGGER, "{\"name\":\"t\",\"unless\":\"true\"}", AT_EINVALID, "on",
+                 "needs on");
+    expect_error(AT_RULE_TRIGGER, "{\"name\":\"t\",\"on\":\"true\",\"unless\":\"true\"}",
+                 AT_EINVALID, "within", "unless needs within");
+    expect_error(AT_RULE_TRIGGER, "{\"name\":\"t\",\"on\":\"true\",\"cooldown\":\"-1s\"}",
+                 AT_EINVALID, "cooldown", "not a duration");
+    expect_error(AT_RULE_SEGMENT, "[1,2]", AT_EINVALID, "", "JSON object");
+    expect_error(AT_RULE_SEGMENT, "{\"name\":", AT_EPARSE, "", "");
+}
+
+static void test_final_at_once(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *def;
+        bool early;
+    } cases[] = {
+        {"{\"name\":\"a\",\"window\":\"10m\",\"having\":\"count > 3\"}", true},
+        {"{\"name\":\"a\",\"window\":\"10m\",\"having\":\"count >= 3\"}", true},
+        {"{\"name\":\"a\",\"window\":\"10m\",\"having\":\"count < 3\"}", false},
+        {"{\"name\":\"a\",\"window\":\"10m\",\"having\":\"distinct(item_id) >= 5\"}", true},
+        {"{\"name\":\"a\",\"window\":\"10m\",\"having\":\"max(properties.price) > 5\"}", true},
+        {"{\"name\":\"a\",\"window\":\"10m\",\"having\":\"min(properties.price) > 5\"}", false},
+        {"{\"name\":\"a\",\"window\":\"10m\",\"having\":\"sum(properties.price) > 5\"}", false},
+        {"{\"name\":\"a\",\"window\":\"10m\",\"having\":\"avg(properties.price) > 5\"}", false},
+        {"{\"name\":\"a\",\"filter\":\"profile.counters.purchase > 0\",\"window\":\"10m\","
+         "\"having\":\"count > 3\"}",
+         false},
+        {"{\"name\":\"a\",\"when\":\"profile.counters.purchase > 0\"}", false},
+    };
+    for (size_t i = 0; i < AT_ARRAY_LEN(cases); i++) {
+        at_ruleset_t *rs = at_ruleset_new();
+        at_error_t e;
+        if (put(&rs, AT_RULE_SEGMENT, cases[i].def, 1, &e) != 0)
+            fail_msg("%s: %s", cases[i].def, e.message);
+        assert_int_equal(rs->rules[0]->early, cases[i].early);
+        at_ruleset_unref(rs);
+    }
+}
+
+static void test_versions_and_dump(void **state)
+{
+    (void)state;
+    at_ruleset_t *rs = at_ruleset_new();
+    at_error_t e;
+    assert_int_equal(put(&rs, AT_RULE_SEGMENT,
+                         "{\"name\":\"v\",\"window\":\"1h\",\"having\":\"count > 1\"}", 1, &e),
+                     0);
+    assert_int_equal(
+        put(&rs, AT_RULE_SEGMENT,
+            "{\"name\":\"v\",\"mode\":\"shadow\",\"window\":\"1h\",\"having\":\"count > 2\"}", 2,
+            &e),
+        0);
+    assert_int_equal(rs->n, 2); /* the active one and a candidate */
+    assert_int_equal(
+        put(&rs, AT_RULE_SEGMENT,
+            "{\"name\":\"v\",\"rollout\":\"10%\",\"window\":\"1h\",\"having\":\"count > 3\"}", 3,
+            &e),
+        0);
+    assert_int_equal(rs->n, 2); /* the candidate replaced */
+    assert_int_equal(at_ruleset_find(rs, AT_RULE_SEGMENT, "v", 1)->id, 3);
+    /* a rollout takes a stable share of users from the active version */
+    size_t cand = 0;
+    char key[32];
+    for (int i = 0; i < 10000; i++) {
+        int n = snprintf(key, sizeof key, "u:%d", i);
+        bool a = at_rule_acts_for(rs, at_ruleset_by_id(rs, 1), key, (size_t)n);
+        bool c = at_rule_acts_for(rs, at_ruleset_by_id(rs, 3), key, (size_t)n);
+        assert_true(a != c);
+        cand += c;
+    }
+    assert_true(cand > 800 && cand < 1200);
+    /* a dump rebuilds the same set */
+    at_buf_t b, b2;
+    at_buf_init(&b, 0);
+    at_buf_init(&b2, 0);
+    at_ruleset_dump(rs, &b);
+    at_ruleset_t *back = NULL;
+    assert_int_equal(at_ruleset_load(b.data, b.len, &back, &e), 0);
+    at_ruleset_dump(back, &b2);
+    assert_string_equal(b.data, b2.data);
+    /* an active full version replaces both */
+    assert_int_equal(put(&rs, AT_RULE_SEGMENT,
+                         "{\"name\":\"v\",\"window\":\"1h\",\"having\":\"count > 4\"}", 4, &e),
+                     0);
+    assert_int_equal(rs->n, 1);
+    at_buf_deinit(&b);
+    at_buf_deinit(&b2);
+    at_ruleset_unref(back);
+    at_ruleset_unref(rs);
+}
+
+static void test_dependencies(void **state)
+{
+    (void)state;
+    at_ruleset_t *rs = at_ruleset_new();
+    at_error_t e;
+    assert_int_equal(
+        put(&rs, AT_RULE_SEGMENT, "{\"name\":\"a\",\"when\":\"profile.counters.x > 0\"}", 1, &e),
+        0);
+    assert_int_equal(
+        put(&rs, AT_RULE_SEGMENT, "{\"name\":\"b\",\"when\":\"in_segment(\\\"a\\\")\"}", 2, &e), 0);
+    /* a now depending on b would be a cycle */
+    assert_int_equal(
+        put(&rs, AT_RULE_SEGMENT, "{\"name\":\"a\",\"when\":\"in_segment(\\\"b\\\")\"}", 3, &e),
+        AT_ECONFLICT);
+    /* a segment in use cannot be deleted */
+    at_ruleset_t *next = NULL;
+    assert_int_equal(
+        at_ruleset_change(rs, AT_CHG_DELETE, AT_RULE_SEGMENT, "a", 1, NULL, 0, 0, 0, &next, &e),
+        AT_ECONFLICT);
+    assert_non_null(strstr(e.message, "used by"));
+    assert_int_equal(
+        at_ruleset_change(rs, AT_CHG_DELETE, AT_RULE_SEGMENT, "zz", 2, NULL, 0, 0, 0, &next, &e),
+        AT_ENOTFOUND);
+    at_ruleset_unref(rs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_final_at_once),
+        cmocka_unit_test(test_versions_and_dump),
+        cmocka_unit_test(test_dependencies),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
