@@ -26,6 +26,7 @@ extern "C" {
 #endif
 
 typedef struct attune attune_t;
+struct at_config;
 
 /* An error for people: the HTTP error body and CLI messages. */
 typedef struct attune_error {
@@ -86,6 +87,90 @@ int attune_schema_put(attune_t *a, const char *type, const char *json, size_t le
                       attune_error_t *err);
 int attune_schema_list(attune_t *a, char **json, size_t *len);
 
+/* ---- segments and triggers (DESIGN.md §5, docs/rules.md) ---------------- */
+enum { ATTUNE_SEGMENT = 1, ATTUNE_TRIGGER = 2 };
+
+/* An answer that comes later: status 0 with json (valid during the call),
+ * or <0. Runs on an engine thread (the writer's or a shard's): must not
+ * block. */
+typedef void (*attune_done_cb)(void *ud, int status, const char *json, size_t len);
+
+/* Puts a new version of segment or trigger `name` (def: the JSON definition;
+ * its own "name", if any, must match). Refused at once (returns <0, err
+ * filled, cb not called) with ATTUNE_EPARSE / ATTUNE_EINVALID (the field,
+ * and the line and column inside an expression) or ATTUNE_ECONFLICT (a
+ * cycle of in_segment()). Otherwise cb gets the rule as rendered by
+ * attune_rule_get once the change is durable in every partition's log. A
+ * definition equal to the newest version changes nothing and is answered
+ * at once. Any thread. */
+int attune_rule_put(attune_t *a, int kind, const char *name, size_t nlen, const char *def,
+                    size_t len, attune_done_cb cb, void *ud, attune_error_t *err);
+/* Deletes every version of the rule: ATTUNE_ENOTFOUND, ATTUNE_ECONFLICT
+ * (another segment's in_segment() uses it), else cb once durable. */
+int attune_rule_delete(attune_t *a, int kind, const char *name, size_t nlen, attune_done_cb cb,
+                       void *ud, attune_error_t *err);
+/* Owned JSON: the newest version {"name","kind","id","version","mode",
+ * "rollout","final_at_once","definition","members","versions":[..]};
+ * ATTUNE_ENOTFOUND. */
+int attune_rule_get(attune_t *a, int kind, const char *name, size_t nlen, char **json, size_t *len);
+/* Owned JSON {"segments":[..]} or {"triggers":[..]}: every version in force. */
+int attune_rule_list(attune_t *a, int kind, char **json, size_t *len);
+
+/* ---- users (DESIGN.md §4) --------------------------------------------------- */
+enum { ATTUNE_USER_PROFILE = 1, ATTUNE_USER_SEGMENTS = 2, ATTUNE_USER_EXPORT = 4 };
+
+/* Reads user id ("u:KEY", "a:KEY", or a bare user id meaning "u:id"),
+ * following an identity alias. min_position (may be NULL): "P:OFFSET"
+ * positions from an ingest answer, comma separated; the read waits (up to
+ * 1 s) until the user's partition has processed its position. cb gets
+ * ATTUNE_ENOTFOUND or the user's JSON. Returns <0 (cb not called) when the
+ * engine is stopping or an argument is bad. */
+int attune_user(attune_t *a, const char *id, size_t n, unsigned what, const char *min_position,
+                attune_done_cb cb, void *ud);
+/* A page of the members of a segment: {"members":[user keys],"cursor":C}
+ * where C (null at the end) continues. cursor NULL: from the start. */
+int attune_segment_members(attune_t *a, const char *name, size_t n, const char *cursor, int limit,
+                           attune_done_cb cb, void *ud);
+/* The order-independent digest of all processing state:
+ * {"digest":"HEX","partitions":P}. */
+int attune_digest(attune_t *a, attune_done_cb cb, void *ud);
+/* Waits until every record durable so far has been processed; 0, or
+ * ATTUNE_EUNAVAIL after timeout_ms. */
+int attune_wait_idle(attune_t *a, int timeout_ms);
+int attune_partitions(const attune_t *a);
+
+/* ---- the output bus (segment and trigger events) ------------------------------ */
+typedef struct attune_outputs attune_outputs_t;
+/* One output: partition, offset in its output log, the message JSON. Return
+ * non-zero to stop. */
+typedef int (*attune_output_cb)(void *ud, int partition, int64_t offset, const char *json,
+                                size_t len);
+/* Follows the outputs from from[p] (NULL: from now) with its own positions. */
+int attune_outputs_open(attune_t *a, const int64_t *from, attune_outputs_t **out);
+/* Up to max outputs available now, in offset order per partition; returns
+ * how many, or <0. */
+int attune_outputs_next(attune_outputs_t *o, attune_output_cb cb, void *ud, int max);
+/* Waits until more may be available, or timeout_ms. */
+void attune_outputs_wait(attune_outputs_t *o, int timeout_ms);
+void attune_outputs_close(attune_outputs_t *o);
+
+/* ---- offline tools (the engine need not run) ------------------------------------ */
+/* Reads the output logs of a data directory, from from[p] on (NULL: all). */
+int attune_outputs_read(const char *data_dir, const int64_t *from, attune_output_cb cb, void *ud,
+                        char *err, size_t errlen);
+/* The state digest of a data directory, computed by restoring the
+ * checkpoints and processing the rest of the log, or (from_scratch) by
+ * processing the whole log: the two must be equal. config_path and
+ * overrides as for attune_open. outputs (may be NULL) gets the outputs
+ * that processing produces (those before the checkpoints are not
+ * produced again). */
+int attune_state_digest(const char *config_path, const char *const *overrides, int from_scratch,
+                        uint64_t *digest, attune_output_cb outputs, void *ud, char *err,
+                        size_t errlen);
+/* Checks the segments and triggers of a loaded configuration; errors name
+ * the file's line and column. */
+int attune_check_rules(const struct at_config *cfg, char *err, size_t errlen);
+
 /* ---- operations --------------------------------------------------------- */
 /* Owned JSON {"rejected":[{"received_at","index","error":{..},"raw"},..]}, newest last. */
 int attune_rejected(attune_t *a, int limit, char **json, size_t *len);
@@ -102,7 +187,6 @@ int attune_dev_mode(const attune_t *a);
 
 /* The loaded configuration, for the server's own settings (listen, HTTP
  * limits): see src/core/at_config.h. */
-struct at_config;
 const struct at_config *attune_config(const attune_t *a);
 
 /* ---- reading the log ----------------------------------------------------- */

@@ -3,6 +3,7 @@
 #include "at_cli.h"
 #include "at_config.h"
 #include "at_ingest.h"
+#include "attune.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -13,7 +14,8 @@ int at_cli_check_config(int argc, char **argv)
         printf("usage: attune check-config FILE\n"
                "       attune check-config --doc\n\n"
                "Checks a YAML configuration: syntax, known settings, types, values,\n"
-               "schemas. Prints 'FILE: ok' or 'FILE:LINE:COL: reason' and exits 0 or 1.\n"
+               "schemas, segments and triggers (their expressions). Prints 'FILE: ok' or\n"
+               "'FILE:LINE:COL: reason' and exits 0 or 1.\n"
                "--doc prints the table of every setting (Markdown).\n");
         return 0;
     }
@@ -43,6 +45,10 @@ int at_cli_check_config(int argc, char **argv)
         goto out;
     }
     at_ingest_free(in);
+    if ((rc = attune_check_rules(&c, err, sizeof err)) < 0) { /* "LINE:COL: reason" */
+        (void)fprintf(stderr, "%s:%s\n", argv[1], err);
+        goto out;
+    }
 out:
     at_config_free(&c);
     if (rc < 0)

@@ -34,6 +34,27 @@ typedef struct at_config_schema {
     int line;   /* where it was defined, for error messages */
 } at_config_schema_t;
 
+/* A segment or trigger definition from the file (DESIGN.md §5), as JSON
+ * text, with where its fields' values start in the file so that an error
+ * inside an expression can name the file's line and column. */
+typedef struct at_config_rule_field {
+    char name[24];
+    int line, col; /* 1-based; col is where the text of the value begins */
+    int block;     /* the value is a block scalar (| or >): its text starts on the next line */
+} at_config_rule_field_t;
+
+typedef struct at_config_rule {
+    char *json;
+    int line, col; /* of the definition */
+    at_config_rule_field_t fields[16];
+    int nfields;
+} at_config_rule_t;
+
+typedef struct at_config_rules {
+    at_config_rule_t *v;
+    size_t n;
+} at_config_rules_t;
+
 typedef struct at_config {
     /* server */
     char *listen;       /* "127.0.0.1:8080" */
@@ -79,6 +100,21 @@ typedef struct at_config {
     size_t nmappings;
     at_config_schema_t *schemas;
     size_t nschemas;
+
+    /* stream processing (DESIGN.md §5, §6) */
+    int64_t lateness_ms;  /* allowed lateness; default 5 s */
+    int64_t idle_tick_ms; /* an idle partition's watermark moves after this; default 1 s */
+    int ticks;            /* write tick records; default 1 (off for `attune import`) */
+    int early;            /* announce final-at-once transitions on arrival; default 1 */
+    int64_t checkpoint_interval_ms; /* default 10 s; 0: only at shutdown */
+    int64_t state_ttl_ms;           /* inactive users' state expires; default 30 d; 0: never */
+    int64_t out_segment_bytes;      /* output log segments; default 8 MiB */
+    int64_t half_life_ms;           /* affinity half-life; default 7 d */
+    int64_t session_gap_ms;         /* default 30 min */
+    int recent_items;               /* default 20 */
+    int max_categories;             /* default 16 */
+    at_config_rules_t segments;
+    at_config_rules_t triggers;
 } at_config_t;
 
 /* Fills c with the defaults. Returns owned fields: free with at_config_free(). */

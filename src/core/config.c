@@ -37,6 +37,7 @@ typedef enum {
     AT_CFG_KEYS,     /* keys / nkeys */
     AT_CFG_MAPPING,  /* mappings / nmappings */
     AT_CFG_SCHEMAS,  /* schemas / nschemas */
+    AT_CFG_RULES,    /* at_config_rules_t: a list of segment or trigger definitions */
 } at_config__type_t;
 
 typedef struct at_config__setting {
@@ -72,9 +73,10 @@ static const at_config__setting_t at_config__table[] = {
      "`0.0.0.0:8080` for all interfaces). Without `keys` only a loopback address is allowed."},
     {"data_dir", AT_CFG_STRING, OFF(data_dir), "./attune-data", 0, 0, NULL, NULL,
      "Directory holding the event log, checkpoints and state."},
-    {"partitions", AT_CFG_INT, OFF(partitions), "16", 1, 4096, NULL, NULL,
+    {"partitions", AT_CFG_INT, OFF(partitions), "0", 0, 4096, NULL, NULL,
      "Number of log partitions. Fixed when the data directory is created; a user key's "
-     "partition is murmur2(key) mod this, as in Kafka."},
+     "partition is murmur2(key) mod this, as in Kafka. 0: 16 for a new data directory, the "
+     "existing count otherwise; another count than the existing one is an error."},
     {"shards", AT_CFG_INT, OFF(shards), "1", 1, 4096, NULL, NULL,
      "Processing threads; each owns whole partitions (at most `partitions`)."},
     {"fsync", AT_CFG_ENUM, OFF(fsync), "batch", 0, 0, at_config__fsync_names, NULL,
@@ -139,6 +141,38 @@ static const at_config__setting_t at_config__table[] = {
     {"schemas", AT_CFG_SCHEMAS, OFF(schemas), NULL, 0, 0, NULL, NULL,
      "Event schemas: `{EVENT_TYPE: SCHEMA}`, each a JSON Schema subset (type, required, "
      "properties, enum, minimum, maximum, maxLength, pattern) written in YAML."},
+
+    {"stream.lateness", AT_CFG_DURATION, OFF(lateness_ms), "5s", 0, DAY_MS, NULL, NULL,
+     "Allowed lateness: a partition's watermark is its newest trusted event time minus this; "
+     "events at or before the watermark are late (they update profiles, never windows)."},
+    {"stream.idle_tick", AT_CFG_DURATION, OFF(idle_tick_ms), "1s", 10, DAY_MS, NULL, NULL,
+     "A partition with no record for this long gets tick records that move its watermark with "
+     "the wall clock, so windows close and absence triggers fire without traffic."},
+    {"stream.ticks", AT_CFG_BOOL, OFF(ticks), "true", 0, 1, NULL, NULL,
+     "Write tick records. `attune import` turns them off: historical data keeps its own time."},
+    {"stream.early", AT_CFG_BOOL, OFF(early), "true", 0, 1, NULL, NULL,
+     "Announce transitions that are final at once (an enter on a growing count) when their "
+     "event arrives, instead of when the watermark passes it."},
+    {"checkpoint.interval", AT_CFG_DURATION, OFF(checkpoint_interval_ms), "10s", 0, DAY_MS, NULL,
+     NULL, "How often each partition writes an incremental checkpoint; 0: only at shutdown."},
+    {"state.ttl", AT_CFG_DURATION, OFF(state_ttl_ms), "30d", 0, 3650 * DAY_MS, NULL, NULL,
+     "The state of a user with no event for this long (in event time) expires; 0: never."},
+    {"outputs.segment_bytes", AT_CFG_SIZE, OFF(out_segment_bytes), "8MiB", 4 * KIB, 4 * GIB, NULL,
+     NULL, "Preallocated size of each segment of a partition's output log."},
+    {"profile.half_life", AT_CFG_DURATION, OFF(half_life_ms), "7d", 0, 3650 * DAY_MS, NULL, NULL,
+     "Half-life of category affinities: interest shown this long ago counts half."},
+    {"profile.session_gap", AT_CFG_DURATION, OFF(session_gap_ms), "30m", 1000, DAY_MS, NULL, NULL,
+     "Inactivity that ends a session."},
+    {"profile.recent_items", AT_CFG_INT, OFF(recent_items), "20", 1, 100, NULL, NULL,
+     "Items kept in a profile's list of recent items."},
+    {"profile.max_categories", AT_CFG_INT, OFF(max_categories), "16", 1, 64, NULL, NULL,
+     "Categories a profile keeps affinities for; past it the weakest is dropped."},
+    {"segments", AT_CFG_RULES, OFF(segments), NULL, 0, 0, NULL, NULL,
+     "Segment definitions: a list of `{name, filter, group_by, window, having, when, mode, "
+     "rollout}` (docs/rules.md). Each becomes a version of the segment at start."},
+    {"triggers", AT_CFG_RULES, OFF(triggers), NULL, 0, 0, NULL, NULL,
+     "Trigger definitions: a list of `{name, on, unless, within, cooldown, when, action, mode, "
+     "rollout}` (docs/rules.md)."},
 };
 
 #define AT_CONFIG_NSETTINGS AT_ARRAY_LEN(at_config__table)
@@ -232,6 +266,15 @@ static void at_config__free_schemas(at_config_schema_t *s, size_t n)
     free(s);
 }
 
+static void at_config__free_rules(at_config_rules_t *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->v[i].json);
+    free(r->v);
+    r->v = NULL;
+    r->n = 0;
+}
+
 /* Frees what the setting s owns in c and leaves the field empty. */
 static void at_config__clear(at_config_t *c, const at_config__setting_t *s)
 {
@@ -256,6 +299,9 @@ static void at_config__clear(at_config_t *c, const at_config__setting_t *s)
     case AT_CFG_SCHEMAS:
         at_config__free_schemas(c->schemas, c->nschemas);
         c->schemas = NULL, c->nschemas = 0;
+        break;
+    case AT_CFG_RULES:
+        at_config__free_rules((at_config_rules_t *)f);
         break;
     default:
         break;
@@ -407,6 +453,7 @@ static int at_config__set_text(at_config_t *c, const at_config__setting_t *s, co
     case AT_CFG_KEYS:
     case AT_CFG_MAPPING:
     case AT_CFG_SCHEMAS:
+    case AT_CFG_RULES:
         (void)snprintf(why, whylen, "%s can only be set in the config file", s->name);
         return AT_EINVALID;
     default:
@@ -519,11 +566,13 @@ int at_config_validate(const at_config_t *c, char *err, size_t errlen)
     char dummy[8];
     if (!err || !errlen)
         err = dummy, errlen = sizeof dummy;
-    if (c->partitions < 1 || c->partitions > 4096) {
-        (void)snprintf(err, errlen, "partitions: %d is out of range [1, 4096]", c->partitions);
+    if (c->partitions < 0 || c->partitions > 4096) {
+        (void)snprintf(err, errlen, "partitions: %d is out of range [0, 4096]", c->partitions);
         return AT_EINVALID;
     }
-    if (c->shards < 1 || c->shards > c->partitions) {
+    /* with partitions 0 the count is known only at open: shards past it
+     * are then simply fewer */
+    if (c->shards < 1 || (c->partitions && c->shards > c->partitions)) {
         (void)snprintf(err, errlen, "shards: %d must be between 1 and partitions (%d)", c->shards,
                        c->partitions);
         return AT_EINVALID;
@@ -1001,6 +1050,87 @@ out:
     return rc;
 }
 
+/* ---- segments and triggers -------------------------------------------------- */
+
+/* Where a value's text begins: plain scalars at their mark, quoted ones one
+ * column further, block scalars on the next line. */
+static void at_config__value_pos(yaml_node_t *v, at_config_rule_field_t *f)
+{
+    f->line = (int)v->start_mark.line + 1;
+    f->col = (int)v->start_mark.column + 1;
+    f->block = 0;
+    if (v->type != YAML_SCALAR_NODE)
+        return;
+    switch (v->data.scalar.style) {
+    case YAML_SINGLE_QUOTED_SCALAR_STYLE:
+    case YAML_DOUBLE_QUOTED_SCALAR_STYLE:
+        f->col++;
+        break;
+    case YAML_LITERAL_SCALAR_STYLE:
+    case YAML_FOLDED_SCALAR_STYLE:
+        f->block = 1;
+        break;
+    default:
+        break;
+    }
+}
+
+static int at_config__load_rules(at_config__loader_t *ld, const at_config__setting_t *s,
+                                 yaml_node_t *n)
+{
+    at_config_rules_t *dst = (at_config_rules_t *)at_config__field(ld->c, s);
+    if (at_config__is_null(n)) {
+        at_config__free_rules(dst);
+        return 0;
+    }
+    if (n->type != YAML_SEQUENCE_NODE)
+        return at_config__fail(ld, n->start_mark, AT_EINVALID,
+                               "%s: expected a list of definitions, got %s", s->name,
+                               at_config__kind(n));
+    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    at_config_rules_t r = {at_xcalloc(cnt ? cnt : 1, sizeof(at_config_rule_t)), 0};
+    int rc = 0;
+    for (size_t i = 0; i < cnt && !rc; i++) {
+        yaml_node_t *d = at_config__node(ld, n->data.sequence.items.start[i]);
+        at_config_rule_t *x = &r.v[r.n];
+        if (d->type != YAML_MAPPING_NODE) {
+            rc = at_config__fail(ld, d->start_mark, AT_EINVALID,
+                                 "%s[%zu]: expected a mapping (a definition), got %s", s->name, i,
+                                 at_config__kind(d));
+            break;
+        }
+        x->line = (int)d->start_mark.line + 1;
+        x->col = (int)d->start_mark.column + 1;
+        for (yaml_node_pair_t *p = d->data.mapping.pairs.start;
+             p < d->data.mapping.pairs.top && x->nfields < (int)AT_ARRAY_LEN(x->fields); p++) {
+            yaml_node_t *kn = at_config__node(ld, p->key);
+            if (kn->type != YAML_SCALAR_NODE)
+                continue;
+            at_config_rule_field_t *f = &x->fields[x->nfields++];
+            (void)snprintf(f->name, sizeof f->name, "%s", (const char *)kn->data.scalar.value);
+            at_config__value_pos(at_config__node(ld, p->value), f);
+        }
+        at_buf_t out;
+        at_buf_init(&out, AT_CONFIG_MAX_SCHEMA);
+        rc = at_config__json(ld, d, &out, 0);
+        if (rc == AT_ETOOBIG)
+            rc = at_config__fail(ld, d->start_mark, AT_EINVALID, "%s[%zu]: larger than %u bytes",
+                                 s->name, i, AT_CONFIG_MAX_SCHEMA);
+        if (!rc) {
+            x->json = at_buf_steal(&out, NULL);
+            r.n++;
+        }
+        at_buf_deinit(&out);
+    }
+    if (rc) {
+        at_config__free_rules(&r);
+        return rc;
+    }
+    at_config__free_rules(dst);
+    *dst = r;
+    return 0;
+}
+
 /* ---- walking the document ----------------------------------------------- */
 
 /* Loads value node v for the setting s, named at key node k. */
@@ -1020,6 +1150,8 @@ static int at_config__load_setting(at_config__loader_t *ld, const at_config__set
         return at_config__load_mapping(ld, v);
     case AT_CFG_SCHEMAS:
         return at_config__load_schemas(ld, v);
+    case AT_CFG_RULES:
+        return at_config__load_rules(ld, s, v);
     case AT_CFG_LIST:
         return at_config__load_list(ld, s, v);
     default:
@@ -1205,6 +1337,7 @@ static const char *at_config__type_name(at_config__type_t t)
         [AT_CFG_KEYS] = "list of keys",
         [AT_CFG_MAPPING] = "map",
         [AT_CFG_SCHEMAS] = "map of schemas",
+        [AT_CFG_RULES] = "list of definitions",
     };
     return names[t];
 }

@@ -65,3 +65,77 @@ int at_metric_write(at_buf_t *out, const char *name, const char *type, const cha
         rc |= at_buf_printf(out, "%s %.17g\n", name, value);
     return rc ? AT_ETOOBIG : 0;
 }
+
+/* ---- fine latency histograms ------------------------------------------------ */
+
+void at_lat_init(at_lat_t *h)
+{
+    for (int i = 0; i < AT_LAT_BUCKETS; i++)
+        atomic_init(&h->b[i], 0);
+    atomic_init(&h->count, 0);
+}
+
+static int at_lat__index(int64_t ns)
+{
+    if (ns < ((int64_t)1 << AT_LAT_MIN_SHIFT))
+        return 0;
+    int p = 63 - __builtin_clzll((unsigned long long)ns); /* ns in [2^p, 2^(p+1)) */
+    int k = p - AT_LAT_MIN_SHIFT;
+    if (k >= AT_LAT_POWERS)
+        return AT_LAT_BUCKETS - 1;
+    int sub = (int)((ns >> (p - 3)) & (AT_LAT_SUB - 1)); /* the next 3 bits */
+    return 1 + k * AT_LAT_SUB + sub;
+}
+
+static int64_t at_lat__upper(int i)
+{
+    if (i == 0)
+        return (int64_t)1 << AT_LAT_MIN_SHIFT;
+    if (i >= AT_LAT_BUCKETS - 1)
+        return INT64_MAX;
+    int k = (i - 1) / AT_LAT_SUB, sub = (i - 1) % AT_LAT_SUB, p = k + AT_LAT_MIN_SHIFT;
+    return ((int64_t)1 << p) + ((int64_t)(sub + 1) << (p - 3));
+}
+
+void at_lat_observe_ns(at_lat_t *h, int64_t ns)
+{
+    atomic_fetch_add_explicit(&h->b[at_lat__index(ns)], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+}
+
+uint64_t at_lat_count(const at_lat_t *h)
+{
+    return atomic_load_explicit(&((at_lat_t *)h)->count, memory_order_relaxed);
+}
+
+int64_t at_lat_quantile_ns(const at_lat_t *h, double q)
+{
+    at_lat_t *m = (at_lat_t *)h;
+    uint64_t v[AT_LAT_BUCKETS], total = 0;
+    for (int i = 0; i < AT_LAT_BUCKETS; i++)
+        total += v[i] = atomic_load_explicit(&m->b[i], memory_order_relaxed);
+    if (!total)
+        return 0;
+    uint64_t want = (uint64_t)(q * (double)total);
+    if (want >= total)
+        want = total - 1;
+    uint64_t seen = 0;
+    for (int i = 0; i < AT_LAT_BUCKETS; i++) {
+        seen += v[i];
+        if (seen > want)
+            return at_lat__upper(i);
+    }
+    return at_lat__upper(AT_LAT_BUCKETS - 1);
+}
+
+int at_lat_write(const at_lat_t *h, at_buf_t *out, const char *name, const char *help)
+{
+    int rc = at_buf_printf(out, "# HELP %s %s\n# TYPE %s summary\n", name, help, name);
+    static const double qs[] = {0.5, 0.99, 0.999};
+    for (size_t i = 0; rc == 0 && i < 3; i++)
+        rc = at_buf_printf(out, "%s{quantile=\"%g\"} %.9f\n", name, qs[i],
+                           (double)at_lat_quantile_ns(h, qs[i]) / 1e9);
+    if (rc == 0)
+        rc = at_buf_printf(out, "%s_count %llu\n", name, (unsigned long long)at_lat_count(h));
+    return rc;
+}

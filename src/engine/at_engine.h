@@ -13,6 +13,8 @@
 #include "at_log.h"
 #include "at_metrics.h"
 #include "attune.h"
+#include "rules_def.h"
+#include "streams.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,6 +29,20 @@ typedef struct at_job {
     size_t cost;       /* bytes charged against max_memory */
     int64_t queued_ns; /* monotonic, for the queue-wait metric */
 } at_job_t;
+
+/* Records the engine appends itself: control records (rule changes),
+ * erasures, and records a partition's processing sends to another
+ * (handoffs, forwarded events). Appended by the writer with the next
+ * group; done (may be NULL) runs on the writer thread once durable. */
+typedef struct at_ijob {
+    struct at_ijob *next;
+    int src; /* the partition whose processing sent it, or -1 */
+    size_t n;
+    at_rec_t *recs; /* key, id and value point into data */
+    void (*done)(void *ud, int status);
+    void *ud;
+    char data[];
+} at_ijob_t;
 
 #define AT_REJECT_CODES 8   /* distinct reject reasons counted by name */
 #define AT_REJECT_RING 1000 /* rejected events kept in memory for GET /v1/rejected */
@@ -60,13 +76,33 @@ struct attune {
     int partitions;
 
     pthread_t writer;
-    pthread_mutex_t mu; /* guards the queue and stopping */
+    pthread_mutex_t mu; /* guards the queues and stopping */
     pthread_cond_t cv;
     at_job_t *head, *tail;
     size_t queued_bytes;
     size_t queued_jobs;
-    bool stopping;
-    atomic_int ready;
+    at_ijob_t *ihead, *itail;   /* internal appends */
+    bool stopping;              /* no new batches */
+    bool writer_stop;           /* the writer may exit once drained */
+    atomic_int ready;           /* the writer recovered */
+    _Atomic uint64_t ready_seq; /* processing must reach this to be ready */
+    _Atomic uint64_t durable;   /* the writer's published durable end */
+    atomic_int caught_up;
+
+    /* processing (streams.c) */
+    at_streams_t *streams;
+    int64_t *tick_trusted;  /* [P] writer: the newest trusted time appended (AT_WM_NONE) */
+    int64_t *last_append;   /* [P] writer: monotonic ms of the last record appended */
+    uint64_t *last_control; /* [P] writer: hash of the last control record's value (0: none) */
+    _Atomic uint64_t ticks;
+
+    /* the rules in force (rules.c): the registry the API reads and changes */
+    pthread_mutex_t rules_mu;
+    at_ruleset_t *rules;
+    char *rules_path;    /* DATA_DIR/rules.json */
+    char **config_names; /* "segment:NAME" of the rules the config file defines */
+    size_t nconfig_names;
+    uint64_t rules_hash; /* hash of the dump of rules */
 
     pthread_mutex_t ring_mu; /* guards the rejected ring */
     char *ring[AT_REJECT_RING];
@@ -77,6 +113,16 @@ struct attune {
 
 /* writer.c */
 void *at_engine__writer_main(void *arg);
+/* Queues an internal append (takes ownership of j). Any thread. */
+void at_engine__append(struct attune *a, at_ijob_t *j);
+/* Builds a job holding copies of recs[0..n). */
+at_ijob_t *at_engine__ijob(const at_rec_t *recs, size_t n, int src);
+/* rules.c */
+int at_engine__rules_open(struct attune *a, char *err, size_t errlen);
+void at_engine__rules_close(struct attune *a);
+/* The control record value every partition must have seen last: the
+ * registry's dump (owned by the caller: free). */
+char *at_engine__rules_dump(struct attune *a, size_t *len, uint64_t *hash);
 /* metrics.c */
 void at_engine__count_reject(struct attune *a, const char *code);
 void at_engine__ring_push(struct attune *a, char *json_owned);

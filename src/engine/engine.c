@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static char *at_engine__path(const char *dir, const char *name)
 {
@@ -55,7 +57,11 @@ static int at_engine__open_parts(attune_t *a, char *err, size_t errlen)
         (void)snprintf(err, errlen, "%s: %s", a->schema_dir, at_strerror(rc));
         return rc;
     }
-    at_log_opts_t lo = {.partitions = a->cfg.partitions, .segment_bytes = a->cfg.segment_bytes};
+    /* 0: the existing log's count, or 16 for a new one */
+    char meta[4200];
+    (void)snprintf(meta, sizeof meta, "%s/meta", a->log_dir);
+    int want = a->cfg.partitions ? a->cfg.partitions : access(meta, F_OK) == 0 ? 0 : 16;
+    at_log_opts_t lo = {.partitions = want, .segment_bytes = a->cfg.segment_bytes};
     if ((rc = at_log_open(&a->log, a->log_dir, &lo, err, errlen)) < 0)
         return rc;
     a->partitions = at_log_partitions(a->log);
@@ -68,7 +74,48 @@ static int at_engine__open_parts(attune_t *a, char *err, size_t errlen)
         return rc;
     }
     a->dedup = at_dedup_new(a->partitions, a->cfg.dedup_horizon_ms, a->cfg.dedup_max_per_partition);
-    return 0;
+    size_t P = (size_t)a->partitions;
+    a->tick_trusted = at_xcalloc(P, sizeof *a->tick_trusted);
+    a->last_append = at_xcalloc(P, sizeof *a->last_append);
+    a->last_control = at_xcalloc(P, sizeof *a->last_control);
+    for (size_t p = 0; p < P; p++)
+        a->tick_trusted[p] = AT_WM_NONE;
+    return at_engine__rules_open(a, err, errlen);
+}
+
+/* A record a partition's processing sends to another (shard thread). */
+static void at_engine__send(void *ud, int src, const at_rec_t *rec)
+{
+    attune_t *a = ud;
+    at_engine__append(a, at_engine__ijob(rec, 1, src));
+}
+
+void at_engine__proc_cfg(const at_config_t *c, at_proc_cfg_t *pc, int partitions);
+void at_engine__proc_cfg(const at_config_t *c, at_proc_cfg_t *pc, int partitions)
+{
+    memset(pc, 0, sizeof *pc);
+    at_profile_cfg_defaults(&pc->profile);
+    pc->profile.half_life_ms = c->half_life_ms;
+    pc->profile.session_gap_ms = c->session_gap_ms;
+    pc->profile.recent_items = c->recent_items;
+    pc->profile.max_categories = c->max_categories;
+    pc->lateness_ms = c->lateness_ms;
+    pc->ttl_ms = c->state_ttl_ms;
+    pc->partitions = partitions;
+    pc->no_early = !c->early;
+}
+
+static int at_engine__open_streams(attune_t *a, char *err, size_t errlen)
+{
+    at_streams_cfg_t sc = {.data_dir = a->cfg.data_dir,
+                           .log_dir = a->log_dir,
+                           .partitions = a->partitions,
+                           .shards = a->cfg.shards,
+                           .ckpt_interval_ms = a->cfg.checkpoint_interval_ms,
+                           .out_segment_bytes = a->cfg.out_segment_bytes};
+    at_engine__proc_cfg(&a->cfg, &sc.proc, a->partitions);
+    at_streams_hooks_t h = {at_engine__send, a};
+    return at_streams_open(&a->streams, &sc, &h, at_log_seq(a->log), err, errlen);
 }
 
 static void at_engine__init_sync(attune_t *a)
@@ -84,6 +131,19 @@ static void at_engine__init_sync(attune_t *a)
 
 static void at_engine__free(attune_t *a)
 {
+    at_streams_close(a->streams);
+    while (a->ihead) { /* appends nobody will write: answered as failed */
+        at_ijob_t *j = a->ihead;
+        a->ihead = j->next;
+        if (j->done)
+            j->done(j->ud, AT_ECLOSED);
+        free(j);
+    }
+    if (a->rules_path)
+        at_engine__rules_close(a);
+    free(a->tick_trusted);
+    free(a->last_append);
+    free(a->last_control);
     if (a->dedup)
         at_dedup_free(a->dedup);
     if (a->ingest)
@@ -119,6 +179,8 @@ int attune_open(attune_t **out, const char *config_path, const char *const *over
                                                        : AT_LOG_INFO);
     if ((rc = at_engine__open_parts(a, err, errlen)) < 0)
         goto out;
+    if ((rc = at_engine__open_streams(a, err, errlen)) < 0)
+        goto out;
     if ((rc = -pthread_create(&a->writer, NULL, at_engine__writer_main, a)) < 0) {
         (void)snprintf(err, errlen, "writer thread: %s", at_strerror(rc));
         goto out;
@@ -131,10 +193,32 @@ out:
     return rc;
 }
 
+/* Whether processing has read everything durable and nothing is queued
+ * for the writer. */
+static bool at_engine__drained(attune_t *a)
+{
+    pthread_mutex_lock(&a->mu);
+    bool queued = a->head || a->ihead;
+    pthread_mutex_unlock(&a->mu);
+    return !queued && at_streams_caught_up(a->streams, atomic_load(&a->durable));
+}
+
 void attune_close(attune_t *a)
 {
     pthread_mutex_lock(&a->mu);
-    a->stopping = true;
+    a->stopping = true; /* no new batches */
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    /* Let processing finish what is in the log: it may still send records
+     * (handoffs, forwarded events) for the writer to append. Twice quiet in
+     * a row, so a send in flight between the checks is not missed. */
+    for (int quiet = 0, i = 0; quiet < 2 && i < 30000 && atomic_load(&a->ready); i++) {
+        quiet = at_engine__drained(a) ? quiet + 1 : 0;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(&a->mu);
+    a->writer_stop = true;
     pthread_cond_signal(&a->cv);
     pthread_mutex_unlock(&a->mu);
     pthread_join(a->writer, NULL);
@@ -143,7 +227,15 @@ void attune_close(attune_t *a)
 
 int attune_ready(const attune_t *a)
 {
-    return atomic_load(&a->ready);
+    attune_t *m = (attune_t *)a;
+    if (!atomic_load(&m->ready))
+        return 0;
+    if (atomic_load(&m->caught_up))
+        return 1;
+    if (!at_streams_caught_up(m->streams, atomic_load(&m->ready_seq)))
+        return 0;
+    atomic_store(&m->caught_up, 1);
+    return 1;
 }
 
 static void at_engine__copy_error(attune_error_t *dst, const at_error_t *src)
@@ -158,7 +250,10 @@ static void at_engine__copy_error(attune_error_t *dst, const at_error_t *src)
 static int at_engine__enqueue(attune_t *a, at_job_t *job)
 {
     pthread_mutex_lock(&a->mu);
-    bool full = a->queued_bytes + job->cost > (size_t)a->cfg.max_memory && a->queued_jobs > 0;
+    /* what waits for the writer and what waits for the watermark share the
+     * budget: a flood cannot grow either without bound */
+    size_t held = a->queued_bytes + (a->streams ? (size_t)at_streams_pending_bytes(a->streams) : 0);
+    bool full = held + job->cost > (size_t)a->cfg.max_memory && (a->queued_jobs > 0 || held > 0);
     if (!full && !a->stopping) {
         job->next = NULL;
         if (a->tail)

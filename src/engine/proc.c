@@ -45,7 +45,7 @@ void at_proc_free(at_proc_t *pr)
         return;
     at_pend_t *p;
     while ((p = at_reorder_pop(&pr->pend)))
-        at_proc__pev_free((at_pev_t *)p);
+        at_proc__pev_free(pr, (at_pev_t *)p);
     at_reorder_deinit(&pr->pend);
     at_keyed_free(pr->users);
     at_proc__free_fields(pr);
@@ -84,8 +84,9 @@ at_pev_t *at_proc__pev_new(at_proc_t *pr, uint32_t slot, const char *id, size_t 
                            const char *json, size_t json_len, int64_t ts, int64_t recv,
                            int64_t offset)
 {
-    (void)pr;
-    at_pev_t *it = at_xmalloc(sizeof *it + id_len + 1 + json_len + 1);
+    size_t bytes = sizeof(at_pev_t) + id_len + 1 + json_len + 1;
+    pr->st.pending_bytes += bytes;
+    at_pev_t *it = at_xmalloc(bytes);
     memset(it, 0, sizeof *it);
     memcpy(it->data, id, id_len);
     it->data[id_len] = '\0';
@@ -103,10 +104,11 @@ at_pev_t *at_proc__pev_new(at_proc_t *pr, uint32_t slot, const char *id, size_t 
     return it;
 }
 
-void at_proc__pev_free(at_pev_t *it)
+void at_proc__pev_free(at_proc_t *pr, at_pev_t *it)
 {
     if (!it)
         return;
+    pr->st.pending_bytes -= sizeof(at_pev_t) + it->h.id_len + 1 + it->json_len + 1;
     free(it->facts_mem);
     free(it);
 }
@@ -215,7 +217,7 @@ void at_proc__pending_drop(at_proc_t *pr, uint32_t slot, bool free_them, at_pev_
         at_pev_t *next = x->next;
         at_reorder_remove(&pr->pend, &x->h);
         if (free_them)
-            at_proc__pev_free(x);
+            at_proc__pev_free(pr, x);
         x = next;
     }
     pr->st.pending = pr->pend.n;
@@ -300,7 +302,7 @@ static void at_proc__advance(at_proc_t *pr)
             at_pev_t *it = (at_pev_t *)at_reorder_pop(&pr->pend);
             at_proc__unlink(pr, it);
             at_proc__apply(pr, it->slot, it->json, it->json_len, it->h.ts, it->recv, false);
-            at_proc__pev_free(it);
+            at_proc__pev_free(pr, it);
         } else {
             at_proc__timer(pr, slot, dl);
         }

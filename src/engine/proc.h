@@ -70,7 +70,8 @@ typedef struct at_proc_stats {
     uint64_t duplicates_dropped; /* handoff/forwarded repeats */
     uint64_t outputs, outputs_suppressed, shadow_outputs, early_outputs;
     uint64_t expired_users, degraded;
-    uint64_t pending; /* events waiting for the watermark now */
+    uint64_t pending;       /* events waiting for the watermark now */
+    uint64_t pending_bytes; /* memory they hold */
     uint64_t users;
     uint64_t state_bytes;
     int64_t watermark;   /* AT_WM_NONE when none */
@@ -111,9 +112,10 @@ int at_proc_render_user(at_proc_t *pr, const char *key, size_t n, unsigned what,
  * next call that changes the partition). */
 bool at_proc_alias(const at_proc_t *pr, const char *key, size_t n, at_pstr_t *target);
 /* Appends up to limit member user keys of segment name (acting versions)
- * starting at *cursor (a slot position; updated). Returns how many. */
+ * as JSON strings, comma separated (first: none before the first), starting
+ * at *cursor (a slot position; updated). Returns how many. */
 size_t at_proc_members_page(at_proc_t *pr, const char *name, size_t n, uint32_t *cursor,
-                            size_t limit, at_buf_t *out, bool *more);
+                            size_t limit, bool first, at_buf_t *out, bool *more);
 
 /* ---- checkpoints and digests ---------------------------------------------------- */
 /* The partition's meta: the input offset processing has reached, the
@@ -141,8 +143,8 @@ void at_proc_all_users(at_proc_t *pr,
  * refill the reorder buffer. Returns 0 or AT_ECORRUPT. */
 int at_proc_restore_meta(at_proc_t *pr, const char *meta, size_t n, at_error_t *err);
 int at_proc_restore_user(at_proc_t *pr, const char *key, size_t klen, const void *val, size_t vlen);
-/* After the last restored user: the restored state is the checkpoint, not
- * a change. */
+/* After the meta and the last user: sets every user's timer and marks the
+ * restored state as the checkpoint's, not a change. */
 void at_proc_restore_done(at_proc_t *pr);
 /* An order-independent digest of all state (users, pending events,
  * watermark, rule set, output offset, high-water marks). */

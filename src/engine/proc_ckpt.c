@@ -151,17 +151,23 @@ int at_proc_restore_user(at_proc_t *pr, const char *key, size_t klen, const void
         return AT_ECORRUPT;
     uint32_t slot = at_keyed_get(pr->users, key, klen, NULL);
     at_keyed_set(pr->users, slot, val, vlen);
-    at_user_t u;
-    at_proc__load(pr, slot, &u);
-    int64_t w = at_wm_get(&pr->wm);
-    at_keyed_timer_set(pr->users, slot,
-                       at_proc__deadline(pr, &u, w == AT_WM_NONE ? INT64_MIN + 1 : w));
-    at_arena_reset(&pr->arena);
     return 0;
 }
 
+/* The timers are derived from the state: each user's next deadline after
+ * the restored watermark (the rule set must be the restored one, which the
+ * meta brought: the checkpoint delivers users before its meta). */
 void at_proc_restore_done(at_proc_t *pr)
 {
+    int64_t w = at_wm_get(&pr->wm);
+    uint32_t pos = 0, slot;
+    while ((slot = at_keyed_next(pr->users, &pos)) != AT_KEYED_NONE) {
+        at_user_t u;
+        at_proc__load(pr, slot, &u);
+        at_keyed_timer_set(pr->users, slot,
+                           at_proc__deadline(pr, &u, w == AT_WM_NONE ? INT64_MIN + 1 : w));
+        at_arena_reset(&pr->arena);
+    }
     at_keyed_clean(pr->users);
 }
 

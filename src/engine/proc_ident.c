@@ -194,7 +194,7 @@ void at_proc__merge(at_proc_t *pr, const at_rec_t *rec)
     }
     while (taken) {
         at_pev_t *next = taken->next;
-        at_proc__pev_free(taken);
+        at_proc__pev_free(pr, taken);
         taken = next;
     }
     at_proc__store_alias(pr, slot, target, rec->offset);

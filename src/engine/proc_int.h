@@ -128,7 +128,7 @@ void at_proc__emit(void *ud, const at_rule_out_t *o);
 at_pev_t *at_proc__pev_new(at_proc_t *pr, uint32_t slot, const char *id, size_t id_len,
                            const char *json, size_t json_len, int64_t ts, int64_t recv,
                            int64_t offset);
-void at_proc__pev_free(at_pev_t *it);
+void at_proc__pev_free(at_proc_t *pr, at_pev_t *it);
 void at_proc__pending_add(at_proc_t *pr, at_pev_t *it, bool early);
 void at_proc__pending_drop(at_proc_t *pr, uint32_t slot, bool free_them, at_pev_t **taken);
 void at_proc__apply(at_proc_t *pr, uint32_t slot, const char *json, size_t len, int64_t ts,

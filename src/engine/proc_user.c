@@ -528,7 +528,7 @@ int at_proc_render_user(at_proc_t *pr, const char *key, size_t n, unsigned what,
 }
 
 size_t at_proc_members_page(at_proc_t *pr, const char *name, size_t n, uint32_t *cursor,
-                            size_t limit, at_buf_t *out, bool *more)
+                            size_t limit, bool first, at_buf_t *out, bool *more)
 {
     size_t got = 0;
     uint32_t slot;
@@ -547,7 +547,7 @@ size_t at_proc_members_page(at_proc_t *pr, const char *name, size_t n, uint32_t 
         }
         size_t kl;
         const char *k = at_keyed_key(pr->users, slot, &kl);
-        if (got || out->len > 1)
+        if (got || !first)
             AT_ASSERT(at_buf_putc(out, ',') == 0);
         AT_ASSERT(at_buf_json_str(out, k, kl) == 0);
         got++;

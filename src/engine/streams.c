@@ -48,8 +48,10 @@ typedef struct at_spart {
     _Atomic int64_t keep_from;
     _Atomic int64_t next_offset;
     _Atomic int64_t out_published;
-    at_swait_t *waits;  /* parked reads, shard thread */
-    pthread_mutex_t mu; /* guards the published copies below */
+    at_swait_t *waits;              /* parked reads, shard thread */
+    uint64_t cur_seq;               /* global sequence number of the record being processed */
+    _Atomic uint64_t pending_bytes; /* of the reorder buffer, as of the last batch */
+    pthread_mutex_t mu;             /* guards the published copies below */
     at_proc_stats_t pub;
     at_member_count_t *pub_members;
     size_t npub_members;
@@ -73,8 +75,17 @@ typedef struct at_ckjob {
     bool done;
 } at_ckjob_t;
 
+#define AT_STREAMS_RING 1024
+
 struct at_streams {
     at_streams_cfg_t cfg;
+    /* when each durable end was published, for the ack-to-output latency */
+    struct {
+        _Atomic uint64_t seq;
+        _Atomic int64_t ns;
+    } ring[AT_STREAMS_RING];
+    _Atomic uint64_t ring_n;
+    at_lat_t lat_early, lat_final;
     at_streams_hooks_t hooks;
     at_spart_t *parts;
     at_sshard_t *shards;
@@ -93,9 +104,28 @@ struct at_streams {
 
 /* ---- outputs --------------------------------------------------------------------- */
 
+/* When the record with global sequence number g was published durable:
+ * the first publication past it. 0 when too old to know. */
+static int64_t at_streams__published_at(at_streams_t *s, uint64_t g)
+{
+    uint64_t n = atomic_load_explicit(&s->ring_n, memory_order_acquire);
+    int64_t ns = 0;
+    for (uint64_t k = n; k > 0 && n - k < AT_STREAMS_RING; k--) {
+        uint64_t i = (k - 1) % AT_STREAMS_RING;
+        if (atomic_load_explicit(&s->ring[i].seq, memory_order_relaxed) <= g)
+            break;
+        ns = atomic_load_explicit(&s->ring[i].ns, memory_order_relaxed);
+    }
+    return ns;
+}
+
 static void at_streams__output(void *ud, const at_proc_out_t *po)
 {
     at_spart_t *pt = ud;
+    int64_t pub = at_streams__published_at(pt->s, pt->cur_seq);
+    if (pub)
+        at_lat_observe_ns(po->o->early ? &pt->s->lat_early : &pt->s->lat_final,
+                          at_time_mono_ns() - pub);
     if (pt->norecs == pt->caporecs) {
         pt->caporecs = pt->caporecs ? pt->caporecs * 2 : 64;
         pt->orecs = at_xrealloc(pt->orecs, pt->caporecs * sizeof *pt->orecs);
@@ -371,7 +401,7 @@ static void at_streams__members(at_spart_t *pt, at_smsg_t *m)
     if (m->acc.len == 0)
         AT_ASSERT(at_buf_puts(&m->acc, "{\"members\":[") == 0);
     m->got += at_proc_members_page(pt->proc, m->key, m->klen, &m->cursor, m->limit - m->got,
-                                   &m->acc, &more);
+                                   m->got == 0, &m->acc, &more);
     if (!more && m->p + 1 < s->cfg.partitions && m->got < m->limit) {
         m->p++;
         m->cursor = 0;
@@ -513,6 +543,7 @@ static void at_streams__record(void *ud, const at_rec_t *rec)
 {
     at_sshard_t *sh = ud;
     at_spart_t *pt = &sh->s->parts[rec->partition];
+    pt->cur_seq = rec->seq;
     at_proc_record(pt->proc, rec);
     atomic_store_explicit(&pt->next_offset, at_proc_next_offset(pt->proc), memory_order_relaxed);
 }
@@ -540,6 +571,9 @@ static void at_streams__flush(void *ud)
         at_spart_t *pt = &sh->s->parts[sh->parts[i]];
         at_streams__flush_outputs(pt);
         at_streams__check_waits(pt, now);
+        at_proc_stats_t st;
+        at_proc_stats(pt->proc, &st);
+        atomic_store_explicit(&pt->pending_bytes, st.pending_bytes, memory_order_relaxed);
     }
 }
 
@@ -641,6 +675,8 @@ int at_streams_open(at_streams_t **out, const at_streams_cfg_t *cfg, const at_st
     pthread_mutex_init(&s->ckmu, NULL);
     pthread_cond_init(&s->ckcv, NULL);
     at_hist_init(&s->ckpt_hist);
+    at_lat_init(&s->lat_early);
+    at_lat_init(&s->lat_final);
     size_t n = strlen(cfg->data_dir) + 8;
     s->out_dir = at_xmalloc(n);
     (void)snprintf(s->out_dir, n, "%s/out", cfg->data_dir);
@@ -775,6 +811,11 @@ void at_streams_publish(at_streams_t *s, uint64_t seq)
 {
     if (seq == atomic_load_explicit(&s->durable_seq, memory_order_relaxed))
         return;
+    uint64_t n = atomic_load_explicit(&s->ring_n, memory_order_relaxed);
+    atomic_store_explicit(&s->ring[n % AT_STREAMS_RING].seq, seq, memory_order_relaxed);
+    atomic_store_explicit(&s->ring[n % AT_STREAMS_RING].ns, at_time_mono_ns(),
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->ring_n, n + 1, memory_order_release);
     atomic_store_explicit(&s->durable_seq, seq, memory_order_release);
     for (int k = 0; k < s->cfg.shards; k++)
         at_shard_wake(s->shards[k].sh);
@@ -791,6 +832,15 @@ bool at_streams_caught_up(const at_streams_t *s, uint64_t seq)
         if (at_shard_position(s->shards[k].sh) < seq)
             return false;
     return true;
+}
+
+uint64_t at_streams_pending_bytes(const at_streams_t *s)
+{
+    uint64_t n = 0;
+    for (int p = 0; p < s->cfg.partitions; p++)
+        n += atomic_load_explicit(&((at_streams_t *)s)->parts[p].pending_bytes,
+                                  memory_order_relaxed);
+    return n;
 }
 
 int64_t at_streams_keep_from(const at_streams_t *s, int p)
@@ -828,6 +878,7 @@ void at_streams_stats(at_streams_t *s, at_streams_stats_t *st)
         t->expired_users += x.expired_users;
         t->degraded += x.degraded;
         t->pending += x.pending;
+        t->pending_bytes += x.pending_bytes;
         t->users += x.users;
         t->state_bytes += x.state_bytes;
         if (x.watermark != AT_WM_NONE && (t->watermark == AT_WM_NONE || x.watermark < t->watermark))
@@ -837,6 +888,8 @@ void at_streams_stats(at_streams_t *s, at_streams_stats_t *st)
     st->checkpoint_errors = atomic_load(&s->ckerrs);
     st->checkpoint_bytes = atomic_load(&s->ckbytes);
     st->ckpt_seconds = &s->ckpt_hist;
+    st->lat_early = &s->lat_early;
+    st->lat_final = &s->lat_final;
     st->out_records = atomic_load(&s->orecs);
     st->out_bytes = atomic_load(&s->obytes);
 }

@@ -51,6 +51,9 @@ void at_streams_publish(at_streams_t *s, uint64_t seq);
 void at_streams_sent_durable(at_streams_t *s, int src, uint64_t n);
 /* Whether every shard has processed the log up to seq. */
 bool at_streams_caught_up(const at_streams_t *s, uint64_t seq);
+/* Bytes the reorder buffers hold (events waiting for the watermark): they
+ * count against max_memory with the ingestion queues. Any thread. */
+uint64_t at_streams_pending_bytes(const at_streams_t *s);
 /* The smallest log offset of partition p that recovery still needs (the
  * newest complete checkpoint's replay point), for retention. */
 int64_t at_streams_keep_from(const at_streams_t *s, int p);
@@ -76,6 +79,8 @@ typedef struct at_streams_stats {
     at_proc_stats_t total; /* summed over partitions (watermark: the lowest) */
     uint64_t checkpoints, checkpoint_errors, checkpoint_bytes;
     at_hist_t *ckpt_seconds; /* borrowed */
+    at_lat_t *lat_early;     /* durable publish of the causing record to the output: early */
+    at_lat_t *lat_final;     /* the same for outputs announced once final */
     uint64_t out_records, out_bytes;
 } at_streams_stats_t;
 void at_streams_stats(at_streams_t *s, at_streams_stats_t *st);

@@ -52,6 +52,7 @@ typedef struct at_rec {
     uint32_t id_len;
     const char *value; /* canonical event JSON */
     uint32_t value_len;
+    uint64_t seq; /* on read: its global sequence number in the whole log; unused on append */
 } at_rec_t;
 
 #define AT_REC_F_CLIENT_ID 1 /* id came from the client: dedupable */

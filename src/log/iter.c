@@ -266,6 +266,7 @@ int at_log_iter_next(at_log_iter_t *it, at_rec_t *rec)
             continue;
         }
         it->pos += len;
+        rec->seq = it->gseq;
         it->gseq++;
         it->expect[rec->partition]++;
         if (!it->from || rec->offset >= it->from[rec->partition])

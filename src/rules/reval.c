@@ -412,13 +412,17 @@ static const char *at_reval__exit_reason(const at_rule_t *r, const at_rrule_t *r
     }
 }
 
+/* ev: an event at t is being applied (more events at t may follow); else
+ * time reached t (every event at t is in). */
 static void at_reval__transition(const at_reval_t *c, const at_rule_t *r, at_rrule_t *rr,
-                                 at_rgroup_t *g, bool m, int64_t t)
+                                 at_rgroup_t *g, bool m, int64_t t, bool ev)
 {
     g->internal = m;
     if (g->early != AT_RULE_NONE) {
-        if (t < g->early)
-            return; /* before the announced enter: the in-order run catches up */
+        /* before the announced enter the in-order run catches up silently;
+         * at its instant too, until every event of that instant is in */
+        if (t < g->early || (ev && t == g->early))
+            return;
         g->early = AT_RULE_NONE;
     }
     if (m == g->member)
@@ -472,12 +476,12 @@ static void at_reval__segment(const at_reval_t *c, const at_rule_t *r, bool ev)
     if (!r->has_having) {
         at_rgroup_t *g = at_rules__group(c->s, rr, (at_pstr_t){"", 0}, rr->when_ok);
         if (g)
-            at_reval__transition(c, r, rr, g, rr->when_ok, t);
+            at_reval__transition(c, r, rr, g, rr->when_ok, t, ev);
     } else {
         for (uint32_t i = 0; i < rr->ng; i++) {
             at_rgroup_t *g = &rr->g[i];
             bool m = at_reval__having(c, r, g) && (!r->when || rr->when_ok);
-            at_reval__transition(c, r, rr, g, m, t);
+            at_reval__transition(c, r, rr, g, m, t, ev);
         }
     }
     at_reval__compact(rr);

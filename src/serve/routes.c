@@ -6,6 +6,7 @@
 #include "at_http.h"
 #include "at_metrics.h"
 #include "at_serve.h"
+#include "serve_int.h"
 
 #include <signal.h>
 #include <stdatomic.h>
@@ -14,20 +15,11 @@
 #include <string.h>
 #include <strings.h>
 
-typedef struct at_serve {
-    attune_t *a;
-    const at_config_t *cfg;
-    at_http_server_t *http;
-    at_hist_t lat_events;       /* request latency of POST /v1/events */
-    at_hist_t lat_other;        /* of everything else */
-    _Atomic uint64_t status[6]; /* answers by class: 1xx..5xx (index 1..5) */
-} at_serve_t;
-
 static at_http_server_t *_Atomic at_serve__running;
 
 /* ---- answers ------------------------------------------------------------ */
 
-static bool at_serve__is(const at_http_req_t *r, const char *method)
+bool at_serve__is(const at_http_req_t *r, const char *method)
 {
     return r->method_len == strlen(method) && !memcmp(r->method, method, r->method_len);
 }
@@ -35,7 +27,7 @@ static bool at_serve__is(const at_http_req_t *r, const char *method)
 /* CORS: echo the Origin back when it is configured. Writes header lines,
  * or none when they would not fit in out (an Origin longer than any real
  * one is not echoed). */
-static void at_serve__cors(at_serve_t *s, const at_http_req_t *r, char *out, size_t outlen)
+void at_serve__cors(at_serve_t *s, const at_http_req_t *r, char *out, size_t outlen)
 {
     out[0] = 0;
     size_t n = 0;
@@ -56,15 +48,15 @@ static void at_serve__cors(at_serve_t *s, const at_http_req_t *r, char *out, siz
     }
 }
 
-static void at_serve__observe(at_serve_t *s, const at_http_req_t *r, int status, bool events)
+void at_serve__observe(at_serve_t *s, const at_http_req_t *r, int status, bool events)
 {
     at_hist_observe_ns(events ? &s->lat_events : &s->lat_other, at_time_mono_ns() - r->start_ns);
     if (status >= 100 && status < 600)
         atomic_fetch_add_explicit(&s->status[status / 100], 1, memory_order_relaxed);
 }
 
-static void at_serve__send(at_serve_t *s, at_http_req_t *r, int status, const char *extra,
-                           const char *ctype, const char *body, size_t len)
+void at_serve__send(at_serve_t *s, at_http_req_t *r, int status, const char *extra,
+                    const char *ctype, const char *body, size_t len)
 {
     char hdr[1024];
     size_t room = extra ? strlen(extra) : 0; /* kept free for extra, which is never cut */
@@ -76,14 +68,13 @@ static void at_serve__send(at_serve_t *s, at_http_req_t *r, int status, const ch
     at_http_respond(r, status, ctype, hdr[0] ? hdr : NULL, body, len);
 }
 
-static void at_serve__json(at_serve_t *s, at_http_req_t *r, int status, const char *body,
-                           size_t len)
+void at_serve__json(at_serve_t *s, at_http_req_t *r, int status, const char *body, size_t len)
 {
     at_serve__send(s, r, status, NULL, "application/json", body, len);
 }
 
 /* Formats {"error":{"code","message","field"?}} into b. */
-static void at_serve__error_body(at_buf_t *b, const char *code, const char *field, const char *msg)
+void at_serve__error_body(at_buf_t *b, const char *code, const char *field, const char *msg)
 {
     at_buf_puts(b, "{\"error\":{\"code\":");
     at_buf_json_str(b, code, strlen(code));
@@ -96,8 +87,8 @@ static void at_serve__error_body(at_buf_t *b, const char *code, const char *fiel
     at_buf_puts(b, "}}");
 }
 
-static void at_serve__error(at_serve_t *s, at_http_req_t *r, int status, const char *extra,
-                            const char *code, const char *field, const char *msg)
+void at_serve__error(at_serve_t *s, at_http_req_t *r, int status, const char *extra,
+                     const char *code, const char *field, const char *msg)
 {
     at_buf_t b;
     at_buf_init(&b, 0);
@@ -107,7 +98,7 @@ static void at_serve__error(at_serve_t *s, at_http_req_t *r, int status, const c
 }
 
 /* Maps an engine error code to an HTTP status. */
-static int at_serve__status(int rc)
+int at_serve__status(int rc)
 {
     switch (rc) {
     case AT_EPARSE:
@@ -132,7 +123,7 @@ static int at_serve__status(int rc)
     }
 }
 
-static const char *at_serve__retry_after(int status)
+const char *at_serve__retry_after(int status)
 {
     return status == 429 || status == 503 ? "Retry-After: 1\r\n" : NULL;
 }
@@ -142,7 +133,7 @@ static const char *at_serve__retry_after(int status)
 /* Returns true when the request may go on. A bearer token must carry scope;
  * an ingest request may also bring ?key= or write_key (need_key says the
  * body must then be checked). */
-static bool at_serve__auth(at_serve_t *s, at_http_req_t *r, int scope, unsigned *need_key)
+bool at_serve__auth(at_serve_t *s, at_http_req_t *r, int scope, unsigned *need_key)
 {
     if (attune_dev_mode(s->a))
         return true;
@@ -238,7 +229,7 @@ static int at_serve__events(at_serve_t *s, at_http_req_t *r)
 /* ---- schemas ------------------------------------------------------------ */
 
 /* Copies the path segment after prefix into out; false if empty/too long. */
-static bool at_serve__tail(const at_http_req_t *r, size_t prefix, char *out, size_t outlen)
+bool at_serve__tail(const at_http_req_t *r, size_t prefix, char *out, size_t outlen)
 {
     size_t n = r->path_len - prefix;
     if (n == 0 || n >= outlen || memchr(r->path + prefix, '/', n))
@@ -248,8 +239,8 @@ static bool at_serve__tail(const at_http_req_t *r, size_t prefix, char *out, siz
     return true;
 }
 
-static void at_serve__owned(at_serve_t *s, at_http_req_t *r, int rc, char *json, size_t len,
-                            const char *what)
+void at_serve__owned(at_serve_t *s, at_http_req_t *r, int rc, char *json, size_t len,
+                     const char *what)
 {
     if (rc == 0) {
         at_serve__json(s, r, 200, json, len);
@@ -361,12 +352,12 @@ static int at_serve__readyz(at_serve_t *s, at_http_req_t *r)
 
 /* ---- routing ------------------------------------------------------------------ */
 
-static bool at_serve__path(const at_http_req_t *r, const char *p)
+bool at_serve__path(const at_http_req_t *r, const char *p)
 {
     return r->path_len == strlen(p) && !memcmp(r->path, p, r->path_len);
 }
 
-static bool at_serve__prefix(const at_http_req_t *r, const char *p)
+bool at_serve__prefix(const at_http_req_t *r, const char *p)
 {
     return r->path_len > strlen(p) && !memcmp(r->path, p, strlen(p));
 }
@@ -406,6 +397,18 @@ static int at_serve__handle(void *ud, at_http_req_t *r)
     }
     if (at_serve__path(r, "/v1/rejected") && at_serve__is(r, "GET"))
         return at_serve__rejected(s, r);
+    if (at_serve__prefix(r, "/v1/users/"))
+        return at_serve__users(s, r, strlen("/v1/users/"));
+    if (at_serve__prefix(r, "/v1/segments/"))
+        return at_serve__rules(s, r, ATTUNE_SEGMENT, strlen("/v1/segments/"));
+    if (at_serve__path(r, "/v1/segments"))
+        return at_serve__rules_list(s, r, ATTUNE_SEGMENT);
+    if (at_serve__prefix(r, "/v1/triggers/"))
+        return at_serve__rules(s, r, ATTUNE_TRIGGER, strlen("/v1/triggers/"));
+    if (at_serve__path(r, "/v1/triggers"))
+        return at_serve__rules_list(s, r, ATTUNE_TRIGGER);
+    if (at_serve__path(r, "/v1/admin/digest") && at_serve__is(r, "GET"))
+        return at_serve__digest(s, r);
     at_serve__error(s, r, 404, NULL, "not_found", NULL, "no such route");
     return 0;
 }

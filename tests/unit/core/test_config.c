@@ -50,7 +50,7 @@ static void test_defaults(void **state)
     at_config_defaults(&c);
     assert_string_equal(c.listen, "127.0.0.1:8080");
     assert_string_equal(c.data_dir, "./attune-data");
-    assert_int_equal(c.partitions, 16);
+    assert_int_equal(c.partitions, 0); /* 16 for a new data directory, else the existing count */
     assert_int_equal(c.shards, 1);
     assert_int_equal(c.fsync, AT_FSYNC_BATCH);
     assert_int_equal(c.max_memory, 256LL << 20);
@@ -204,7 +204,7 @@ static void test_empty_and_layering(void **state)
     at_config_t c;
     char err[256];
     assert_int_equal(load(&c, "", err, sizeof err), 0);
-    assert_int_equal(c.partitions, 16);
+    assert_int_equal(c.partitions, 0);
     assert_int_equal(at_config_load_text(&c, "# only a comment\n", 17, err, sizeof err), 0);
     assert_int_equal(at_config_load_text(&c, "http:\n", 6, err, sizeof err), 0);
     /* a second load keeps what it does not mention and replaces lists whole */
@@ -247,7 +247,7 @@ static void test_error_wrong_type(void **state)
     expect_error("- a\n- b\n", AT_EINVALID,
                  "1:1: the config must be a mapping of settings, got a list");
     expect_error("partitions: 5000\n", AT_EINVALID,
-                 "1:13: partitions: 5000 is out of range [1, 4096]");
+                 "1:13: partitions: 5000 is out of range [0, 4096]");
     expect_error("http:\n  threads: 0\n", AT_EINVALID,
                  "2:12: http.threads: 0 is out of range [1, 256]");
     expect_error("listen: localhost\n", AT_EINVALID,
@@ -399,10 +399,10 @@ static void test_overrides(void **state)
     assert_int_equal(at_config_set(&c, "fsync", "maybe", err, sizeof err), AT_EINVALID);
     assert_string_equal(err, "fsync: 'maybe' is not one of always, batch or never");
     assert_int_equal(c.fsync, AT_FSYNC_NEVER);
-    assert_int_equal(at_config_set(&c, "partitions", "0", err, sizeof err), AT_EINVALID);
-    assert_string_equal(err, "partitions: 0 is out of range [1, 4096]");
+    assert_int_equal(at_config_set(&c, "partitions", "-1", err, sizeof err), AT_EINVALID);
+    assert_string_equal(err, "partitions: -1 is out of range [0, 4096]");
     assert_int_equal(at_config_set(&c, "partitions", "12x", err, sizeof err), AT_EINVALID);
-    assert_int_equal(c.partitions, 16);
+    assert_int_equal(c.partitions, 0);
     assert_int_equal(at_config_set(&c, "keys", "x", err, sizeof err), AT_EINVALID);
     assert_string_equal(err, "keys can only be set in the config file");
     at_config_free(&c);
