@@ -108,9 +108,21 @@ void at_proc__pev_free(at_proc_t *pr, at_pev_t *it)
 {
     if (!it)
         return;
-    pr->st.pending_bytes -= sizeof(at_pev_t) + it->h.id_len + 1 + it->json_len + 1;
+    pr->st.pending_bytes -=
+        sizeof(at_pev_t) + it->h.id_len + 1 + it->json_len + 1 + it->view.mem_bytes;
+    at_proc__view_free(&it->view);
     free(it->facts_mem);
     free(it);
+}
+
+/* The event's view under the current rule set (again after a change). */
+static void at_proc__pev_view(at_proc_t *pr, at_pev_t *it)
+{
+    pr->st.pending_bytes -= it->view.mem_bytes;
+    at_proc__view_free(&it->view);
+    if (!at_proc__view(pr, it->json, it->json_len, it->h.ts, &it->view, true))
+        memset(&it->view, 0, sizeof it->view);
+    pr->st.pending_bytes += it->view.mem_bytes;
 }
 
 /* The early path's facts of a pending event under the current rule set. */
@@ -121,15 +133,12 @@ void at_proc__facts(at_proc_t *pr, at_pev_t *it)
     it->facts = (at_rule_facts_t){pr->rs, 0, NULL};
     if (!pr->rs->has_early)
         return;
-    at_arena_t a;
-    at_arena_init(&a, 4096);
-    at_json_t *root = NULL;
-    at_error_t e;
-    if (at_json_parse_all(it->json, it->json_len, &a, 64, &root, &e) == 0) {
+    at_arena_t *a = &pr->arena; /* reset by the caller after the record */
+    if (it->view.slot) {
         at_host_t h;
-        at_proc__host(pr, &h, NULL, it->json, root, it->h.ts, it->recv, it->h.ts);
+        at_proc__host(pr, &h, NULL, &it->view, it->h.ts, it->recv, it->h.ts);
         at_rule_facts_t f;
-        at_rules_facts(pr->rs, &h.rh, &a, &f);
+        at_rules_facts(pr->rs, &h.rh, a, &f);
         /* copy into one block owned by the item */
         size_t bytes = f.n * sizeof(at_rule_fact_t);
         for (uint32_t i = 0; i < f.n; i++)
@@ -147,29 +156,36 @@ void at_proc__facts(at_proc_t *pr, at_pev_t *it)
         it->facts_mem = mem;
         it->facts = (at_rule_facts_t){pr->rs, f.n, out};
     }
-    at_arena_deinit(&a);
 }
 
-/* The early path for the user of `it`, which just arrived. */
+size_t at_proc__pending_list(at_proc_t *pr, at_pev_t *newest, at_pev_t ***out)
+{
+    size_t n = 0;
+    for (at_pev_t *x = newest; x; x = x->older)
+        n++;
+    at_pev_t **v = at_arena_alloc(&pr->arena, (n + 1) * sizeof *v);
+    size_t k = n;
+    for (at_pev_t *x = newest; x; x = x->older)
+        v[--k] = x;
+    *out = v;
+    return n;
+}
+
+size_t at_proc__pending_of(at_proc_t *pr, uint32_t slot, at_pev_t ***out)
+{
+    return at_proc__pending_list(pr, at_keyed_aux(pr->users, slot), out);
+}
+
+/* The early path for the user of `it`, which just arrived. The user's value
+ * is stored again only when something was announced: most events change
+ * nothing here. */
 static void at_proc__early(at_proc_t *pr, at_pev_t *it)
 {
     if (!it->facts.n)
         return;
-    size_t n = 0;
-    for (at_pev_t *x = at_keyed_aux(pr->users, it->slot); x; x = x->next)
-        n++;
+    at_pev_t **items;
+    size_t n = at_proc__pending_of(pr, it->slot, &items);
     at_rule_pending_t *pend = at_arena_alloc(&pr->arena, (n + 1) * sizeof *pend);
-    /* the user's pending events in the buffer's order: a user has few */
-    at_pev_t **items = at_arena_alloc(&pr->arena, (n + 1) * sizeof *items);
-    size_t k = 0;
-    for (at_pev_t *x = at_keyed_aux(pr->users, it->slot); x; x = x->next) {
-        size_t j = k++;
-        while (j > 0 && at_pend_before(&x->h, &items[j - 1]->h)) {
-            items[j] = items[j - 1];
-            j--;
-        }
-        items[j] = x;
-    }
     size_t newest = 0;
     for (size_t i = 0; i < n; i++) {
         pend[i].ts = items[i]->h.ts;
@@ -180,33 +196,41 @@ static void at_proc__early(at_proc_t *pr, at_pev_t *it)
     at_user_t u;
     at_proc__load(pr, it->slot, &u);
     at_host_t h;
-    at_proc__host(pr, &h, &u, it->json, NULL, it->h.ts, it->recv, it->h.ts);
+    at_proc__host(pr, &h, &u, &it->view, it->h.ts, it->recv, it->h.ts);
+    uint64_t before = pr->st.outputs + pr->st.shadow_outputs + pr->st.outputs_suppressed;
     at_rules_early(pr->rs, &u.rst, &h.rh, pend, n, newest, u.prof.session.start,
                    u.prof.session.last, pr->cfg.profile.session_gap_ms, at_proc__emit, &h);
-    at_proc__store(pr, &u);
+    if (pr->st.outputs + pr->st.shadow_outputs + pr->st.outputs_suppressed != before)
+        at_proc__store(pr, &u);
 }
 
 void at_proc__pending_add(at_proc_t *pr, at_pev_t *it, bool early)
 {
-    /* append to the user's list (arrival order) */
-    at_pev_t *head = at_keyed_aux(pr->users, it->slot);
-    it->next = NULL;
-    if (!head) {
-        at_keyed_set_aux(pr->users, it->slot, it);
-    } else {
-        while (head->next)
-            head = head->next;
-        head->next = it;
+    /* into the user's list in (ts, id) order: arrivals are mostly in order,
+     * so this stops at once */
+    at_pev_t *newer = NULL, *cur = at_keyed_aux(pr->users, it->slot);
+    while (cur && at_pend_before(&it->h, &cur->h)) {
+        newer = cur;
+        cur = cur->older;
     }
+    it->older = cur;
+    it->newer = newer;
+    if (cur)
+        cur->newer = it;
+    if (newer)
+        newer->older = it;
+    else
+        at_keyed_set_aux(pr->users, it->slot, it);
     at_reorder_push(&pr->pend, &it->h);
     pr->st.pending = pr->pend.n;
+    at_proc__pev_view(pr, it);
     at_proc__facts(pr, it);
     if (early && !pr->cfg.no_early)
         at_proc__early(pr, it);
 }
 
 /* Takes the user's pending events out of the buffer: freed, or handed to
- * *taken (a list in arrival order) for a handoff. */
+ * *taken (the newest, linked through older) for a merge. */
 void at_proc__pending_drop(at_proc_t *pr, uint32_t slot, bool free_them, at_pev_t **taken)
 {
     at_pev_t *x = at_keyed_aux(pr->users, slot);
@@ -214,48 +238,39 @@ void at_proc__pending_drop(at_proc_t *pr, uint32_t slot, bool free_them, at_pev_
     if (taken)
         *taken = x;
     while (x) {
-        at_pev_t *next = x->next;
+        at_pev_t *older = x->older;
         at_reorder_remove(&pr->pend, &x->h);
         if (free_them)
             at_proc__pev_free(pr, x);
-        x = next;
+        x = older;
     }
     pr->st.pending = pr->pend.n;
 }
 
 static void at_proc__unlink(at_proc_t *pr, at_pev_t *it)
 {
-    at_pev_t *x = at_keyed_aux(pr->users, it->slot), *prev = NULL;
-    while (x && x != it) {
-        prev = x;
-        x = x->next;
-    }
-    AT_ASSERT(x == it);
-    if (prev)
-        prev->next = it->next;
+    if (it->newer)
+        it->newer->older = it->older;
     else
-        at_keyed_set_aux(pr->users, it->slot, it->next);
+        at_keyed_set_aux(pr->users, it->slot, it->older);
+    if (it->older)
+        it->older->newer = it->newer;
+    it->older = it->newer = NULL;
 }
 
 /* ---- applying events and timers ---------------------------------------------------- */
 
 /* Applies one event to the user's profile and (unless late) rules. */
-void at_proc__apply(at_proc_t *pr, uint32_t slot, const char *json, size_t len, int64_t ts,
-                    int64_t recv, bool late)
+void at_proc__apply(at_proc_t *pr, uint32_t slot, const at_eview_t *v, int64_t ts, int64_t recv,
+                    bool late)
 {
-    at_json_t *root = NULL;
-    at_error_t e;
-    if (at_json_parse_all(json, len, &pr->arena, 64, &root, &e) < 0 || root->type != AT_JSON_OBJECT)
-        return; /* the log holds only canonical events: cannot happen */
     at_user_t u;
     at_proc__load(pr, slot, &u);
-    at_pevent_t ev;
-    at_proc__pevent(root, json, ts, &ev, &pr->arena);
-    at_profile_apply(&u.prof, &pr->cfg.profile, &ev, late);
+    at_profile_apply(&u.prof, &pr->cfg.profile, &v->pev, late);
     pr->st.events++;
     if (!late) {
         at_host_t h;
-        at_proc__host(pr, &h, &u, json, root, ts, recv, ts);
+        at_proc__host(pr, &h, &u, v, ts, recv, ts);
         at_rules_on_event(pr->rs, &u.rst, &h.rh, ts, at_proc__emit, &h);
     }
     int64_t now = at_wm_get(&pr->wm);
@@ -272,7 +287,7 @@ static void at_proc__timer(at_proc_t *pr, uint32_t slot, int64_t t)
         return;
     }
     at_host_t h;
-    at_proc__host(pr, &h, &u, NULL, NULL, t, t, t);
+    at_proc__host(pr, &h, &u, NULL, t, t, t);
     at_rules_on_time(pr->rs, &u.rst, &h.rh, t, at_proc__emit, &h);
     if (pr->cfg.ttl_ms > 0 && u.prof.last_seen != AT_PROFILE_NONE &&
         t >= u.prof.last_seen + pr->cfg.ttl_ms && !at_keyed_aux(pr->users, slot)) {
@@ -301,7 +316,8 @@ static void at_proc__advance(at_proc_t *pr)
         if (ev && (!tm || p->ts <= dl)) {
             at_pev_t *it = (at_pev_t *)at_reorder_pop(&pr->pend);
             at_proc__unlink(pr, it);
-            at_proc__apply(pr, it->slot, it->json, it->json_len, it->h.ts, it->recv, false);
+            if (it->view.slot)
+                at_proc__apply(pr, it->slot, &it->view, it->h.ts, it->recv, false);
             at_proc__pev_free(pr, it);
         } else {
             at_proc__timer(pr, slot, dl);
@@ -340,7 +356,9 @@ void at_proc__event(at_proc_t *pr, const char *key, size_t klen, const char *id,
     bool moved = at_wm_observe(&pr->wm, trusted);
     if (late) {
         pr->st.late++;
-        at_proc__apply(pr, slot, json, jlen, ts, recv, true);
+        at_eview_t v;
+        if (at_proc__view(pr, json, jlen, ts, &v, false))
+            at_proc__apply(pr, slot, &v, ts, recv, true);
         at_arena_reset(&pr->arena);
     } else {
         at_pev_t *it = at_proc__pev_new(pr, slot, id, id_len, json, jlen, ts, recv, offset);
@@ -412,14 +430,17 @@ static void at_proc__control(at_proc_t *pr, const at_rec_t *rec)
         if (u.alias)
             continue;
         at_host_t h;
-        at_proc__host(pr, &h, &u, NULL, NULL, t, t, t);
+        at_proc__host(pr, &h, &u, NULL, t, t, t);
         at_rules_migrate(prev, next, &u.rst, &h.rh, t, at_proc__emit, &h);
         at_proc__store_at(pr, &u, t);
         at_arena_reset(&pr->arena);
     }
-    /* pending events: their facts were computed under the old set */
-    for (size_t i = 0; i < pr->pend.n; i++)
+    /* pending events: their views and facts were made under the old set */
+    for (size_t i = 0; i < pr->pend.n; i++) {
+        at_proc__pev_view(pr, (at_pev_t *)pr->pend.v[i]);
         at_proc__facts(pr, (at_pev_t *)pr->pend.v[i]);
+        at_arena_reset(&pr->arena);
+    }
     at_ruleset_unref(prev);
     pr->st.controls++;
 }

@@ -146,6 +146,8 @@ int at_proc_restore_user(at_proc_t *pr, const char *key, size_t klen, const void
 /* After the meta and the last user: sets every user's timer and marks the
  * restored state as the checkpoint's, not a change. */
 void at_proc_restore_done(at_proc_t *pr);
+/* Prints to stderr what the users' values are made of (benchmarks). */
+void at_proc_debug_sizes(at_proc_t *pr);
 /* An order-independent digest of all state (users, pending events,
  * watermark, rule set, output offset, high-water marks). */
 uint64_t at_proc_digest(const at_proc_t *pr);

@@ -209,3 +209,50 @@ uint64_t at_proc_digest(const at_proc_t *pr)
     at_buf_deinit(&b);
     return d;
 }
+
+void at_proc_debug_sizes(at_proc_t *pr)
+{
+    uint64_t users = 0, bytes = 0, prof = 0, rules = 0, nrules = 0, groups = 0, entries = 0;
+    uint64_t per_rule[AT_RULE_MAX_RULES] = {0}, per_rule_e[AT_RULE_MAX_RULES] = {0};
+    uint32_t pos = 0, slot;
+    while ((slot = at_keyed_next(pr->users, &pos)) != AT_KEYED_NONE) {
+        size_t vl;
+        const uint8_t *v = at_keyed_value(pr->users, slot, &vl);
+        if (vl < 2 || v[1] != AT_PROC_USER)
+            continue;
+        users++;
+        bytes += vl;
+        at_dec_t d = {v + 2, v + vl, false};
+        uint64_t pl = at_dec_varint(&d);
+        prof += pl;
+        rules += vl - 2 - pl;
+        at_user_t u;
+        at_proc__load(pr, slot, &u);
+        nrules += u.rst.nr;
+        for (uint32_t i = 0; i < u.rst.nr; i++) {
+            groups += u.rst.r[i].ng;
+            const at_rule_t *r = at_ruleset_by_id(pr->rs, u.rst.r[i].id);
+            for (uint32_t j = 0; j < u.rst.r[i].ng; j++) {
+                entries += u.rst.r[i].g[j].n;
+                if (r) {
+                    per_rule[r->index]++;
+                    per_rule_e[r->index] += u.rst.r[i].g[j].n;
+                }
+            }
+        }
+        at_arena_reset(&pr->arena);
+    }
+    if (!users)
+        return;
+    (void)fprintf(stderr,
+                  "users %llu: value %.0f B (profile %.0f, rules %.0f), rules with state %.1f, "
+                  "groups %.1f, entries %.1f per user\n",
+                  (unsigned long long)users, (double)bytes / users, (double)prof / users,
+                  (double)rules / users, (double)nrules / users, (double)groups / users,
+                  (double)entries / users);
+    for (size_t i = 0; i < pr->rs->n; i++)
+        if (per_rule[i])
+            (void)fprintf(stderr, "  %-20s groups %.2f entries %.2f per user\n",
+                          pr->rs->rules[i]->name, (double)per_rule[i] / users,
+                          (double)per_rule_e[i] / users);
+}

@@ -102,29 +102,14 @@ static bool at_proc__repeat(at_proc_t *pr, int sp, int64_t so)
  * to u in (ts, id) order, announcing nothing. */
 static void at_proc__absorb(at_proc_t *pr, at_user_t *u, at_pev_t *list)
 {
-    size_t n = 0;
-    for (at_pev_t *x = list; x; x = x->next)
-        n++;
-    at_pev_t **v = at_arena_alloc(&pr->arena, (n + 1) * sizeof *v);
-    size_t k = 0;
-    for (at_pev_t *x = list; x; x = x->next) {
-        size_t j = k++;
-        while (j > 0 && at_pend_before(&x->h, &v[j - 1]->h)) {
-            v[j] = v[j - 1];
-            j--;
-        }
-        v[j] = x;
-    }
+    at_pev_t **v;
+    size_t n = at_proc__pending_list(pr, list, &v);
     for (size_t i = 0; i < n; i++) {
-        at_json_t *root = NULL;
-        at_error_t e;
-        if (at_json_parse_all(v[i]->json, v[i]->json_len, &pr->arena, 64, &root, &e) < 0)
+        if (!v[i]->view.slot)
             continue;
-        at_pevent_t ev;
-        at_proc__pevent(root, v[i]->json, v[i]->h.ts, &ev, &pr->arena);
-        at_profile_apply(&u->prof, &pr->cfg.profile, &ev, false);
+        at_profile_apply(&u->prof, &pr->cfg.profile, &v[i]->view.pev, false);
         at_host_t h;
-        at_proc__host(pr, &h, u, v[i]->json, root, v[i]->h.ts, v[i]->recv, v[i]->h.ts);
+        at_proc__host(pr, &h, u, &v[i]->view, v[i]->h.ts, v[i]->recv, v[i]->h.ts);
         at_rules_on_event(pr->rs, &u->rst, &h.rh, v[i]->h.ts, NULL, NULL);
     }
 }
@@ -158,7 +143,7 @@ void at_proc__merge(at_proc_t *pr, const at_rec_t *rec)
         if (t == AT_WM_NONE || rec->ts_ms > t)
             t = rec->ts_ms;
         at_host_t h;
-        at_proc__host(pr, &h, &u, NULL, NULL, t, t, t);
+        at_proc__host(pr, &h, &u, NULL, t, t, t);
         at_rules_leave(pr->rs, &u.rst, t, "merged", &h.rh, at_proc__emit, &h);
         at_proc__absorb(pr, &u, taken);
         at_buf_t state;
@@ -193,9 +178,9 @@ void at_proc__merge(at_proc_t *pr, const at_rec_t *rec)
         at_buf_deinit(&state);
     }
     while (taken) {
-        at_pev_t *next = taken->next;
+        at_pev_t *older = taken->older;
         at_proc__pev_free(pr, taken);
-        taken = next;
+        taken = older;
     }
     at_proc__store_alias(pr, slot, target, rec->offset);
     at_keyed_timer_set(pr->users, slot, AT_TIMER_NONE);
@@ -236,7 +221,7 @@ void at_proc__handoff(at_proc_t *pr, const at_rec_t *rec, int64_t w, bool refill
             t = u.prof.last_seen;
         if (t != AT_WM_NONE) { /* segments are evaluated again after a merge */
             at_host_t h;
-            at_proc__host(pr, &h, &u, NULL, NULL, t, t, t);
+            at_proc__host(pr, &h, &u, NULL, t, t, t);
             at_rules_on_time(pr->rs, &u.rst, &h.rh, t, at_proc__emit, &h);
         }
         at_proc__store_at(pr, &u, t);
@@ -314,7 +299,7 @@ void at_proc__erase(at_proc_t *pr, const at_rec_t *rec)
         int64_t t = at_proc__now(pr);
         if (t == AT_WM_NONE)
             t = rec->ts_ms;
-        at_proc__host(pr, &h, &u, NULL, NULL, t, t, t);
+        at_proc__host(pr, &h, &u, NULL, t, t, t);
         at_rules_drop(pr->rs, &u.rst, t, "erased", &h.rh, at_proc__emit, &h);
     }
     at_keyed_delete(pr->users, slot);

@@ -18,15 +18,28 @@
 #define AT_PROC_ALIAS 2
 #define AT_PROC_MAX_STEPS 16
 
+/* What processing reads of one event, taken from its JSON once: the
+ * profile's fields and the value of every event field of the rule set.
+ * Strings point into the event's JSON (or into mem for decoded ones). */
+typedef struct at_eview {
+    at_pevent_t pev;
+    const at_ruleset_t *rs; /* the set the slots are for */
+    at_val_t *slot;         /* [nfp]; profile fields are left missing */
+    void *mem;              /* owned: slots, purchase items, decoded strings */
+    size_t mem_bytes;
+} at_eview_t;
+
 /* A pending event: waits in the reorder buffer for the watermark. */
 typedef struct at_pev {
-    at_pend_t h;         /* ts, id, seq (its position: see at_proc__pev_new) */
-    struct at_pev *next; /* the user's pending events, in arrival order */
+    at_pend_t h;          /* ts, id, seq (its position: see at_proc__pev_new) */
+    struct at_pev *older; /* the user's pending events in (ts, id) order; the */
+    struct at_pev *newer; /* slot's aux points at the newest */
     uint32_t slot;
     int64_t recv;
     int64_t offset;        /* input offset of the record it came in */
     at_rule_facts_t facts; /* the early path's view; facts.f in facts_mem */
     void *facts_mem;
+    at_eview_t view;
     uint32_t json_len;
     char *json;  /* into data */
     char data[]; /* id, NUL, json, NUL */
@@ -97,13 +110,14 @@ typedef struct at_user {
  * applied to one user. */
 typedef struct at_host {
     at_proc_t *pr;
-    const char *src; /* the event's canonical JSON, or NULL */
-    const at_json_t *root;
+    const at_eview_t *view; /* the event's fields, or NULL (timers) */
     int64_t ts, recv;
     int64_t now;
     const at_user_t *u;
     const at_json_t *traits;
     bool traits_done;
+    at_val_t *cache; /* [nfp] each field fetched once per host (one event) */
+    uint8_t *cached;
     at_rule_host_t rh;
 } at_host_t;
 
@@ -115,10 +129,17 @@ void at_proc__store(at_proc_t *pr, at_user_t *u);
 /* Stores u and sets its timer to its next deadline after `after`. */
 void at_proc__store_at(at_proc_t *pr, at_user_t *u, int64_t after);
 void at_proc__store_alias(at_proc_t *pr, uint32_t slot, at_pstr_t target, int64_t offset);
-void at_proc__host(at_proc_t *pr, at_host_t *h, const at_user_t *u, const char *src,
-                   const at_json_t *root, int64_t ts, int64_t recv, int64_t now);
+void at_proc__host(at_proc_t *pr, at_host_t *h, const at_user_t *u, const at_eview_t *view,
+                   int64_t ts, int64_t recv, int64_t now);
 void at_proc__pevent(const at_json_t *root, const char *src, int64_t ts, at_pevent_t *ev,
                      at_arena_t *arena);
+/* Parses json (which must stay where it is while the view is used) into v.
+ * With own (a pending event's view), what does not point into json is
+ * copied into v->mem; else it stays in the scratch arena. Returns false
+ * when json is not an object (cannot happen for logged events). */
+bool at_proc__view(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_eview_t *v,
+                   bool own);
+void at_proc__view_free(at_eview_t *v);
 void at_proc__prepare_fields(at_proc_t *pr);
 void at_proc__free_fields(at_proc_t *pr);
 int64_t at_proc__deadline(at_proc_t *pr, const at_user_t *u, int64_t after);
@@ -131,8 +152,13 @@ at_pev_t *at_proc__pev_new(at_proc_t *pr, uint32_t slot, const char *id, size_t 
 void at_proc__pev_free(at_proc_t *pr, at_pev_t *it);
 void at_proc__pending_add(at_proc_t *pr, at_pev_t *it, bool early);
 void at_proc__pending_drop(at_proc_t *pr, uint32_t slot, bool free_them, at_pev_t **taken);
-void at_proc__apply(at_proc_t *pr, uint32_t slot, const char *json, size_t len, int64_t ts,
-                    int64_t recv, bool late);
+/* The user's pending events, oldest first, into an arena array; returns
+ * how many. */
+size_t at_proc__pending_of(at_proc_t *pr, uint32_t slot, at_pev_t ***out);
+/* The same from a list taken with at_proc__pending_drop (its newest). */
+size_t at_proc__pending_list(at_proc_t *pr, at_pev_t *newest, at_pev_t ***out);
+void at_proc__apply(at_proc_t *pr, uint32_t slot, const at_eview_t *v, int64_t ts, int64_t recv,
+                    bool late);
 void at_proc__facts(at_proc_t *pr, at_pev_t *it);
 int64_t at_proc__now(const at_proc_t *pr);
 

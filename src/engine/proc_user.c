@@ -24,7 +24,13 @@ void at_proc__load(at_proc_t *pr, uint32_t slot, at_user_t *u)
 
 void at_proc__decode(at_proc_t *pr, const uint8_t *v, size_t n, at_user_t *u)
 {
-    memset(u, 0, sizeof *u);
+    /* not a memset: the profile inside is 6 KiB of arrays read only up to
+     * their counts */
+    u->key = NULL;
+    u->klen = 0;
+    u->alias = false;
+    u->target = (at_pstr_t){NULL, 0};
+    u->alias_offset = 0;
     u->slot = AT_KEYED_NONE;
     at_profile_init(&u->prof, &pr->arena);
     at_rstate_init(&u->rst, &pr->arena);
@@ -216,26 +222,41 @@ static bool at_proc__session_open(const at_host_t *h)
            h->now < p->session.last + h->pr->cfg.profile.session_gap_ms;
 }
 
+static void at_proc__fetch(at_host_t *h, int slot, at_val_t *out);
+
+/* A field's value for this host: every rule that reads `type` gets the one
+ * lookup. */
 static void at_proc__field(void *ctx, int slot, at_val_t *out)
 {
     at_host_t *h = ctx;
-    at_proc_t *pr = h->pr;
-    if (slot < 0 || (size_t)slot >= pr->nfp)
+    if (slot < 0 || (size_t)slot >= h->pr->nfp)
         return;
+    if (h->cached[slot]) {
+        *out = h->cache[slot];
+        return;
+    }
+    at_proc__fetch(h, slot, out);
+    h->cache[slot] = *out;
+    h->cached[slot] = 1;
+}
+
+static void at_proc__fetch(at_host_t *h, int slot, at_val_t *out)
+{
+    at_proc_t *pr = h->pr;
     const at_fpath_t *f = &pr->fp[slot];
     const at_profile_t *p = h->u ? &h->u->prof : NULL;
     switch (f->kind) {
     case AT_FP_TIMESTAMP:
-        if (h->root)
+        if (h->view)
             *out = at_val_time(h->ts);
         break;
     case AT_FP_RECEIVED:
-        if (h->root)
+        if (h->view)
             *out = at_val_time(h->recv);
         break;
     case AT_FP_EVENT:
-        if (h->root)
-            at_proc__jval(at_proc__walk(h->root, f->steps, f->nsteps), h->src, out);
+        if (h->view && h->view->slot)
+            *out = h->view->slot[slot];
         break;
     case AT_FP_COUNTER:
         if (p)
@@ -289,14 +310,16 @@ static double at_proc__affinity(void *ctx, const char *cat, size_t n)
     return h->u ? at_profile_affinity(&h->u->prof, cat, n) : 0;
 }
 
-void at_proc__host(at_proc_t *pr, at_host_t *h, const at_user_t *u, const char *src,
-                   const at_json_t *root, int64_t ts, int64_t recv, int64_t now)
+void at_proc__host(at_proc_t *pr, at_host_t *h, const at_user_t *u, const at_eview_t *view,
+                   int64_t ts, int64_t recv, int64_t now)
 {
     memset(h, 0, sizeof *h);
     h->pr = pr;
     h->u = u;
-    h->src = src;
-    h->root = root;
+    h->cache = at_arena_alloc(&pr->arena, (pr->nfp + 1) * sizeof *h->cache);
+    h->cached = at_arena_alloc(&pr->arena, pr->nfp + 1);
+    memset(h->cached, 0, pr->nfp + 1);
+    h->view = view;
     h->ts = ts;
     h->recv = recv;
     h->now = now;
@@ -482,28 +505,10 @@ int at_proc_render_user(at_proc_t *pr, const char *key, size_t n, unsigned what,
     if (u.alias)
         return AT_ENOTFOUND; /* the caller follows aliases */
     /* the live view: pending events applied to a copy of the profile */
-    size_t npend = 0;
-    for (at_pev_t *x = at_keyed_aux(pr->users, slot); x; x = x->next)
-        npend++;
-    at_pev_t **items = at_arena_alloc(&pr->arena, (npend + 1) * sizeof *items);
-    size_t k = 0;
-    for (at_pev_t *x = at_keyed_aux(pr->users, slot); x; x = x->next) {
-        size_t j = k++;
-        while (j > 0 && at_pend_before(&x->h, &items[j - 1]->h)) {
-            items[j] = items[j - 1];
-            j--;
-        }
-        items[j] = x;
-    }
-    for (size_t i = 0; i < npend; i++) {
-        at_json_t *root = NULL;
-        at_error_t e;
-        if (at_json_parse_all(items[i]->json, items[i]->json_len, &pr->arena, 64, &root, &e) < 0)
-            continue;
-        at_pevent_t ev;
-        at_proc__pevent(root, items[i]->json, items[i]->h.ts, &ev, &pr->arena);
-        at_profile_apply(&u.prof, &pr->cfg.profile, &ev, false);
-    }
+    at_pev_t **items;
+    size_t npend = at_proc__pending_of(pr, slot, &items);
+    for (size_t i = 0; i < npend; i++)
+        at_profile_apply(&u.prof, &pr->cfg.profile, &items[i]->view.pev, false);
     AT_ASSERT(at_buf_puts(out, "{\"user\":") == 0);
     AT_ASSERT(at_buf_json_str(out, key, n) == 0);
     if (what & (AT_PROC_R_PROFILE | AT_PROC_R_EXPORT)) {
@@ -553,4 +558,91 @@ size_t at_proc_members_page(at_proc_t *pr, const char *name, size_t n, uint32_t 
         got++;
     }
     return got;
+}
+
+/* ---- event views ------------------------------------------------------------------ */
+
+bool at_proc__view(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_eview_t *v, bool own)
+{
+    memset(v, 0, sizeof *v);
+    at_json_t *root = NULL;
+    at_error_t e;
+    if (at_json_parse_all(json, len, &pr->arena, 64, &root, &e) < 0 || root->type != AT_JSON_OBJECT)
+        return false;
+    at_proc__pevent(root, json, ts, &v->pev, &pr->arena);
+    v->rs = pr->rs;
+    at_val_t *slot = at_arena_alloc(&pr->arena, (pr->nfp + 1) * sizeof *slot);
+    for (size_t i = 0; i < pr->nfp; i++) {
+        slot[i] = at_val_missing();
+        if (pr->fp[i].kind == AT_FP_EVENT)
+            at_proc__jval(at_proc__walk(root, pr->fp[i].steps, pr->fp[i].nsteps), json, &slot[i]);
+    }
+    v->slot = slot;
+    if (!own)
+        return true;
+        /* into one block: the slots, the purchase items, and every string that
+         * the parser decoded into the scratch arena (those with escapes) */
+#define AT_OUTSIDE(p_, n_) ((n_) && ((p_) < json || (p_) + (n_) > json + len))
+    size_t bytes = (pr->nfp + 1) * sizeof(at_val_t) + v->pev.nitems * sizeof(at_pitem_t);
+    at_pstr_t *strs[6] = {&v->pev.type, &v->pev.item,   &v->pev.category,
+                          &v->pev.tz,   &v->pev.traits, NULL};
+    for (int k = 0; strs[k]; k++)
+        if (AT_OUTSIDE(strs[k]->s, strs[k]->n))
+            bytes += strs[k]->n;
+    for (size_t i = 0; i < v->pev.nitems; i++)
+        bytes +=
+            (AT_OUTSIDE(v->pev.items[i].item.s, v->pev.items[i].item.n) ? v->pev.items[i].item.n
+                                                                        : 0) +
+            (AT_OUTSIDE(v->pev.items[i].category.s, v->pev.items[i].category.n)
+                 ? v->pev.items[i].category.n
+                 : 0);
+    for (size_t i = 0; i < pr->nfp; i++)
+        if ((slot[i].type == AT_VAL_STR || slot[i].type == AT_VAL_JSON) &&
+            AT_OUTSIDE(slot[i].u.s, slot[i].len))
+            bytes += slot[i].len;
+    char *mem = at_xmalloc(bytes + 1), *p = mem;
+    v->mem = mem;
+    v->mem_bytes = bytes + 1;
+    v->slot = (at_val_t *)(void *)p;
+    memcpy(v->slot, slot, (pr->nfp + 1) * sizeof *slot);
+    p += (pr->nfp + 1) * sizeof(at_val_t);
+    if (v->pev.nitems) {
+        at_pitem_t *items = (at_pitem_t *)(void *)p;
+        memcpy(items, v->pev.items, v->pev.nitems * sizeof *items);
+        v->pev.items = items;
+        p += v->pev.nitems * sizeof *items;
+    }
+#define AT_KEEP(str_)                                                                              \
+    do {                                                                                           \
+        if (AT_OUTSIDE((str_).s, (str_).n)) {                                                      \
+            memcpy(p, (str_).s, (str_).n);                                                         \
+            (str_).s = p;                                                                          \
+            p += (str_).n;                                                                         \
+        }                                                                                          \
+    } while (0)
+    for (int k = 0; strs[k]; k++)
+        AT_KEEP(*strs[k]);
+    for (size_t i = 0; i < v->pev.nitems; i++) {
+        at_pitem_t *it = (at_pitem_t *)&v->pev.items[i];
+        AT_KEEP(it->item);
+        AT_KEEP(it->category);
+    }
+    for (size_t i = 0; i < pr->nfp; i++) {
+        at_val_t *x = &v->slot[i];
+        if ((x->type == AT_VAL_STR || x->type == AT_VAL_JSON) && AT_OUTSIDE(x->u.s, x->len)) {
+            memcpy(p, x->u.s, x->len);
+            x->u.s = p;
+            p += x->len;
+        }
+    }
+#undef AT_KEEP
+#undef AT_OUTSIDE
+    return true;
+}
+
+void at_proc__view_free(at_eview_t *v)
+{
+    free(v->mem);
+    v->mem = NULL;
+    v->slot = NULL;
 }

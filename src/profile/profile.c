@@ -61,7 +61,12 @@ double at_profile_weight(const at_profile_cfg_t *c, const char *type, size_t n)
 
 void at_profile_init(at_profile_t *p, at_arena_t *arena)
 {
-    memset(p, 0, sizeof *p);
+    /* the arrays are read only up to their counts: not cleared (a profile
+     * is initialized for every event, and the arrays are 6 KiB) */
+    p->events = p->late = 0;
+    p->ncounters = p->naff = p->nrecent = 0;
+    p->session.events = p->session.pages = 0;
+    p->traits = p->tz = (at_pstr_t){NULL, 0};
     p->first_seen = p->last_seen = AT_PROFILE_NONE;
     p->aff_ref = AT_PROFILE_NONE;
     p->session.start = p->session.last = AT_PROFILE_NONE;

@@ -59,10 +59,15 @@ at_rrule_t *at_rules__rule_state(at_rstate_t *s, uint32_t id)
 
 static at_rrule_t *at_reval__find_state(at_rstate_t *s, uint32_t id)
 {
-    for (uint32_t i = 0; i < s->nr; i++)
-        if (s->r[i].id == id)
-            return &s->r[i];
-    return NULL;
+    uint32_t lo = 0, hi = s->nr; /* sorted by id */
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (s->r[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->nr && s->r[lo].id == id ? &s->r[lo] : NULL;
 }
 
 at_rgroup_t *at_rules__group(at_rstate_t *s, at_rrule_t *r, at_pstr_t key, bool create);
@@ -91,8 +96,8 @@ at_rgroup_t *at_rules__group(at_rstate_t *s, at_rrule_t *r, at_pstr_t key, bool 
 
 /* Appends an entry, keeping time order; past the cap the oldest goes and
  * the group is marked degraded. */
-void at_rules__push_entry(at_rstate_t *s, at_rgroup_t *g, int64_t ts, int64_t v);
-void at_rules__push_entry(at_rstate_t *s, at_rgroup_t *g, int64_t ts, int64_t v)
+uint32_t at_rules__push_entry(at_rstate_t *s, at_rgroup_t *g, int64_t ts, int64_t v);
+uint32_t at_rules__push_entry(at_rstate_t *s, at_rgroup_t *g, int64_t ts, int64_t v)
 {
     if (g->n >= AT_RULE_MAX_ENTRIES) {
         memmove(g->e, g->e + 1, (g->n - 1) * sizeof *g->e);
@@ -116,6 +121,79 @@ void at_rules__push_entry(at_rstate_t *s, at_rgroup_t *g, int64_t ts, int64_t v)
     }
     g->e[i] = (at_rentry_t){ts, v};
     g->n++;
+    return i;
+}
+
+/* Drops the entries of g that cannot change the having clause's answer at
+ * any later instant, after e[i] was pushed (DESIGN.md §5 caps state per
+ * user; this keeps it at what exactness needs):
+ *   count     the newest floor(K)+1 (entries expire oldest first, and while
+ *             more than K are in the window the answer does not depend on
+ *             how many more);
+ *   distinct  per value only its newest entry, then the newest floor(K)+1;
+ *   max, min  entries dominated by a newer one (a newer value at least as
+ *             big, or as small) can never be the maximum (minimum) again;
+ *   sum       with no negative value and > or >=: entries older than the
+ *             newest run whose sum already passes K expire before it does,
+ *             and that run alone decides until then;
+ *   avg       nothing can go. */
+static void at_rules__prune(const at_rule_t *r, at_rgroup_t *g, uint32_t i)
+{
+    int agg = r->having.agg;
+#define AT_DROP(k)                                                                                 \
+    do {                                                                                           \
+        memmove(&g->e[(k)], &g->e[(k) + 1], (g->n - (k)-1) * sizeof *g->e);                        \
+        g->n--;                                                                                    \
+    } while (0)
+    if (agg == AT_AGG_DISTINCT) {
+        int64_t v = g->e[i].v, ts = g->e[i].ts;
+        for (uint32_t k = 0; k < g->n;) {
+            if (g->e[k].v == v && (g->e[k].ts < ts || (g->e[k].ts == ts && k < i))) {
+                AT_DROP(k);
+                if (k < i)
+                    i--;
+            } else {
+                k++;
+            }
+        }
+    }
+    if ((agg == AT_AGG_COUNT || agg == AT_AGG_DISTINCT) && r->keep && g->n > r->keep) {
+        uint32_t d = g->n - r->keep;
+        memmove(g->e, g->e + d, r->keep * sizeof *g->e);
+        g->n = r->keep;
+        return;
+    }
+    if ((agg == AT_AGG_MAX || agg == AT_AGG_MIN) && i + 1 == g->n) {
+        while (g->n >= 2) {
+            int64_t a = g->e[g->n - 2].v, b = g->e[g->n - 1].v;
+            if (agg == AT_AGG_MAX ? a > b : a < b)
+                break;
+            g->e[g->n - 2] = g->e[g->n - 1];
+            g->n--;
+        }
+        return;
+    }
+    if (agg == AT_AGG_SUM && (r->having.cmp == AT_CMP_GT || r->having.cmp == AT_CMP_GE)) {
+        int64_t sum = 0;
+        uint32_t k = g->n;
+        while (k > 0) {
+            if (g->e[k - 1].v < 0)
+                return; /* a negative value: every entry may matter */
+            sum += g->e[k - 1].v;
+            k--;
+            double s = (double)sum / AT_RULE_FIXED;
+            if (r->having.cmp == AT_CMP_GT ? s > r->having.threshold : s >= r->having.threshold)
+                break;
+        }
+        for (uint32_t j = 0; j < k; j++)
+            if (g->e[j].v < 0)
+                return;
+        if (k) {
+            memmove(g->e, g->e + k, (g->n - k) * sizeof *g->e);
+            g->n -= k;
+        }
+    }
+#undef AT_DROP
 }
 
 /* ---- expressions ---------------------------------------------------------------- */
@@ -449,30 +527,37 @@ static void at_reval__compact(at_rrule_t *rr)
 /* Evaluates segment r for the user at c->now; ev: an event is being applied. */
 static void at_reval__segment(const at_reval_t *c, const at_rule_t *r, bool ev)
 {
-    at_rrule_t *rr = at_rules__rule_state(c->s, r->id);
     int64_t t = c->now;
-    for (uint32_t i = 0; i < rr->ng; i++)
+    at_rrule_t *rr = at_reval__find_state(c->s, r->id);
+    for (uint32_t i = 0; rr && i < rr->ng; i++)
         at_reval__expire(c, r, &rr->g[i], t);
+    char buf[64];
+    at_pstr_t key = {"", 0};
+    int64_t v = 0;
+    bool entry = false;
     if (ev && r->has_having && (!r->filter || at_reval__holds_expr(c, r->filter))) {
-        char buf[64];
-        at_pstr_t key = {"", 0};
         at_val_t gv = at_val_missing();
-        int64_t v;
         bool grouped = true;
         if (r->group) {
             at_reval__value(c, r->group, &gv);
             grouped = at_reval__group_text(&gv, buf, sizeof buf, &key);
         }
-        if (grouped && at_reval__entry_value(c, r, &v)) {
-            at_rgroup_t *g = at_rules__group(c->s, rr, key, true);
-            if (g) {
-                at_reval__expire(c, r, g, t);
-                at_rules__push_entry(c->s, g, t, v);
-            }
+        entry = grouped && at_reval__entry_value(c, r, &v);
+    }
+    bool w = r->when && at_reval__holds_expr(c, r->when);
+    if (!rr && !entry && !w)
+        return; /* nothing held and nothing new: most rules for most events */
+    if (!rr)
+        rr = at_rules__rule_state(c->s, r->id);
+    if (entry) {
+        at_rgroup_t *g = at_rules__group(c->s, rr, key, true);
+        if (g) {
+            at_reval__expire(c, r, g, t);
+            at_rules__prune(r, g, at_rules__push_entry(c->s, g, t, v));
         }
     }
     if (r->when)
-        rr->when_ok = at_reval__holds_expr(c, r->when);
+        rr->when_ok = w;
     if (!r->has_having) {
         at_rgroup_t *g = at_rules__group(c->s, rr, (at_pstr_t){"", 0}, rr->when_ok);
         if (g)

@@ -1,12 +1,15 @@
 /* rstate.c - the per-user state of the rules: its compact encoding, the
  * profile's view of it, and identity merges.
  *
- * Encoding (all varints; ts zigzag): out_seq; degraded; nr; per rule: id,
- * flags (1 when_ok, 2 armed, 4 has last_fired, 8 early fires), [armed_at,
- * deadline], [last_fired], [nearly, instants], ng, per group: str key, flags (1 member, 2 internal,
- * 4 degraded, 8 early), [since], [early], bucket, n, entries as (ts - the
- * previous entry's ts, v); nfired, per fire: id, at. Rules sorted by id,
- * entries oldest first.
+ * Encoding (varints; times zigzag and relative to a base, the state's
+ * newest time, so they are short): out_seq; degraded; zigzag base; nr;
+ * per rule: id, flags (1 when_ok, 2 armed, 4 has last_fired, 8 early
+ * fires), [armed_at, deadline], [last_fired], [nearly, instants], ng, per
+ * group: str key, flags (1 member, 2 internal, 4 degraded, 8 early,
+ * 16 bucket, 32 values all zero), [since], [early], [bucket], n, entries
+ * as (ts - the previous entry's ts, the first against base) and v unless
+ * flag 32; nfired, per fire: id, at. Rules sorted by id, entries oldest
+ * first.
  */
 #include "rules_def.h"
 
@@ -19,54 +22,92 @@ void at_rstate_init(at_rstate_t *s, at_arena_t *arena)
     s->arena = arena;
 }
 
+static bool at_rstate__keep(const at_rrule_t *r)
+{
+    return r->ng || r->when_ok || r->armed_at != AT_RULE_NONE || r->last_fired != AT_RULE_NONE ||
+           r->nearly;
+}
+
+/* The newest time the state holds, the base of the encoding. */
+static int64_t at_rstate__base(const at_rstate_t *s)
+{
+    int64_t b = INT64_MIN;
+#define AT_B(t)                                                                                    \
+    do {                                                                                           \
+        int64_t t_ = (t);                                                                          \
+        if (t_ != AT_RULE_NONE && t_ > b)                                                          \
+            b = t_;                                                                                \
+    } while (0)
+    for (uint32_t i = 0; i < s->nr; i++) {
+        const at_rrule_t *r = &s->r[i];
+        AT_B(r->armed_at);
+        AT_B(r->last_fired);
+        for (uint32_t j = 0; j < r->ng; j++) {
+            const at_rgroup_t *g = &r->g[j];
+            if (g->n)
+                AT_B(g->e[g->n - 1].ts);
+            if (g->member)
+                AT_B(g->since);
+        }
+    }
+    for (uint32_t i = 0; i < s->nfired; i++)
+        AT_B(s->fired[i].at);
+#undef AT_B
+    return b == INT64_MIN ? 0 : b;
+}
+
 void at_rstate_encode(const at_rstate_t *s, at_buf_t *out)
 {
     at_enc_varint(out, s->out_seq);
     at_enc_varint(out, s->degraded);
+    int64_t base = at_rstate__base(s);
+    at_enc_zigzag(out, base);
     uint32_t nr = 0;
-    for (uint32_t i = 0; i < s->nr; i++) { /* rules with nothing to keep are left out */
-        const at_rrule_t *r = &s->r[i];
-        nr += r->ng || r->when_ok || r->armed_at != AT_RULE_NONE || r->last_fired != AT_RULE_NONE ||
-              r->nearly;
-    }
+    for (uint32_t i = 0; i < s->nr; i++) /* rules with nothing to keep are left out */
+        nr += at_rstate__keep(&s->r[i]);
     at_enc_varint(out, nr);
     for (uint32_t i = 0; i < s->nr; i++) {
         const at_rrule_t *r = &s->r[i];
-        if (!(r->ng || r->when_ok || r->armed_at != AT_RULE_NONE || r->last_fired != AT_RULE_NONE ||
-              r->nearly))
+        if (!at_rstate__keep(r))
             continue;
         at_enc_varint(out, r->id);
         unsigned f = (r->when_ok ? 1u : 0) | (r->armed_at != AT_RULE_NONE ? 2u : 0) |
                      (r->last_fired != AT_RULE_NONE ? 4u : 0) | (r->nearly ? 8u : 0);
         at_enc_varint(out, f);
         if (f & 2) {
-            at_enc_zigzag(out, r->armed_at);
-            at_enc_zigzag(out, r->deadline);
+            at_enc_zigzag(out, r->armed_at - base);
+            at_enc_zigzag(out, r->deadline - base);
         }
         if (f & 4)
-            at_enc_zigzag(out, r->last_fired);
+            at_enc_zigzag(out, r->last_fired - base);
         if (f & 8) {
             at_enc_varint(out, r->nearly);
             for (uint32_t k = 0; k < r->nearly; k++)
-                at_enc_zigzag(out, r->early_at[k]);
+                at_enc_zigzag(out, r->early_at[k] - base);
         }
         at_enc_varint(out, r->ng);
         for (uint32_t j = 0; j < r->ng; j++) {
             const at_rgroup_t *g = &r->g[j];
             at_enc_str(out, g->key.s, g->key.n);
+            bool zero = true;
+            for (uint32_t k = 0; k < g->n && zero; k++)
+                zero = g->e[k].v == 0;
             unsigned gf = (g->member ? 1u : 0) | (g->internal ? 2u : 0) | (g->degraded ? 4u : 0) |
-                          (g->early != AT_RULE_NONE ? 8u : 0);
+                          (g->early != AT_RULE_NONE ? 8u : 0) |
+                          (g->bucket != AT_RULE_NONE ? 16u : 0) | (zero ? 32u : 0);
             at_enc_varint(out, gf);
             if (g->member)
-                at_enc_zigzag(out, g->since);
+                at_enc_zigzag(out, g->since - base);
             if (gf & 8)
-                at_enc_zigzag(out, g->early);
-            at_enc_zigzag(out, g->bucket);
+                at_enc_zigzag(out, g->early - base);
+            if (gf & 16)
+                at_enc_zigzag(out, g->bucket - base);
             at_enc_varint(out, g->n);
-            int64_t prev = 0;
+            int64_t prev = base;
             for (uint32_t k = 0; k < g->n; k++) {
                 at_enc_zigzag(out, g->e[k].ts - prev);
-                at_enc_zigzag(out, g->e[k].v);
+                if (!zero)
+                    at_enc_zigzag(out, g->e[k].v);
                 prev = g->e[k].ts;
             }
         }
@@ -74,7 +115,7 @@ void at_rstate_encode(const at_rstate_t *s, at_buf_t *out)
     at_enc_varint(out, s->nfired);
     for (uint32_t i = 0; i < s->nfired; i++) {
         at_enc_varint(out, s->fired[i].id);
-        at_enc_zigzag(out, s->fired[i].at);
+        at_enc_zigzag(out, s->fired[i].at - base);
     }
 }
 
@@ -86,6 +127,7 @@ int at_rstate_decode(at_rstate_t *s, const uint8_t *data, size_t n, at_arena_t *
     at_dec_t d = {data, data + n, false};
     s->out_seq = at_dec_varint(&d);
     s->degraded = at_dec_varint(&d);
+    int64_t base = at_dec_zigzag(&d);
     uint64_t nr = at_dec_varint(&d);
     if (d.bad || nr > AT_RULE_MAX_RULES * 2)
         return AT_ECORRUPT;
@@ -98,11 +140,11 @@ int at_rstate_decode(at_rstate_t *s, const uint8_t *data, size_t n, at_arena_t *
         r->when_ok = f & 1;
         r->armed_at = r->deadline = r->last_fired = AT_RULE_NONE;
         if (f & 2) {
-            r->armed_at = at_dec_zigzag(&d);
-            r->deadline = at_dec_zigzag(&d);
+            r->armed_at = base + at_dec_zigzag(&d);
+            r->deadline = base + at_dec_zigzag(&d);
         }
         if (f & 4)
-            r->last_fired = at_dec_zigzag(&d);
+            r->last_fired = base + at_dec_zigzag(&d);
         if (f & 8) {
             uint64_t ne = at_dec_varint(&d);
             if (ne > AT_RULE_MAX_ENTRIES)
@@ -110,7 +152,7 @@ int at_rstate_decode(at_rstate_t *s, const uint8_t *data, size_t n, at_arena_t *
             r->nearly = (uint32_t)ne;
             r->early_at = at_arena_alloc(arena, (ne + 1) * sizeof *r->early_at);
             for (uint64_t k = 0; k < ne; k++)
-                r->early_at[k] = at_dec_zigzag(&d);
+                r->early_at[k] = base + at_dec_zigzag(&d);
         }
         uint64_t ng = at_dec_varint(&d);
         if (ng > AT_RULE_MAX_GROUPS + 1)
@@ -119,24 +161,24 @@ int at_rstate_decode(at_rstate_t *s, const uint8_t *data, size_t n, at_arena_t *
         r->g = at_arena_alloc(arena, (ng + 1) * sizeof *r->g);
         for (uint64_t j = 0; j < ng && !d.bad; j++) {
             at_rgroup_t *g = &r->g[j];
-            memset(g, 0, sizeof *g);
             g->key = at_dec_str(&d);
             uint64_t gf = at_dec_varint(&d);
             g->member = gf & 1;
             g->internal = gf & 2;
             g->degraded = gf & 4;
-            g->since = g->member ? at_dec_zigzag(&d) : AT_RULE_NONE;
-            g->early = (gf & 8) ? at_dec_zigzag(&d) : AT_RULE_NONE;
-            g->bucket = at_dec_zigzag(&d);
+            g->since = g->member ? base + at_dec_zigzag(&d) : AT_RULE_NONE;
+            g->early = (gf & 8) ? base + at_dec_zigzag(&d) : AT_RULE_NONE;
+            g->bucket = (gf & 16) ? base + at_dec_zigzag(&d) : AT_RULE_NONE;
             uint64_t ne = at_dec_varint(&d);
             if (ne > AT_RULE_MAX_ENTRIES)
                 return AT_ECORRUPT;
             g->n = g->cap = (uint32_t)ne;
             g->e = at_arena_alloc(arena, (ne + 1) * sizeof *g->e);
-            int64_t prev = 0;
+            int64_t prev = base;
+            bool zero = gf & 32;
             for (uint64_t k = 0; k < ne; k++) {
                 g->e[k].ts = prev + at_dec_zigzag(&d);
-                g->e[k].v = at_dec_zigzag(&d);
+                g->e[k].v = zero ? 0 : at_dec_zigzag(&d);
                 prev = g->e[k].ts;
             }
         }
@@ -147,7 +189,7 @@ int at_rstate_decode(at_rstate_t *s, const uint8_t *data, size_t n, at_arena_t *
         return AT_ECORRUPT;
     for (uint64_t i = 0; i < nf; i++) {
         s->fired[i].id = (uint32_t)at_dec_varint(&d);
-        s->fired[i].at = at_dec_zigzag(&d);
+        s->fired[i].at = base + at_dec_zigzag(&d);
     }
     s->nfired = (uint32_t)nf;
     return d.bad ? AT_ECORRUPT : (int)(d.p - data);
@@ -252,7 +294,7 @@ void at_rstate_render(const at_ruleset_t *rs, const at_rstate_t *s, at_buf_t *ou
 
 at_rrule_t *at_rules__rule_state(at_rstate_t *s, uint32_t id);
 at_rgroup_t *at_rules__group(at_rstate_t *s, at_rrule_t *r, at_pstr_t key, bool create);
-void at_rules__push_entry(at_rstate_t *s, at_rgroup_t *g, int64_t ts, int64_t v);
+uint32_t at_rules__push_entry(at_rstate_t *s, at_rgroup_t *g, int64_t ts, int64_t v);
 
 static void at_rstate__merge_group(at_rstate_t *dst, at_rgroup_t *g, const at_rgroup_t *src)
 {

@@ -300,6 +300,12 @@ static int at_rdef__segment_body(at_rdef_ctx_t *c, at_rule_t *r, const at_json_t
         return at_rdef__fail(err, AT_EINVALID, "filter",
                              "filter selects the events of a window: it needs window and having");
     r->early = at_rdef__early(r);
+    /* count and distinct: only the newest floor(K) + 1 entries can matter to
+     * a comparison with K (the rest expire first and the count is past K
+     * while they would) */
+    if (r->has_having && (r->having.agg == AT_AGG_COUNT || r->having.agg == AT_AGG_DISTINCT) &&
+        r->having.threshold >= 0 && r->having.threshold < AT_RULE_MAX_ENTRIES)
+        r->keep = (uint32_t)floor(r->having.threshold) + 1;
     size_t nf = 0;
     const at_expr_field_t *f = r->when ? at_expr_fields(r->when, &nf) : NULL;
     for (size_t i = 0; i < nf; i++)

@@ -69,6 +69,9 @@ typedef struct at_rule {
     bool early_fire; /* a plain trigger without cooldown whose `on` reads no profile */
     uint32_t index;  /* position in the set's evaluation order */
     int name_id;     /* the set's id of the name (in_segment) */
+    bool contested;  /* the set holds another version of the name rolled out to a share */
+    uint32_t keep;   /* window entries per group the having clause can still need
+                        (0: all); see at_rules__prune */
 } at_rule_t;
 
 /* The rules in force at one point of a partition's log. */
@@ -77,6 +80,7 @@ typedef struct at_ruleset {
     uint64_t changes;  /* control records applied to reach it */
     at_rule_t **rules; /* evaluation order: a segment before those that ask in_segment() of it */
     size_t n;
+    at_rule_t **by_id; /* the same rules sorted by id (at_ruleset_by_id) */
     /* slot table: the distinct field paths the rules read */
     char **fields;
     bool *field_profile;

@@ -48,6 +48,7 @@ void at_ruleset_unref(at_ruleset_t *rs)
     for (size_t i = 0; i < rs->nnames; i++)
         free(rs->names[i]);
     free(rs->rules);
+    free(rs->by_id);
     free(rs->fields);
     free(rs->field_profile);
     free(rs->names);
@@ -68,10 +69,21 @@ const at_rule_t *at_ruleset_find(const at_ruleset_t *rs, int kind, const char *n
 
 const at_rule_t *at_ruleset_by_id(const at_ruleset_t *rs, uint32_t id)
 {
-    for (size_t i = 0; i < rs->n; i++)
-        if (rs->rules[i]->id == id)
-            return rs->rules[i];
-    return NULL;
+    if (!rs->by_id) { /* a set being built: not indexed yet */
+        for (size_t i = 0; i < rs->n; i++)
+            if (rs->rules[i]->id == id)
+                return rs->rules[i];
+        return NULL;
+    }
+    size_t lo = 0, hi = rs->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (rs->by_id[mid]->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < rs->n && rs->by_id[lo]->id == id ? rs->by_id[lo] : NULL;
 }
 
 /* A copy of prev sharing its rules (each referenced once more). */
@@ -200,6 +212,16 @@ static int at_ruleset__order(at_ruleset_t *rs, at_error_t *err)
         memcpy(rs->rules, out, n * sizeof *out);
         for (size_t i = 0; i < n; i++)
             rs->rules[i]->index = (uint32_t)i;
+        free(rs->by_id);
+        rs->by_id = at_xcalloc(n + 1, sizeof *rs->by_id);
+        for (size_t i = 0; i < n; i++) { /* insertion by id */
+            size_t j = i;
+            while (j > 0 && rs->by_id[j - 1]->id > rs->rules[i]->id) {
+                rs->by_id[j] = rs->by_id[j - 1];
+                j--;
+            }
+            rs->by_id[j] = rs->rules[i];
+        }
     }
     free(out);
     free(done);
@@ -263,8 +285,19 @@ int at_ruleset_change(const at_ruleset_t *prev, int op, int kind, const char *na
     if ((rc = at_ruleset__check_refs(rs, err)) < 0 || (rc = at_ruleset__order(rs, err)) < 0)
         goto out;
     rs->has_early = false;
-    for (size_t i = 0; i < rs->n; i++)
-        rs->has_early |= rs->rules[i]->early || rs->rules[i]->early_fire;
+    for (size_t i = 0; i < rs->n; i++) {
+        at_rule_t *r = rs->rules[i];
+        rs->has_early |= r->early || r->early_fire;
+        /* rules are shared between sets: recomputed for each set they are in,
+         * from the same set content, so every holder agrees */
+        r->contested = false;
+        for (size_t j = 0; j < rs->n; j++) {
+            const at_rule_t *c = rs->rules[j];
+            if (c != r && c->kind == r->kind && c->mode == AT_RULE_ACTIVE && c->rollout < 100 &&
+                !strcmp(c->name, r->name))
+                r->contested = true;
+        }
+    }
     rs->changes = prev->changes + 1;
     *out = rs;
     rs = NULL;
@@ -415,6 +448,8 @@ bool at_rule_acts_for(const at_ruleset_t *rs, const at_rule_t *r, const char *ke
         return false;
     if (r->rollout < 100)
         return at_rule__bucket(r, key, n) < r->rollout;
+    if (!r->contested)
+        return true;
     /* the full active version acts unless a partial candidate took the user */
     for (size_t i = 0; i < rs->n; i++) {
         const at_rule_t *c = rs->rules[i];

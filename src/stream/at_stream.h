@@ -220,8 +220,24 @@ typedef struct at_pstr {
     uint32_t n;
 } at_pstr_t;
 
-void at_enc_varint(at_buf_t *b, uint64_t v);
-void at_enc_zigzag(at_buf_t *b, int64_t v);
+/* Encoding is on the per-event path: inline, one capacity check each. */
+static inline void at_enc_varint(at_buf_t *b, uint64_t v)
+{
+    if (b->cap - b->len <= 10)
+        AT_ASSERT(at_buf_reserve(b, 10) == 0);
+    uint8_t *p = (uint8_t *)b->data + b->len;
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    b->len = (size_t)((char *)p - b->data);
+    b->data[b->len] = '\0';
+}
+static inline void at_enc_zigzag(at_buf_t *b, int64_t v)
+{
+    at_enc_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
 void at_enc_str(at_buf_t *b, const char *s, size_t n);
 void at_enc_f32(at_buf_t *b, float f);
 void at_enc_f64(at_buf_t *b, double d);
@@ -230,8 +246,18 @@ typedef struct at_dec {
     const uint8_t *p, *end;
     bool bad;
 } at_dec_t;
-uint64_t at_dec_varint(at_dec_t *d);
-int64_t at_dec_zigzag(at_dec_t *d);
+uint64_t at_dec_varint_slow(at_dec_t *d);
+static inline uint64_t at_dec_varint(at_dec_t *d)
+{
+    if (d->p < d->end && *d->p < 0x80)
+        return *d->p++;
+    return at_dec_varint_slow(d);
+}
+static inline int64_t at_dec_zigzag(at_dec_t *d)
+{
+    uint64_t u = at_dec_varint(d);
+    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+}
 at_pstr_t at_dec_str(at_dec_t *d);
 float at_dec_f32(at_dec_t *d);
 double at_dec_f64(at_dec_t *d);

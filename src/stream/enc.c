@@ -3,28 +3,16 @@
 
 #include <string.h>
 
-void at_enc_varint(at_buf_t *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    size_t n = 0;
-    do {
-        uint8_t c = v & 0x7f;
-        v >>= 7;
-        tmp[n++] = (uint8_t)(c | (v ? 0x80 : 0));
-    } while (v);
-    AT_ASSERT(at_buf_append(b, tmp, n) == 0);
-}
-
-void at_enc_zigzag(at_buf_t *b, int64_t v)
-{
-    at_enc_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-}
-
 void at_enc_str(at_buf_t *b, const char *s, size_t n)
 {
     at_enc_varint(b, n);
-    if (n)
-        AT_ASSERT(at_buf_append(b, s, n) == 0);
+    if (n) {
+        if (b->cap - b->len <= n)
+            AT_ASSERT(at_buf_reserve(b, n) == 0);
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+    }
 }
 
 void at_enc_f32(at_buf_t *b, float f)
@@ -45,27 +33,37 @@ void at_enc_f64(at_buf_t *b, double d)
     AT_ASSERT(at_buf_append(b, t, 8) == 0);
 }
 
-uint64_t at_dec_varint(at_dec_t *d)
+uint64_t at_dec_varint_slow(at_dec_t *d)
 {
+    const uint8_t *p = d->p;
+    if (d->end - p >= 10) { /* no bounds check per byte */
+        uint64_t v = 0;
+        for (int shift = 0; shift < 70; shift += 7) {
+            uint8_t c = *p++;
+            v |= (uint64_t)(c & 0x7f) << shift;
+            if (!(c & 0x80)) {
+                d->p = p;
+                return v;
+            }
+        }
+        d->bad = true;
+        return 0;
+    }
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
-        if (d->p >= d->end) {
+        if (p >= d->end) {
             d->bad = true;
             return 0;
         }
-        uint8_t c = *d->p++;
+        uint8_t c = *p++;
         v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80))
+        if (!(c & 0x80)) {
+            d->p = p;
             return v;
+        }
     }
     d->bad = true;
     return 0;
-}
-
-int64_t at_dec_zigzag(at_dec_t *d)
-{
-    uint64_t u = at_dec_varint(d);
-    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
 }
 
 at_pstr_t at_dec_str(at_dec_t *d)
