@@ -23,6 +23,7 @@ at_proc_t *at_proc_new(int partition, const at_proc_cfg_t *cfg, const at_proc_op
         pr->ops = *ops;
     pr->ud = ud;
     pr->users = at_keyed_new();
+    pr->dict = at_sdict_new(AT_PROC_DICT_ENTRIES, AT_PROC_DICT_BYTES);
     at_reorder_init(&pr->pend);
     pr->wm.max_trusted = AT_WM_NONE;
     pr->wm.lateness_ms = cfg->lateness_ms;
@@ -48,6 +49,7 @@ void at_proc_free(at_proc_t *pr)
         at_proc__pev_free(pr, (at_pev_t *)p);
     at_reorder_deinit(&pr->pend);
     at_keyed_free(pr->users);
+    at_sdict_free(pr->dict);
     at_proc__free_fields(pr);
     at_ruleset_unref(pr->rs);
     free(pr->hwm);
@@ -492,7 +494,7 @@ void at_proc_stats(const at_proc_t *pr, at_proc_stats_t *st)
 {
     *st = pr->st;
     st->users = at_keyed_count(pr->users);
-    st->state_bytes = at_keyed_bytes(pr->users);
+    st->state_bytes = at_keyed_bytes(pr->users) + at_sdict_bytes(pr->dict);
     st->watermark = at_wm_get(&pr->wm);
     st->next_offset = pr->next_offset;
     st->out_next = pr->out_next;

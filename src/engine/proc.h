@@ -150,6 +150,6 @@ void at_proc_restore_done(at_proc_t *pr);
 void at_proc_debug_sizes(at_proc_t *pr);
 /* An order-independent digest of all state (users, pending events,
  * watermark, rule set, output offset, high-water marks). */
-uint64_t at_proc_digest(const at_proc_t *pr);
+uint64_t at_proc_digest(at_proc_t *pr);
 
 #endif

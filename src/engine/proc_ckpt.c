@@ -51,11 +51,38 @@ void at_proc_meta(const at_proc_t *pr, at_buf_t *out)
     AT_ASSERT(at_buf_putc(out, '}') == 0);
 }
 
+/* Dictionary entries [from, count) to fn, then marks them saved. */
+static void at_proc__dict_out(at_proc_t *pr, uint32_t from,
+                              void (*fn)(void *ud, const char *key, size_t klen, const void *val,
+                                         size_t vlen),
+                              void *ud)
+{
+    uint32_t end = at_sdict_count(pr->dict);
+    for (uint32_t id = from; id < end; id++) {
+        const char *s;
+        uint32_t n;
+        if (!at_sdict_get(pr->dict, id, &s, &n))
+            continue;
+        char key[5] = {AT_PROC_DICT_KEY, (char)(id >> 24), (char)(id >> 16), (char)(id >> 8),
+                       (char)id};
+        at_buf_t *b = &pr->msg;
+        at_buf_reset(b);
+        AT_ASSERT(at_buf_putc(b, AT_PROC_FORMAT) == 0);
+        AT_ASSERT(at_buf_putc(b, AT_PROC_DICT) == 0);
+        AT_ASSERT(at_buf_append(b, s, n) == 0);
+        fn(ud, key, sizeof key, b->data, b->len);
+    }
+    at_sdict_clean(pr->dict);
+}
+
 void at_proc_changes(at_proc_t *pr,
                      void (*fn)(void *ud, const char *key, size_t klen, const void *val,
                                 size_t vlen),
                      void *ud)
 {
+    uint32_t from;
+    at_sdict_dirty(pr->dict, &from);
+    at_proc__dict_out(pr, from, fn, ud);
     const uint32_t *slots;
     size_t n = at_keyed_dirty(pr->users, &slots);
     for (size_t i = 0; i < n; i++) {
@@ -76,6 +103,7 @@ void at_proc_all_users(at_proc_t *pr,
                                   size_t vlen),
                        void *ud)
 {
+    at_proc__dict_out(pr, 0, fn, ud);
     uint32_t pos = 0, slot;
     while ((slot = at_keyed_next(pr->users, &pos)) != AT_KEYED_NONE) {
         size_t kl, vl;
@@ -149,6 +177,13 @@ int at_proc_restore_user(at_proc_t *pr, const char *key, size_t klen, const void
 {
     if (vlen && (vlen < 2 || ((const uint8_t *)val)[0] != AT_PROC_FORMAT))
         return AT_ECORRUPT;
+    if (klen && key[0] == AT_PROC_DICT_KEY) { /* the dictionary's */
+        const uint8_t *k = (const uint8_t *)key, *v = val;
+        if (klen != 5 || vlen < 3 || v[1] != AT_PROC_DICT)
+            return AT_ECORRUPT;
+        uint32_t id = (uint32_t)k[1] << 24 | (uint32_t)k[2] << 16 | (uint32_t)k[3] << 8 | k[4];
+        return at_sdict_put(pr->dict, id, (const char *)v + 2, vlen - 2);
+    }
     uint32_t slot = at_keyed_get(pr->users, key, klen, NULL);
     at_keyed_set(pr->users, slot, val, vlen);
     return 0;
@@ -171,7 +206,7 @@ void at_proc_restore_done(at_proc_t *pr)
     at_keyed_clean(pr->users);
 }
 
-uint64_t at_proc_digest(const at_proc_t *pr)
+uint64_t at_proc_digest(at_proc_t *pr)
 {
     uint64_t d = 0;
     uint32_t pos = 0, slot;
@@ -181,6 +216,15 @@ uint64_t at_proc_digest(const at_proc_t *pr)
         const uint8_t *v = at_keyed_value(pr->users, slot, &vl);
         if (!vl && !at_keyed_aux(pr->users, slot))
             continue; /* an empty slot is no state */
+        if (vl >= 2 && v[1] == AT_PROC_USER) {
+            /* with its strings written out: the digest does not depend on
+             * the order the dictionary was filled in */
+            at_user_t u;
+            at_proc__load(pr, slot, &u);
+            at_proc__encode(&u, NULL, &pr->msg);
+            v = (const uint8_t *)pr->msg.data;
+            vl = pr->msg.len;
+        }
         XXH3_state_t *st = XXH3_createState();
         AT_ASSERT(st);
         XXH3_64bits_reset(st);
@@ -189,6 +233,7 @@ uint64_t at_proc_digest(const at_proc_t *pr)
         XXH3_64bits_update(st, v, vl);
         d += XXH3_64bits_digest(st);
         XXH3_freeState(st);
+        at_arena_reset(&pr->arena);
     }
     for (size_t i = 0; i < pr->pend.n; i++) {
         const at_pev_t *it = (const at_pev_t *)pr->pend.v[i];
@@ -214,6 +259,7 @@ void at_proc_debug_sizes(at_proc_t *pr)
 {
     uint64_t users = 0, bytes = 0, prof = 0, rules = 0, nrules = 0, groups = 0, entries = 0;
     uint64_t per_rule[AT_RULE_MAX_RULES] = {0}, per_rule_e[AT_RULE_MAX_RULES] = {0};
+    uint64_t ncnt = 0, cntb = 0, naff = 0, affb = 0, nrec = 0, recb = 0, tzb = 0, trb = 0;
     uint32_t pos = 0, slot;
     while ((slot = at_keyed_next(pr->users, &pos)) != AT_KEYED_NONE) {
         size_t vl;
@@ -229,6 +275,17 @@ void at_proc_debug_sizes(at_proc_t *pr)
         at_user_t u;
         at_proc__load(pr, slot, &u);
         nrules += u.rst.nr;
+        ncnt += u.prof.ncounters;
+        for (uint32_t i = 0; i < u.prof.ncounters; i++)
+            cntb += u.prof.counters[i].type.n;
+        naff += u.prof.naff;
+        for (uint32_t i = 0; i < u.prof.naff; i++)
+            affb += u.prof.aff[i].cat.n;
+        nrec += u.prof.nrecent;
+        for (uint32_t i = 0; i < u.prof.nrecent; i++)
+            recb += u.prof.recent[i].item.n;
+        tzb += u.prof.tz.n;
+        trb += u.prof.traits.n;
         for (uint32_t i = 0; i < u.rst.nr; i++) {
             groups += u.rst.r[i].ng;
             const at_rule_t *r = at_ruleset_by_id(pr->rs, u.rst.r[i].id);
@@ -250,6 +307,12 @@ void at_proc_debug_sizes(at_proc_t *pr)
                   (unsigned long long)users, (double)bytes / users, (double)prof / users,
                   (double)rules / users, (double)nrules / users, (double)groups / users,
                   (double)entries / users);
+    (void)fprintf(stderr,
+                  "  profile: counters %.1f (type names %.1f B), categories %.1f (names %.1f B), "
+                  "recent items %.1f (ids %.1f B), tz %.1f B, traits %.1f B per user\n",
+                  (double)ncnt / users, (double)cntb / users, (double)naff / users,
+                  (double)affb / users, (double)nrec / users, (double)recb / users,
+                  (double)tzb / users, (double)trb / users);
     for (size_t i = 0; i < pr->rs->n; i++)
         if (per_rule[i])
             (void)fprintf(stderr, "  %-20s groups %.2f entries %.2f per user\n",

@@ -146,11 +146,10 @@ void at_proc__merge(at_proc_t *pr, const at_rec_t *rec)
         at_proc__host(pr, &h, &u, NULL, t, t, t);
         at_rules_leave(pr->rs, &u.rst, t, "merged", &h.rh, at_proc__emit, &h);
         at_proc__absorb(pr, &u, taken);
+        /* without the dictionary: the other partition has its own */
         at_buf_t state;
         at_buf_init(&state, 0);
-        at_buf_t *enc = &pr->enc;
-        at_proc__store(pr, &u); /* encodes into pr->enc (and the slot, replaced below) */
-        AT_ASSERT(at_buf_append(&state, enc->data, enc->len) == 0);
+        at_proc__encode(&u, NULL, &state);
         at_buf_t b;
         at_buf_init(&b, 0);
         AT_ASSERT(

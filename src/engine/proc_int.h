@@ -6,6 +6,11 @@
  * varint profile length, the profile's encoding, the rules' encoding; for
  * an alias: str target key, varint the merge record's offset.
  *
+ * The partition's string dictionary (pr->dict, the strings profiles store
+ * as ids) is checkpointed beside the users: key AT_PROC_DICT_KEY and the
+ * id as 4 bytes big-endian, value u8 AT_PROC_FORMAT, u8 AT_PROC_DICT, the
+ * bytes. No user key starts with that byte.
+ *
  * THREAD SAFETY: the partition's thread.
  */
 #ifndef AT_PROC_INT_H
@@ -16,6 +21,10 @@
 
 #define AT_PROC_USER 1
 #define AT_PROC_ALIAS 2
+#define AT_PROC_DICT 3
+#define AT_PROC_DICT_KEY '\x01'
+#define AT_PROC_DICT_ENTRIES 65536    /* per partition */
+#define AT_PROC_DICT_BYTES (4u << 20) /* per partition */
 #define AT_PROC_MAX_STEPS 16
 
 /* What processing reads of one event, taken from its JSON once: the
@@ -75,6 +84,7 @@ struct at_proc {
     at_proc_ops_t ops;
     void *ud;
     at_keyed_t *users;
+    at_sdict_t *dict; /* strings profiles share, as ids */
     at_reorder_t pend;
     at_wm_t wm;
     at_ruleset_t *rs;
@@ -123,8 +133,13 @@ typedef struct at_host {
 
 /* proc_user.c */
 void at_proc__load(at_proc_t *pr, uint32_t slot, at_user_t *u);
-/* Decodes a value (as stored) that is not in the table, e.g. a handoff's. */
+/* Decodes a value (as stored, or as encoded without the dictionary) that
+ * is not in the table, e.g. a handoff's. */
 void at_proc__decode(at_proc_t *pr, const uint8_t *v, size_t n, at_user_t *u);
+/* The value of u into b (reset first); with the partition's dictionary, or
+ * with every string written out when dict is NULL (state that leaves the
+ * partition, digests). */
+void at_proc__encode(at_user_t *u, at_sdict_t *dict, at_buf_t *b);
 void at_proc__store(at_proc_t *pr, at_user_t *u);
 /* Stores u and sets its timer to its next deadline after `after`. */
 void at_proc__store_at(at_proc_t *pr, at_user_t *u, int64_t after);

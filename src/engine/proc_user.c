@@ -46,21 +46,20 @@ void at_proc__decode(at_proc_t *pr, const uint8_t *v, size_t n, at_user_t *u)
     }
     uint64_t plen = at_dec_varint(&d);
     AT_ASSERT(!d.bad && plen <= (uint64_t)(d.end - d.p));
-    int rc = at_profile_decode(&u->prof, d.p, (size_t)plen, &pr->arena);
+    int rc = at_profile_decode(&u->prof, d.p, (size_t)plen, pr->dict, &pr->arena);
     AT_ASSERT(rc >= 0);
     d.p += plen;
     rc = at_rstate_decode(&u->rst, d.p, (size_t)(d.end - d.p), &pr->arena);
     AT_ASSERT(rc >= 0);
 }
 
-void at_proc__store(at_proc_t *pr, at_user_t *u)
+void at_proc__encode(at_user_t *u, at_sdict_t *dict, at_buf_t *b)
 {
-    at_buf_t *b = &pr->enc;
     at_buf_reset(b);
     AT_ASSERT(at_buf_putc(b, AT_PROC_FORMAT) == 0);
     AT_ASSERT(at_buf_putc(b, AT_PROC_USER) == 0);
     size_t at = b->len;
-    at_profile_encode(&u->prof, b);
+    at_profile_encode(&u->prof, dict, b);
     size_t plen = b->len - at;
     /* the length goes before the profile: encode it, then move */
     uint8_t tmp[10];
@@ -76,7 +75,12 @@ void at_proc__store(at_proc_t *pr, at_user_t *u)
     memcpy(b->data + at, tmp, tl);
     b->len += tl;
     at_rstate_encode(&u->rst, b);
-    at_keyed_set(pr->users, u->slot, b->data, b->len);
+}
+
+void at_proc__store(at_proc_t *pr, at_user_t *u)
+{
+    at_proc__encode(u, pr->dict, &pr->enc);
+    at_keyed_set(pr->users, u->slot, pr->enc.data, pr->enc.len);
 }
 
 void at_proc__store_at(at_proc_t *pr, at_user_t *u, int64_t after)

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AT_PROFILE_FORMAT 1
+#define AT_PROFILE_FORMAT 2
 #define AT_PROFILE_MAX_COUNTERS 64
 #define AT_PROFILE_MAX_CATEGORIES 64
 #define AT_PROFILE_MAX_RECENT 100
@@ -107,11 +107,15 @@ typedef struct at_profile {
 
 /* An empty profile whose new strings go to arena (borrowed). */
 void at_profile_init(at_profile_t *p, at_arena_t *arena);
-/* Decodes bytes made by at_profile_encode; strings point into data, which
- * must outlive p's use. Returns the bytes consumed or AT_ECORRUPT. */
-int at_profile_decode(at_profile_t *p, const uint8_t *data, size_t n, at_arena_t *arena);
-/* Appends the encoding of p to out. */
-void at_profile_encode(const at_profile_t *p, at_buf_t *out);
+/* Decodes bytes made by at_profile_encode with the same dictionary (or
+ * none); strings point into data and dict, which must outlive p's use.
+ * Returns the bytes consumed or AT_ECORRUPT. */
+int at_profile_decode(at_profile_t *p, const uint8_t *data, size_t n, const at_sdict_t *dict,
+                      at_arena_t *arena);
+/* Appends the encoding of p to out. The event types, categories and time
+ * zone are stored as ids of dict (interned as needed) while it has room;
+ * dict NULL stores them as bytes (for state that leaves the partition). */
+void at_profile_encode(const at_profile_t *p, at_sdict_t *dict, at_buf_t *out);
 
 /* Applies one event. late: the event was at or before the watermark on
  * arrival (the session is left alone). */

@@ -1,13 +1,19 @@
 /* codec.c - a profile's compact encoding and its JSON rendering.
  *
- * Encoding (format 1), all varints unless said otherwise:
+ * Encoding (format 2), all varints unless said otherwise:
  *   u8 format; flags (bit 0: has events);
  *   when it has events: zigzag first_seen; last_seen - first_seen; events;
- *   late; ncounters, {str type, count}...; zigzag aff_ref - first_seen; naff,
- *   {str category, f32 score}...; nrecent, {str item, last_seen - ts,
- *   kinds}...; session flag, then zigzag start - first_seen, last - start,
- *   events, pages; str traits; str tz.
- * Times are stored relative to first_seen, which is the smallest of them.
+ *   late; ncounters, {sym type, count}...; zigzag aff_ref - first_seen; naff,
+ *   {sym category, f32 score}...; nrecent, {str item, zigzag (the previous
+ *   item's time, last_seen for the first) - ts, kinds}...; session flag,
+ *   then zigzag start - first_seen, last - start, events, pages; str traits;
+ *   sym tz.
+ * A sym is a string many users share: varint 2 * id + 1 for the partition's
+ * dictionary entry id (at_sdict_t), or varint 2 * length and the bytes when
+ * the dictionary is full or not given (a profile sent to another partition
+ * is encoded without one). Times are stored relative to first_seen, which is
+ * the smallest of them, and recent items relative to each other (newest
+ * first: small gaps in a session, not days).
  */
 #include "at_json.h"
 #include "at_profile.h"
@@ -15,7 +21,39 @@
 #include <stdio.h>
 #include <string.h>
 
-void at_profile_encode(const at_profile_t *p, at_buf_t *out)
+static void at_profile__sym_enc(at_buf_t *out, at_sdict_t *dict, at_pstr_t s)
+{
+    uint32_t id = dict ? at_sdict_intern(dict, s.s, s.n) : AT_SDICT_NONE;
+    if (id != AT_SDICT_NONE) {
+        at_enc_varint(out, (uint64_t)id * 2 + 1);
+        return;
+    }
+    at_enc_varint(out, (uint64_t)s.n * 2);
+    if (s.n)
+        AT_ASSERT(at_buf_append(out, s.s, s.n) == 0);
+}
+
+static at_pstr_t at_profile__sym_dec(at_dec_t *d, const at_sdict_t *dict)
+{
+    uint64_t v = at_dec_varint(d);
+    at_pstr_t r = {NULL, 0};
+    if (v & 1) {
+        if (!dict || v >> 1 >= AT_SDICT_NONE || !at_sdict_get(dict, (uint32_t)(v >> 1), &r.s, &r.n))
+            d->bad = true;
+        return r;
+    }
+    v >>= 1;
+    if (v > (uint64_t)(d->end - d->p)) {
+        d->bad = true;
+        return r;
+    }
+    r.s = (const char *)d->p;
+    r.n = (uint32_t)v;
+    d->p += v;
+    return r;
+}
+
+void at_profile_encode(const at_profile_t *p, at_sdict_t *dict, at_buf_t *out)
 {
     AT_ASSERT(at_buf_putc(out, AT_PROFILE_FORMAT) == 0);
     bool has = p->first_seen != AT_PROFILE_NONE;
@@ -29,19 +67,21 @@ void at_profile_encode(const at_profile_t *p, at_buf_t *out)
     at_enc_varint(out, p->late);
     at_enc_varint(out, p->ncounters);
     for (uint32_t i = 0; i < p->ncounters; i++) {
-        at_enc_str(out, p->counters[i].type.s, p->counters[i].type.n);
+        at_profile__sym_enc(out, dict, p->counters[i].type);
         at_enc_varint(out, p->counters[i].n);
     }
     at_enc_zigzag(out, p->aff_ref == AT_PROFILE_NONE ? 0 : p->aff_ref - base);
     at_enc_varint(out, p->naff);
     for (uint32_t i = 0; i < p->naff; i++) {
-        at_enc_str(out, p->aff[i].cat.s, p->aff[i].cat.n);
+        at_profile__sym_enc(out, dict, p->aff[i].cat);
         at_enc_f32(out, p->aff[i].score);
     }
     at_enc_varint(out, p->nrecent);
+    int64_t prev = p->last_seen;
     for (uint32_t i = 0; i < p->nrecent; i++) {
         at_enc_str(out, p->recent[i].item.s, p->recent[i].item.n);
-        at_enc_varint(out, (uint64_t)(p->last_seen - p->recent[i].ts));
+        at_enc_zigzag(out, prev - p->recent[i].ts);
+        prev = p->recent[i].ts;
         at_enc_varint(out, p->recent[i].kinds);
     }
     bool sess = p->session.start != AT_PROFILE_NONE;
@@ -53,10 +93,11 @@ void at_profile_encode(const at_profile_t *p, at_buf_t *out)
         at_enc_varint(out, p->session.pages);
     }
     at_enc_str(out, p->traits.s, p->traits.n);
-    at_enc_str(out, p->tz.s, p->tz.n);
+    at_profile__sym_enc(out, dict, p->tz);
 }
 
-int at_profile_decode(at_profile_t *p, const uint8_t *data, size_t n, at_arena_t *arena)
+int at_profile_decode(at_profile_t *p, const uint8_t *data, size_t n, const at_sdict_t *dict,
+                      at_arena_t *arena)
 {
     at_profile_init(p, arena);
     if (n < 1 || data[0] != AT_PROFILE_FORMAT)
@@ -76,7 +117,7 @@ int at_profile_decode(at_profile_t *p, const uint8_t *data, size_t n, at_arena_t
     if (nc > AT_PROFILE_MAX_COUNTERS + 1)
         return AT_ECORRUPT;
     for (uint64_t i = 0; i < nc; i++) {
-        p->counters[i].type = at_dec_str(&d);
+        p->counters[i].type = at_profile__sym_dec(&d, dict);
         p->counters[i].n = at_dec_varint(&d);
     }
     p->ncounters = (uint32_t)nc;
@@ -85,7 +126,7 @@ int at_profile_decode(at_profile_t *p, const uint8_t *data, size_t n, at_arena_t
     if (na > AT_PROFILE_MAX_CATEGORIES)
         return AT_ECORRUPT;
     for (uint64_t i = 0; i < na; i++) {
-        p->aff[i].cat = at_dec_str(&d);
+        p->aff[i].cat = at_profile__sym_dec(&d, dict);
         p->aff[i].score = at_dec_f32(&d);
     }
     p->naff = (uint32_t)na;
@@ -94,9 +135,11 @@ int at_profile_decode(at_profile_t *p, const uint8_t *data, size_t n, at_arena_t
     uint64_t nr = at_dec_varint(&d);
     if (nr > AT_PROFILE_MAX_RECENT)
         return AT_ECORRUPT;
+    int64_t prev = p->last_seen;
     for (uint64_t i = 0; i < nr; i++) {
         p->recent[i].item = at_dec_str(&d);
-        p->recent[i].ts = p->last_seen - (int64_t)at_dec_varint(&d);
+        p->recent[i].ts = prev - at_dec_zigzag(&d);
+        prev = p->recent[i].ts;
         p->recent[i].kinds = (uint8_t)at_dec_varint(&d);
     }
     p->nrecent = (uint32_t)nr;
@@ -107,7 +150,7 @@ int at_profile_decode(at_profile_t *p, const uint8_t *data, size_t n, at_arena_t
         p->session.pages = (uint32_t)at_dec_varint(&d);
     }
     p->traits = at_dec_str(&d);
-    p->tz = at_dec_str(&d);
+    p->tz = at_profile__sym_dec(&d, dict);
     return d.bad ? AT_ECORRUPT : (int)(d.p - data);
 }
 

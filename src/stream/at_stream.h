@@ -77,6 +77,39 @@ uint32_t at_keyed_next(const at_keyed_t *t, uint32_t *pos);
 /* Bytes of memory held by the table itself and its values, for metrics. */
 size_t at_keyed_bytes(const at_keyed_t *t);
 
+/* ---- string dictionary -----------------------------------------------------
+ * A partition's table of the strings many users share (event types,
+ * categories, time zones): each has a small id, so a profile stores the id
+ * instead of the bytes. Ids are given in the order strings are first
+ * interned, which processing makes deterministic (the same log gives the
+ * same ids); entries are never removed, so an id held in any state stays
+ * valid. Bounded: once max_entries or max_bytes is reached, intern refuses
+ * and the caller stores the string itself. Checkpoints save the entries
+ * added since the last one (at_sdict_dirty); restore puts them back by id,
+ * in any order.
+ *
+ * THREAD SAFETY: one thread (the partition's shard). */
+#define AT_SDICT_NONE UINT32_MAX
+typedef struct at_sdict at_sdict_t;
+
+at_sdict_t *at_sdict_new(uint32_t max_entries, size_t max_bytes);
+void at_sdict_free(at_sdict_t *d);
+/* The id of s, added when absent; AT_SDICT_NONE when absent and full or
+ * when n is 0. */
+uint32_t at_sdict_intern(at_sdict_t *d, const char *s, size_t n);
+/* The string of id (borrowed for the dictionary's life); false when none. */
+bool at_sdict_get(const at_sdict_t *d, uint32_t id, const char **s, uint32_t *n);
+/* Restore: entry id is s. AT_ECORRUPT when id is taken by another string
+ * or s is already another id's. */
+int at_sdict_put(at_sdict_t *d, uint32_t id, const char *s, size_t n);
+/* One past the largest id. */
+uint32_t at_sdict_count(const at_sdict_t *d);
+/* Ids added since the last at_sdict_clean: [*from, at_sdict_count()). */
+void at_sdict_dirty(const at_sdict_t *d, uint32_t *from);
+void at_sdict_clean(at_sdict_t *d);
+/* Bytes of memory held, for metrics. */
+size_t at_sdict_bytes(const at_sdict_t *d);
+
 /* ---- reorder buffer ---------------------------------------------------------
  * Events wait here until the watermark passes them, then leave in
  * (ts, id, seq) order, the order DESIGN.md §3 gives events of one user.

@@ -52,12 +52,12 @@ static void ev(at_profile_t *p, const char *type, int64_t ts, const char *item, 
 static void roundtrip(const at_profile_t *p, at_profile_t *out, at_buf_t *b)
 {
     at_buf_reset(b);
-    at_profile_encode(p, b);
-    int n = at_profile_decode(out, (const uint8_t *)b->data, b->len, &g_arena);
+    at_profile_encode(p, NULL, b);
+    int n = at_profile_decode(out, (const uint8_t *)b->data, b->len, NULL, &g_arena);
     assert_int_equal(n, (int)b->len);
     at_buf_t again;
     at_buf_init(&again, 0);
-    at_profile_encode(out, &again);
+    at_profile_encode(out, NULL, &again);
     assert_int_equal(again.len, b->len);
     assert_memory_equal(again.data, b->data, b->len);
     at_buf_deinit(&again);
@@ -212,14 +212,60 @@ static void test_render(void **state)
     at_buf_deinit(&b);
 }
 
+/* With a dictionary the shared strings are ids: smaller, the same profile
+ * back, and refused without the dictionary. */
+static void test_dictionary(void **state)
+{
+    (void)state;
+    at_profile_t p;
+    at_profile_init(&p, &g_arena);
+    for (int i = 0; i < 5; i++) {
+        ev(&p, "view_item", T0 + i * 60000, i % 2 ? "1" : "2", "electronics/phones", false);
+        ev(&p, "add_to_cart", T0 + i * 60000 + 5, "1", "electronics/phones", false);
+    }
+    p.tz = S("America/New_York");
+    at_sdict_t *d = at_sdict_new(100, 1 << 20);
+    at_buf_t plain, ids;
+    at_buf_init(&plain, 0);
+    at_buf_init(&ids, 0);
+    at_profile_encode(&p, NULL, &plain);
+    at_profile_encode(&p, d, &ids);
+    assert_true(ids.len + 9 + 11 + 18 + 16 - 4 <= plain.len);
+    assert_int_equal(at_sdict_count(d), 4);
+    at_profile_t q;
+    assert_int_equal(at_profile_decode(&q, (const uint8_t *)ids.data, ids.len, d, &g_arena),
+                     (int)ids.len);
+    at_buf_t again;
+    at_buf_init(&again, 0);
+    at_profile_encode(&q, NULL, &again);
+    assert_int_equal(again.len, plain.len);
+    assert_memory_equal(again.data, plain.data, plain.len);
+    assert_int_equal(at_profile_counter(&q, "add_to_cart", 11), 5);
+    assert_int_equal(q.tz.n, 16);
+    assert_int_equal(at_profile_decode(&q, (const uint8_t *)ids.data, ids.len, NULL, &g_arena),
+                     AT_ECORRUPT);
+    /* a full dictionary: the strings it lacks are written out */
+    at_sdict_t *small = at_sdict_new(1, 1 << 20);
+    at_buf_reset(&ids);
+    at_profile_encode(&p, small, &ids);
+    assert_int_equal(at_profile_decode(&q, (const uint8_t *)ids.data, ids.len, small, &g_arena),
+                     (int)ids.len);
+    assert_true(ids.len + 9 <= plain.len && ids.len + 11 >= plain.len); /* one string saved */
+    at_buf_deinit(&again);
+    at_buf_deinit(&plain);
+    at_buf_deinit(&ids);
+    at_sdict_free(small);
+    at_sdict_free(d);
+}
+
 static void test_decode_garbage(void **state)
 {
     (void)state;
     at_profile_t p;
-    uint8_t bad[] = {1, 1, 0xff, 0xff, 0xff};
-    assert_int_equal(at_profile_decode(&p, bad, sizeof bad, &g_arena), AT_ECORRUPT);
+    uint8_t bad[] = {AT_PROFILE_FORMAT, 1, 0xff, 0xff, 0xff};
+    assert_int_equal(at_profile_decode(&p, bad, sizeof bad, NULL, &g_arena), AT_ECORRUPT);
     uint8_t ver[] = {9, 0};
-    assert_int_equal(at_profile_decode(&p, ver, sizeof ver, &g_arena), AT_ECORRUPT);
+    assert_int_equal(at_profile_decode(&p, ver, sizeof ver, NULL, &g_arena), AT_ECORRUPT);
 }
 
 int main(void)
@@ -232,6 +278,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_traits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_render, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dictionary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decode_garbage, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
