@@ -44,6 +44,7 @@ typedef struct at_spart {
     int64_t last_ckpt_ms; /* monotonic */
     atomic_bool ckpt_inflight;
     atomic_bool need_full;
+    _Atomic int out_sync_err; /* a failed output log sync, for the shard to poison the log */
     _Atomic uint64_t sent, sent_durable;
     _Atomic int64_t keep_from;
     _Atomic int64_t next_offset;
@@ -70,7 +71,8 @@ typedef struct at_ckjob {
     at_spart_t *part;
     at_ckpt_batch_t *b;
     int64_t replay_from;
-    bool sync; /* the caller waits on done */
+    at_log_syncjob_t osync; /* the output log's sync, run before the checkpoint is written */
+    bool sync;              /* the caller waits on done */
     int rc;
     bool done;
 } at_ckjob_t;
@@ -192,13 +194,20 @@ static void at_streams__ck_put(void *ud, const char *key, size_t klen, const voi
 
 static at_ckjob_t *at_streams__build_ckpt(at_spart_t *pt)
 {
+    int err = atomic_exchange(&pt->out_sync_err, 0);
+    if (err)
+        at_log_fail(pt->out, err);
     at_streams__flush_outputs(pt);
-    int rc = at_log_sync(pt->out);
+    /* the outputs must be durable before a checkpoint past them is: the
+     * checkpoint thread syncs them first, off the processing path */
+    at_log_syncjob_t osync;
+    int rc = at_log_sync_begin(pt->out, &osync);
     if (rc < 0) {
         AT_ERROR("output log sync failed", "partition=%d err=\"%s\"", pt->p, at_strerror(rc));
         return NULL;
     }
     at_ckjob_t *j = at_xcalloc(1, sizeof *j);
+    j->osync = osync;
     j->part = pt;
     j->b = at_ckpt_batch_new();
     if (atomic_exchange(&pt->need_full, false)) {
@@ -221,7 +230,13 @@ static void at_streams__ck_run(at_streams_t *s, at_ckjob_t *j)
     at_spart_t *pt = j->part;
     int64_t t0 = at_time_mono_ns();
     uint64_t id = 0;
-    j->rc = at_ckpt_write(pt->ckpt, j->b, &id);
+    j->rc = at_log_sync_run(&j->osync);
+    if (j->rc < 0) {
+        AT_ERROR("output log sync failed", "partition=%d err=\"%s\"", pt->p, at_strerror(j->rc));
+        atomic_store(&pt->out_sync_err, j->rc);
+    } else {
+        j->rc = at_ckpt_write(pt->ckpt, j->b, &id);
+    }
     if (j->rc == 0) {
         atomic_store(&pt->keep_from, j->replay_from);
         atomic_fetch_add(&s->ckpts, 1);
@@ -612,6 +627,7 @@ static int at_streams__open_part(at_streams_t *s, at_spart_t *pt, char *err, siz
     at_buf_init(&pt->obytes, 0);
     atomic_init(&pt->ckpt_inflight, false);
     atomic_init(&pt->need_full, false);
+    atomic_init(&pt->out_sync_err, 0);
     atomic_init(&pt->sent, 0);
     atomic_init(&pt->sent_durable, 0);
     int rc = at_ckpt_dir(dir, sizeof dir, s->cfg.data_dir, pt->p);

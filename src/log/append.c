@@ -228,6 +228,46 @@ int at_log_sync(at_log_t *log)
     return 0;
 }
 
+int at_log_sync_begin(at_log_t *log, at_log_syncjob_t *job)
+{
+    job->fd = job->dirfd = -1;
+    if (log->read_only)
+        return AT_EINVALID;
+    if (log->failed)
+        return log->failed;
+    if (log->dirty && (job->fd = dup(log->fd)) < 0)
+        return -errno;
+    if (log->dir_dirty && (job->dirfd = dup(log->dirfd)) < 0) {
+        int rc = -errno;
+        close(job->fd);
+        job->fd = -1;
+        return rc;
+    }
+    log->dirty = log->dir_dirty = false;
+    return 0;
+}
+
+int at_log_sync_run(at_log_syncjob_t *job)
+{
+    int rc = 0;
+    if (job->fd >= 0 && fdatasync(job->fd) < 0)
+        rc = -errno;
+    if (!rc && job->dirfd >= 0 && fsync(job->dirfd) < 0)
+        rc = -errno;
+    if (job->fd >= 0)
+        close(job->fd);
+    if (job->dirfd >= 0)
+        close(job->dirfd);
+    job->fd = job->dirfd = -1;
+    return rc;
+}
+
+void at_log_fail(at_log_t *log, int rc)
+{
+    if (rc < 0 && !log->failed)
+        log->failed = rc;
+}
+
 /* True when segment i holds a record of some partition p at or after
  * keep_from[p]: its records of p are [segs[i].next[p], segs[i+1].next[p]). */
 static bool at_log__holds_kept(const at_log_t *log, size_t i, const int64_t *keep_from)

@@ -98,6 +98,20 @@ int at_log_append(at_log_t *log, at_rec_t *recs, size_t n);
 /* Makes every appended record durable (fdatasync of the segments written
  * since the last sync, and the directory when a segment was created). */
 int at_log_sync(at_log_t *log);
+/* at_log_sync in two steps, so that the waiting can happen on another
+ * thread while the writer goes on appending: begin (writer thread) takes
+ * duplicates of the descriptors that need syncing into *job and clears the
+ * log's dirty state; run (any thread, once) syncs and closes them. What was
+ * appended before begin is durable when run returns 0. A failed run leaves
+ * the log as it was: the caller poisons it with at_log_fail (writer
+ * thread), since the page cache's state is then unknown. */
+typedef struct at_log_syncjob {
+    int fd, dirfd; /* -1: nothing to sync */
+} at_log_syncjob_t;
+int at_log_sync_begin(at_log_t *log, at_log_syncjob_t *job);
+int at_log_sync_run(at_log_syncjob_t *job);
+/* Fails the log with rc (< 0): every later append and sync returns it. */
+void at_log_fail(at_log_t *log, int rc);
 /* The offset the next record of partition p will get. */
 int64_t at_log_next_offset(const at_log_t *log, int p);
 

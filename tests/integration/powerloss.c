@@ -32,8 +32,10 @@
  * wrapper: the cut compares the size with the size at the last fsync.
  * sync_file_range is deliberately not wrapped: it makes nothing durable.
  *
+ * A descriptor made by dup/dup2/dup3 is tracked as the one it copies (an
+ * fsync of either covers the file's writes through both).
  * Not modelled (the shim is then lenient, never too harsh): stdio, mmap,
- * dup'ed descriptors, O_TMPFILE, the old content of a file shrunk by
+ * fcntl(F_DUPFD), O_TMPFILE, the old content of a file shrunk by
  * ftruncate/O_TRUNC, rmdir. Only one process may use a journal.
  */
 #define _GNU_SOURCE
@@ -91,6 +93,8 @@ static int (*real_renameat)(int, const char *, int, const char *);
 static int (*real_unlinkat)(int, const char *, int);
 static int (*real_mkdirat)(int, const char *, mode_t);
 static int (*real_close)(int);
+static int (*real_dup)(int);
+static int (*real_dup3)(int, int, int);
 
 static void pl_init(void)
 {
@@ -108,6 +112,8 @@ static void pl_init(void)
     real_unlinkat = (int (*)(int, const char *, int))dlsym(RTLD_NEXT, "unlinkat");
     real_mkdirat = (int (*)(int, const char *, mode_t))dlsym(RTLD_NEXT, "mkdirat");
     real_close = (int (*)(int))dlsym(RTLD_NEXT, "close");
+    real_dup = (int (*)(int))dlsym(RTLD_NEXT, "dup");
+    real_dup3 = (int (*)(int, int, int))dlsym(RTLD_NEXT, "dup3");
 
     const char *dir = getenv("POWERLOSS_DIR");
     const char *jp = getenv("POWERLOSS_JOURNAL");
@@ -569,6 +575,34 @@ int mkdirat(int dirfd, const char *path, mode_t mode)
 int mkdir(const char *path, mode_t mode)
 {
     return mkdirat(AT_FDCWD, path, mode);
+}
+
+/* The copy nfd of fd gets fd's tracking (or none). */
+static int pl_dup_done(int fd, int nfd)
+{
+    if (nfd >= 0 && nfd < PL_MAX_FD)
+        atomic_store(&g_fd[nfd], fd >= 0 && fd < PL_MAX_FD ? atomic_load(&g_fd[fd]) : 0);
+    return nfd;
+}
+
+int dup(int fd)
+{
+    PL_INIT();
+    return pl_dup_done(fd, real_dup(fd));
+}
+
+int dup2(int fd, int nfd)
+{
+    PL_INIT();
+    if (fd == nfd) /* dup2 of itself changes nothing (dup3 refuses it) */
+        return fcntl(fd, F_GETFD) < 0 ? -1 : fd;
+    return pl_dup_done(fd, real_dup3(fd, nfd, 0));
+}
+
+int dup3(int fd, int nfd, int flags)
+{
+    PL_INIT();
+    return pl_dup_done(fd, real_dup3(fd, nfd, flags));
 }
 
 int close(int fd)

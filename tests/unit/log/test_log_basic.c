@@ -63,6 +63,46 @@ static void test_roundtrip(void **state)
     lt_rmdir(dir);
 }
 
+/* The sync in two steps: begin takes what needs syncing (and nothing the
+ * second time), run syncs it on any thread; appends go on in between; a
+ * failed log refuses both. */
+static void test_sync_in_two_steps(void **state)
+{
+    (void)state;
+    char *dir = lt_tmpdir();
+    at_log_t *log = lt_open(dir, 2, 4096, false);
+    lt_rec_t recs[60];
+    for (int i = 0; i < 60; i++)
+        lt_rec_make(&recs[i], i % 2, i, 200);
+    append_all(log, recs, 30, 10); /* past a segment: the directory too */
+    at_log_syncjob_t j;
+    assert_int_equal(at_log_sync_begin(log, &j), 0);
+    assert_true(j.fd >= 0);
+    assert_true(j.dirfd >= 0);
+    append_all(log, recs + 30, 30, 10); /* the writer goes on */
+    assert_int_equal(at_log_sync_run(&j), 0);
+    assert_int_equal(j.fd, -1);
+    at_log_syncjob_t again;
+    assert_int_equal(at_log_sync_begin(log, &again), 0);
+    assert_true(again.fd >= 0); /* the appends after the first begin */
+    assert_int_equal(at_log_sync_run(&again), 0);
+    assert_int_equal(at_log_sync_begin(log, &again), 0);
+    assert_int_equal(again.fd, -1); /* nothing new */
+    assert_int_equal(again.dirfd, -1);
+    assert_int_equal(at_log_sync_run(&again), 0);
+    at_log_fail(log, -EIO);
+    assert_int_equal(at_log_sync_begin(log, &again), -EIO);
+    assert_int_equal(lt_append(log, recs, 1), -EIO);
+    assert_int_equal(at_log_sync(log), -EIO);
+    at_log_close(log);
+    log = lt_open(dir, 0, 4096, false);
+    lt_expect(log, NULL, recs, 60);
+    at_log_close(log);
+    for (int i = 0; i < 60; i++)
+        lt_rec_free(&recs[i]);
+    lt_rmdir(dir);
+}
+
 static void test_empty_fields(void **state)
 {
     (void)state;
@@ -300,15 +340,11 @@ static void test_names_and_positions(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_empty_fields),
-        cmocka_unit_test(test_partition_count_fixed),
-        cmocka_unit_test(test_meta_checked),
-        cmocka_unit_test(test_read_only),
-        cmocka_unit_test(test_one_writer),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_rec_encode),
-        cmocka_unit_test(test_names_and_positions),
+        cmocka_unit_test(test_roundtrip),    cmocka_unit_test(test_sync_in_two_steps),
+        cmocka_unit_test(test_empty_fields), cmocka_unit_test(test_partition_count_fixed),
+        cmocka_unit_test(test_meta_checked), cmocka_unit_test(test_read_only),
+        cmocka_unit_test(test_one_writer),   cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_rec_encode),   cmocka_unit_test(test_names_and_positions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
