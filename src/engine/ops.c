@@ -124,6 +124,10 @@ static void at_engine__stream_metrics(attune_t *a, at_buf_t *b)
     at_engine__gauge(b, "attune_state_bytes", "Bytes of keyed state held.", (double)t->state_bytes);
     at_engine__counter(b, "attune_users_expired_total", "Users whose state expired (state.ttl).",
                        t->expired_users);
+    at_engine__counter(b, "attune_rule_degraded_total",
+                       "Events a rule could not keep for a user: past a per-user state cap "
+                       "(groups, window entries, distinct values).",
+                       t->degraded);
     at_engine__counter(b, "attune_identity_merges_total", "Anonymous users merged by identify.",
                        t->merges);
     at_engine__counter(b, "attune_identity_forwarded_total",

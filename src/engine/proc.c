@@ -270,12 +270,18 @@ void at_proc__apply(at_proc_t *pr, uint32_t slot, const at_eview_t *v, int64_t t
     at_proc__load(pr, slot, &u);
     at_profile_apply(&u.prof, &pr->cfg.profile, &v->pev, late);
     pr->st.events++;
+    int64_t now = at_wm_get(&pr->wm);
+    at_host_t h;
     if (!late) {
-        at_host_t h;
         at_proc__host(pr, &h, &u, v, ts, recv, ts);
         at_rules_on_event(pr->rs, &u.rst, &h.rh, ts, at_proc__emit, &h);
+    } else if (now != AT_WM_NONE) {
+        /* windows stay closed to it, but the profile changed: conditions
+         * over it are evaluated again, at the watermark, where everything
+         * before is known */
+        at_proc__host(pr, &h, &u, NULL, now, now, now);
+        at_rules_on_time(pr->rs, &u.rst, &h.rh, now, at_proc__emit, &h);
     }
-    int64_t now = at_wm_get(&pr->wm);
     at_proc__store_at(pr, &u, late ? AT_MAX(now, ts) : ts);
 }
 

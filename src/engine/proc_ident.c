@@ -211,6 +211,7 @@ void at_proc__handoff(at_proc_t *pr, const at_rec_t *rec, int64_t w, bool refill
             if (!anon.alias) {
                 at_profile_merge(&u.prof, &anon.prof, &pr->cfg.profile);
                 at_rstate_merge(pr->rs, &u.rst, &anon.rst);
+                u.degraded0 += anon.rst.degraded; /* counted where they happened */
             }
         }
         int64_t t = at_proc__now(pr);

@@ -114,6 +114,7 @@ typedef struct at_user {
     int64_t alias_offset;
     at_profile_t prof;
     at_rstate_t rst;
+    uint64_t degraded0; /* rst.degraded when loaded: stores count the growth */
 } at_user_t;
 
 /* What rule expressions read while one event (or none, at a timer) is

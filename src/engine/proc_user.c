@@ -32,6 +32,7 @@ void at_proc__decode(at_proc_t *pr, const uint8_t *v, size_t n, at_user_t *u)
     u->target = (at_pstr_t){NULL, 0};
     u->alias_offset = 0;
     u->slot = AT_KEYED_NONE;
+    u->degraded0 = 0;
     at_profile_init(&u->prof, &pr->arena);
     at_rstate_init(&u->rst, &pr->arena);
     if (n < 2 || v[0] != AT_PROC_FORMAT)
@@ -51,6 +52,7 @@ void at_proc__decode(at_proc_t *pr, const uint8_t *v, size_t n, at_user_t *u)
     d.p += plen;
     rc = at_rstate_decode(&u->rst, d.p, (size_t)(d.end - d.p), &pr->arena);
     AT_ASSERT(rc >= 0);
+    u->degraded0 = u->rst.degraded;
 }
 
 void at_proc__encode(at_user_t *u, at_sdict_t *dict, at_buf_t *b)
@@ -79,6 +81,10 @@ void at_proc__encode(at_user_t *u, at_sdict_t *dict, at_buf_t *b)
 
 void at_proc__store(at_proc_t *pr, at_user_t *u)
 {
+    if (u->rst.degraded > u->degraded0) { /* events past a state cap */
+        pr->st.degraded += u->rst.degraded - u->degraded0;
+        u->degraded0 = u->rst.degraded;
+    }
     at_proc__encode(u, pr->dict, &pr->enc);
     at_keyed_set(pr->users, u->slot, pr->enc.data, pr->enc.len);
 }

@@ -64,7 +64,12 @@ typedef struct at_sshard {
     at_shard_t *sh;
     int *parts;
     int nparts;
+    int64_t last_periodic_ms; /* stats published, checkpoints considered (monotonic) */
 } at_sshard_t;
+
+/* How often a busy shard (one that never runs out of records) publishes
+ * its stats and considers checkpoints; an idle one does at every pause. */
+#define AT_STREAMS_PERIODIC_MS 100
 
 typedef struct at_ckjob {
     struct at_ckjob *next;
@@ -578,6 +583,16 @@ static void at_streams__publish_stats(at_spart_t *pt)
     pthread_mutex_unlock(&pt->mu);
 }
 
+static void at_streams__periodic(at_sshard_t *sh, int64_t now)
+{
+    sh->last_periodic_ms = now;
+    for (int i = 0; i < sh->nparts; i++) {
+        at_spart_t *pt = &sh->s->parts[sh->parts[i]];
+        at_streams__publish_stats(pt);
+        at_streams__maybe_ckpt(pt, now);
+    }
+}
+
 static void at_streams__flush(void *ud)
 {
     at_sshard_t *sh = ud;
@@ -590,18 +605,16 @@ static void at_streams__flush(void *ud)
         at_proc_stats(pt->proc, &st);
         atomic_store_explicit(&pt->pending_bytes, st.pending_bytes, memory_order_relaxed);
     }
+    /* a shard that stays behind (an import, a backlog) still checkpoints */
+    if (now - sh->last_periodic_ms >= AT_STREAMS_PERIODIC_MS)
+        at_streams__periodic(sh, now);
 }
 
 static void at_streams__idle(void *ud)
 {
     at_sshard_t *sh = ud;
     at_streams__flush(ud);
-    int64_t now = at_time_mono_ns() / 1000000;
-    for (int i = 0; i < sh->nparts; i++) {
-        at_spart_t *pt = &sh->s->parts[sh->parts[i]];
-        at_streams__publish_stats(pt);
-        at_streams__maybe_ckpt(pt, now);
-    }
+    at_streams__periodic(sh, at_time_mono_ns() / 1000000);
 }
 
 /* ---- open and close ---------------------------------------------------------------------- */

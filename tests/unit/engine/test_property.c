@@ -390,11 +390,39 @@ static void test_restore_equals_uninterrupted(void **state)
     }
 }
 
+/* A user past a rule's state cap (64 groups) is degraded for that rule and
+ * each event the rule could not keep is counted, once. */
+static void test_degraded_counted(void **state)
+{
+    (void)state;
+    golden_t g;
+    golden_init(&g, 1, 5000, 30 * 60000, 0);
+    assert_int_equal(golden_rule(&g, AT_RULE_SEGMENT,
+                                 "{\"name\":\"per_item\",\"filter\":\"type == "
+                                 "\\\"view_item\\\"\",\"group_by\":\"item_id\",\"window\":\"1h\","
+                                 "\"having\":\"count > 3\"}"),
+                     0);
+    golden_run(&g);
+    for (int i = 0; i < 70; i++) {
+        char extra[64];
+        snprintf(extra, sizeof extra, "{\"item_id\":\"i%d\"}", i);
+        assert_int_equal(golden_event(&g, "u:1", 1000 + i, "view_item", extra), 0);
+        golden_run(&g);
+    }
+    golden_tick(&g, 60000);
+    golden_run(&g);
+    at_proc_stats_t st;
+    at_proc_stats(g.pr[0], &st);
+    assert_int_equal(st.degraded, 70 - AT_RULE_MAX_GROUPS);
+    golden_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shuffled_equals_sorted),
         cmocka_unit_test(test_restore_equals_uninterrupted),
+        cmocka_unit_test(test_degraded_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
