@@ -84,13 +84,16 @@ static void at_profile__count(at_profile_t *p, const at_profile_cfg_t *cfg, at_p
             return;
         }
     }
+    /* past the cap a type counts as "other", which has a slot of its own
+     * beyond it (counters[] holds AT_PROFILE_MAX_COUNTERS + 1) */
     uint32_t cap = (uint32_t)AT_MIN(cfg->max_counters, AT_PROFILE_MAX_COUNTERS);
-    if (p->ncounters >= cap) {
-        if (at_pstr_eq(type, "other", 5))
-            return;
+    bool other = at_pstr_eq(type, "other", 5);
+    if (p->ncounters >= cap && !other) {
         at_profile__count(p, cfg, AT_PS("other"), n);
         return;
     }
+    if (p->ncounters >= AT_PROFILE_MAX_COUNTERS + 1)
+        return; /* full without "other" (decoded data only): nowhere to count it */
     /* sorted by type, so the encoding does not depend on arrival order */
     uint32_t i = p->ncounters;
     while (i > 0 && at_pstr_cmp(p->counters[i - 1].type, type) > 0) {

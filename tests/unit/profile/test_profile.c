@@ -87,6 +87,43 @@ static void test_counters_and_seen(void **state)
     at_buf_deinit(&b);
 }
 
+/* Past max_counters event types, a further type counts as "other", also
+ * when no "other" counter exists yet, and merges keep doing so. */
+static void test_counters_other(void **state)
+{
+    (void)state;
+    at_profile_cfg_t cfg = g_cfg;
+    cfg.max_counters = 3;
+    at_profile_t p;
+    at_profile_init(&p, &g_arena);
+    static const char *const types[] = {"a", "b", "c", "d", "e", "a", "d"};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        at_pevent_t e = {.type = S(types[i]), .ts = T0 + (int64_t)i * MIN};
+        at_profile_apply(&p, &cfg, &e, false);
+    }
+    assert_int_equal(p.ncounters, 4); /* a, b, c and other */
+    assert_int_equal(at_profile_counter(&p, "a", 1), 2);
+    assert_int_equal(at_profile_counter(&p, "d", 1), 0);
+    assert_int_equal(at_profile_counter(&p, "other", 5), 3); /* d, e, d */
+    /* a merged profile's types past the cap go to other too */
+    at_profile_t q;
+    at_profile_init(&q, &g_arena);
+    static const char *const more[] = {"f", "g", "h", "i"};
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+        at_pevent_t e = {.type = S(more[i]), .ts = T0 + (int64_t)i * MIN};
+        at_profile_apply(&q, &cfg, &e, false);
+    }
+    at_profile_merge(&p, &q, &cfg);
+    assert_int_equal(p.ncounters, 4);
+    assert_int_equal(at_profile_counter(&p, "other", 5), 7); /* + f, g, h and q's other (i) */
+    at_profile_t r;
+    at_buf_t b;
+    at_buf_init(&b, 0);
+    roundtrip(&p, &r, &b);
+    assert_int_equal(at_profile_counter(&r, "other", 5), 7);
+    at_buf_deinit(&b);
+}
+
 static void test_affinity(void **state)
 {
     (void)state;
@@ -272,6 +309,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_counters_and_seen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counters_other, setup, teardown),
         cmocka_unit_test_setup_teardown(test_affinity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recent_items, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
