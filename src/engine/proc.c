@@ -298,10 +298,18 @@ static void at_proc__timer(at_proc_t *pr, uint32_t slot, int64_t t)
     at_proc__host(pr, &h, &u, NULL, t, t, t);
     at_rules_on_time(pr->rs, &u.rst, &h.rh, t, at_proc__emit, &h);
     if (pr->cfg.ttl_ms > 0 && u.prof.last_seen != AT_PROFILE_NONE &&
-        t >= u.prof.last_seen + pr->cfg.ttl_ms && !at_keyed_aux(pr->users, slot)) {
+        t >= u.prof.last_seen + pr->cfg.ttl_ms) {
         at_rules_drop(pr->rs, &u.rst, t, "expired", &h.rh, at_proc__emit, &h);
-        at_keyed_delete(pr->users, slot);
         pr->st.expired_users++;
+        if (at_keyed_aux(pr->users, slot)) {
+            /* a later event of the user waits for the watermark: it finds
+             * the slot (which holds its place in the pending list) empty,
+             * as a new user */
+            at_keyed_set(pr->users, slot, "", 0);
+            at_keyed_timer_set(pr->users, slot, AT_TIMER_NONE);
+        } else {
+            at_keyed_delete(pr->users, slot);
+        }
         return;
     }
     at_proc__store_at(pr, &u, t);
