@@ -6,6 +6,7 @@
 
 int at_cli_serve(int argc, char **argv);
 int at_cli_load(int argc, char **argv);
+int at_cli_import(int argc, char **argv);
 int at_cli_replay(int argc, char **argv);
 int at_cli_check_config(int argc, char **argv);
 

@@ -21,6 +21,7 @@ static int at_cli__version(int argc, char **argv)
 
 static const at_cli_cmd_t at_cli__cmds[] = {
     {"serve", at_cli_serve, "run the engine and its HTTP API"},
+    {"import", at_cli_import, "put historical events (NDJSON, CSV) through the engine"},
     {"load", at_cli_load, "generate shopper traffic against a server, or to a file"},
     {"replay", at_cli_replay, "print the event log as NDJSON"},
     {"check-config", at_cli_check_config, "check a configuration file"},
