@@ -16,6 +16,7 @@
 #include "at_engine.h"
 #include "at_json.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -391,6 +392,17 @@ static void at_engine__to_error(attune_error_t *dst, const at_error_t *src)
         memcpy(dst, src, sizeof *dst);
 }
 
+/* The error of a change that rules.json could not take (docs/api.md:
+ * disk_full when the disk is full, internal otherwise). Returns rc. */
+static int at_rules__save_error(const attune_t *a, int rc, attune_error_t *err)
+{
+    at_error_t e = {0};
+    at_error_set(&e, rc, rc == -ENOSPC ? "disk_full" : "internal", NULL, "%s: %s", a->rules_path,
+                 at_strerror(rc));
+    at_engine__to_error(err, &e);
+    return rc;
+}
+
 int attune_rule_put(attune_t *a, int kind, const char *name, size_t nlen, const char *def,
                     size_t len, attune_done_cb cb, void *ud, attune_error_t *err)
 {
@@ -423,7 +435,7 @@ int attune_rule_put(attune_t *a, int kind, const char *name, size_t nlen, const 
     }
     rc = at_rules__publish(a, next, answer, alen, cb, ud);
     pthread_mutex_unlock(&a->rules_mu);
-    return rc;
+    return rc < 0 ? at_rules__save_error(a, rc, err) : 0;
 }
 
 int attune_rule_delete(attune_t *a, int kind, const char *name, size_t nlen, attune_done_cb cb,
@@ -447,7 +459,7 @@ int attune_rule_delete(attune_t *a, int kind, const char *name, size_t nlen, att
     char *answer = at_buf_steal(&b, &alen);
     rc = at_rules__publish(a, next, answer, alen, cb, ud);
     pthread_mutex_unlock(&a->rules_mu);
-    return rc;
+    return rc < 0 ? at_rules__save_error(a, rc, err) : 0;
 }
 
 static void at_rules__render_one(attune_t *a, const at_rule_t *r, at_buf_t *b)

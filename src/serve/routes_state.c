@@ -5,6 +5,7 @@
 #include "at_core.h"
 #include "serve_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,25 @@ static at_serve_later_t *at_serve__later(at_serve_t *s, at_http_req_t *r, const 
     return l;
 }
 
+/* The code of an error answer for a failure rc that is not the client's
+ * (docs/api.md): the engine stopping or a full disk, or anything else. */
+static const char *at_serve__server_code(int rc)
+{
+    if (rc == -ENOSPC)
+        return "disk_full";
+    return at_serve__status(rc) == 503 ? "unavailable" : "internal";
+}
+
+/* An error answer for a failure rc that is not the client's, with
+ * Retry-After when it is temporary. */
+static void at_serve__server_error(at_serve_t *s, at_http_req_t *r, int rc, const char *msg)
+{
+    int st = at_serve__status(rc);
+    if (st < 500)
+        st = 500; /* not the client's fault, whatever the code says */
+    at_serve__error(s, r, st, at_serve__retry_after(st), at_serve__server_code(rc), NULL, msg);
+}
+
 /* Runs on an engine thread. */
 static void at_serve__answer(void *ud, int status, const char *json, size_t len)
 {
@@ -36,14 +56,18 @@ static void at_serve__answer(void *ud, int status, const char *json, size_t len)
         at_http_respond_async(l->r, 200, "application/json", l->cors[0] ? l->cors : NULL, json,
                               len);
     } else {
-        int st = at_serve__status(status);
+        bool nf = status == AT_ENOTFOUND;
+        int st = nf ? 404 : AT_MAX(at_serve__status(status), 500);
         at_buf_t b;
         at_buf_init(&b, 0);
-        at_serve__error_body(&b, status == AT_ENOTFOUND ? "not_found" : "unavailable", NULL,
-                             status == AT_ENOTFOUND ? l->what : at_strerror(status));
+        at_serve__error_body(&b, nf ? "not_found" : at_serve__server_code(status), NULL,
+                             nf ? l->what : at_strerror(status));
+        /* the CORS lines and, when it is temporary, Retry-After */
+        const char *ra = at_serve__retry_after(st);
+        char hdr[sizeof l->cors + sizeof "Retry-After: 1\r\n"];
+        (void)snprintf(hdr, sizeof hdr, "%s%s", l->cors, ra ? ra : "");
         at_serve__observe(l->s, l->r, st, false);
-        at_http_respond_async(l->r, st, "application/json", l->cors[0] ? l->cors : NULL, b.data,
-                              b.len);
+        at_http_respond_async(l->r, st, "application/json", hdr[0] ? hdr : NULL, b.data, b.len);
         at_buf_deinit(&b);
     }
     free(l);
@@ -117,8 +141,12 @@ int at_serve__users(at_serve_t *s, at_http_req_t *r, size_t prefix)
     if (rc == 0)
         return AT_HTTP_DEFERRED;
     free(l);
-    at_serve__error(s, r, at_serve__status(rc), NULL, "invalid_user", NULL,
-                    "a user id is u:ID, a:ANONYMOUS_ID or a bare user id");
+    if (rc == AT_EINVALID)
+        at_serve__error(s, r, 400, NULL, "invalid_user", NULL,
+                        "a user id is u:ID, a:ANONYMOUS_ID or a bare user id");
+    else
+        at_serve__server_error(s, r, rc,
+                               rc == AT_ECLOSED ? "the engine is stopping" : at_strerror(rc));
     return 0;
 }
 
@@ -142,8 +170,12 @@ static int at_serve__members(at_serve_t *s, at_http_req_t *r, const char *name, 
     if (rc == 0)
         return AT_HTTP_DEFERRED;
     free(l);
-    at_serve__error(s, r, 400, NULL, "invalid_cursor", "cursor",
-                    "the cursor is not one this server gave out");
+    if (rc == AT_EINVALID)
+        at_serve__error(s, r, 400, NULL, "invalid_cursor", "cursor",
+                        "the cursor is not one this server gave out");
+    else
+        at_serve__server_error(s, r, rc,
+                               rc == AT_ECLOSED ? "the engine is stopping" : at_strerror(rc));
     return 0;
 }
 
@@ -190,7 +222,12 @@ int at_serve__rules(at_serve_t *s, at_http_req_t *r, int kind, size_t prefix)
     if (rc == 0)
         return AT_HTTP_DEFERRED;
     free(l);
-    at_serve__error(s, r, at_serve__status(rc), NULL, err.code[0] ? err.code : "invalid_rule",
+    int st = at_serve__status(rc);
+    if (!err.code[0] && st >= 500) { /* rules.json or the log could not be written */
+        at_serve__server_error(s, r, rc, at_strerror(rc));
+        return 0;
+    }
+    at_serve__error(s, r, st, at_serve__retry_after(st), err.code[0] ? err.code : "invalid_rule",
                     err.field, err.message[0] ? err.message : at_strerror(rc));
     return 0;
 }

@@ -86,6 +86,17 @@ req DELETE /v1/segments/nope
 check "deleting an unknown segment: 404" test "$STATUS" = 404
 req PUT /v1/triggers/t1 -d '{"unless":"true"}'
 check "a trigger without on: 400" jq_eq 'j["error"]["field"]' on
+# rules.json cannot be written (here: a directory in its place): 500
+# internal, and nothing changed
+mv "$T/data/rules.json" "$T/rules.json.saved"
+mkdir "$T/data/rules.json"
+req PUT /v1/segments/unwritable -d '{"filter":"type == \"view_item\"","window":"1h","having":"count >= 2"}'
+check "rules.json not writable: 500" test "$STATUS" = 500
+check "with code internal" jq_eq 'j["error"]["code"]' internal
+rmdir "$T/data/rules.json"
+mv "$T/rules.json.saved" "$T/data/rules.json"
+req GET /v1/segments/unwritable
+check "and nothing changed" test "$STATUS" = 404
 req GET /v1/segments
 check "the list" jq_eq 'sorted(s["name"] for s in j["segments"])' '["big_spender", "electronics_fan", "high_intent", "needs_two", "two_views"]'
 
