@@ -242,17 +242,20 @@ static void at_reval__value(const at_reval_t *c, const at_expr_t *e, at_val_t *o
     at_expr_eval(e, &rt, out);
 }
 
-/* The text of a group value into buf; false when it has none. */
-static bool at_reval__group_text(const at_val_t *v, char *buf, size_t cap, at_pstr_t *out)
+/* The text of a group (or distinct) value: a string as it is, whole (a
+ * case-folded one from lower()/upper() copied folded, into buf when it
+ * fits and into arena otherwise), a number as its shortest text, a bool,
+ * a time or duration as milliseconds; false when it has none. The text
+ * lives until buf goes or arena is reset. */
+static bool at_reval__group_text(const at_val_t *v, at_arena_t *arena, char *buf, size_t cap,
+                                 at_pstr_t *out)
 {
     switch (v->type) {
     case AT_VAL_STR:
         if (v->flags) {
-            size_t n = AT_MIN(v->len, cap);
-            at_val_t t = *v;
-            t.len = (uint32_t)n;
-            at_val_copy(&t, buf);
-            *out = (at_pstr_t){buf, (uint32_t)n};
+            char *t = v->len <= cap ? buf : at_arena_alloc(arena, v->len);
+            at_val_copy(v, t);
+            *out = (at_pstr_t){t, v->len};
         } else {
             *out = (at_pstr_t){v->u.s, v->len};
         }
@@ -298,13 +301,8 @@ static bool at_reval__entry_value(const at_reval_t *c, const at_rule_t *r, int64
     if (r->having.agg == AT_AGG_DISTINCT) {
         char buf[64];
         at_pstr_t t;
-        if (!at_reval__group_text(&x, buf, sizeof buf, &t))
+        if (!at_reval__group_text(&x, c->s->arena, buf, sizeof buf, &t))
             return false;
-        if (x.type == AT_VAL_STR && x.flags) { /* fold into a copy before hashing */
-            char *tmp = at_arena_alloc(c->s->arena, x.len + 1);
-            at_val_copy(&x, tmp);
-            t = (at_pstr_t){tmp, x.len};
-        }
         *v = (int64_t)(at_hash64(t.s, t.n) >> 1) ^ (x.type == AT_VAL_STR ? 0 : 1);
         return true;
     }
@@ -540,7 +538,7 @@ static void at_reval__segment(const at_reval_t *c, const at_rule_t *r, bool ev)
         bool grouped = true;
         if (r->group) {
             at_reval__value(c, r->group, &gv);
-            grouped = at_reval__group_text(&gv, buf, sizeof buf, &key);
+            grouped = at_reval__group_text(&gv, c->s->arena, buf, sizeof buf, &key);
         }
         entry = grouped && at_reval__entry_value(c, r, &v);
     }
@@ -764,7 +762,7 @@ void at_rules_facts(const at_ruleset_t *rs, const at_rule_host_t *h, at_arena_t 
             if (r->group) {
                 at_val_t gv = at_val_missing();
                 at_reval__value(&c, r->group, &gv);
-                if (!at_reval__group_text(&gv, buf, sizeof buf, &key))
+                if (!at_reval__group_text(&gv, arena, buf, sizeof buf, &key))
                     continue;
             }
             if (!at_reval__entry_value(&c, r, &x.v))
