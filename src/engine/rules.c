@@ -114,18 +114,6 @@ static int at_rules__load(attune_t *a, char *err, size_t errlen)
     return rc;
 }
 
-/* The next version of kind/name in rs (1 for a new name). */
-static uint32_t at_rules__next_version(const at_ruleset_t *rs, int kind, const char *name, size_t n)
-{
-    uint32_t v = 0;
-    for (size_t i = 0; i < rs->n; i++) {
-        const at_rule_t *r = rs->rules[i];
-        if (r->kind == kind && strlen(r->name) == n && !memcmp(r->name, name, n) && r->version > v)
-            v = r->version;
-    }
-    return v + 1;
-}
-
 /* Puts def over rs as the next version unless an identical definition is
  * there already. Returns 0 (with *changed), or <0 with err. */
 static int at_rules__put(at_ruleset_t **rs, int kind, const char *name, size_t nlen,
@@ -148,7 +136,7 @@ static int at_rules__put(at_ruleset_t **rs, int kind, const char *name, size_t n
         return 0;
     }
     /* with its version: the change again, numbered */
-    uint32_t ver = at_rules__next_version(*rs, kind, nr->name, strlen(nr->name));
+    uint32_t ver = at_ruleset_next_version(*rs, kind, nr->name, strlen(nr->name));
     at_ruleset_unref(next);
     next = NULL;
     rc = at_ruleset_change(*rs, AT_CHG_PUT, kind, name, nlen, def, dlen, id, ver, &next, err);

@@ -74,6 +74,14 @@ typedef struct at_rule {
                         (0: all); see at_rules__prune */
 } at_rule_t;
 
+/* A name that is not in force any more: the last version it had, so that
+ * a put of the name again continues from there. */
+typedef struct at_rule_past {
+    uint8_t kind; /* at_rule_kind_t */
+    uint32_t version;
+    char name[AT_RULE_NAME_MAX + 1];
+} at_rule_past_t;
+
 /* The rules in force at one point of a partition's log. */
 typedef struct at_ruleset {
     _Atomic int refs;
@@ -88,8 +96,10 @@ typedef struct at_ruleset {
     /* names in_segment() may ask for */
     char **names;
     size_t nnames;
-    uint32_t next_id; /* the next rule id to give out */
-    bool has_early;   /* some rule has an early path */
+    uint32_t next_id;     /* the next rule id to give out: never one given out before */
+    at_rule_past_t *past; /* deleted names and their last version, by (kind, name) */
+    size_t npast;
+    bool has_early; /* some rule has an early path */
 } at_ruleset_t;
 
 /* An empty set (owned: at_ruleset_unref). */
@@ -100,6 +110,9 @@ void at_ruleset_unref(at_ruleset_t *rs);
  * or NULL. */
 const at_rule_t *at_ruleset_find(const at_ruleset_t *rs, int kind, const char *name, size_t n);
 const at_rule_t *at_ruleset_by_id(const at_ruleset_t *rs, uint32_t id);
+/* The version a new definition of kind/name gets: one more than the
+ * highest it had in force or when it was deleted, 1 for a new name. */
+uint32_t at_ruleset_next_version(const at_ruleset_t *rs, int kind, const char *name, size_t n);
 
 /* A change of a rule set: what a control record carries (as JSON, see
  * at_rule_change_parse). */
@@ -130,7 +143,12 @@ int at_rule_change_encode(at_buf_t *out, int op, int kind, const char *name, siz
 int at_ruleset_apply(const at_ruleset_t *prev, const char *rec, size_t len, at_ruleset_t **out,
                      at_error_t *err);
 /* Writes the whole set as a JSON array of control record values, oldest
- * first: replaying them on an empty set rebuilds it (checkpoints). */
+ * first: replaying them on an empty set rebuilds it (rules.json, control
+ * records, checkpoints). When ids were given out past the highest in force
+ * or names were deleted, a last element {"op":"ids","next_id":N,
+ * "deleted":[{"kind":..,"name":..,"version":..},..]} keeps that, so ids and
+ * versions are never given out twice; a dump without it (an older
+ * release's) loads with the next id after the highest in force. */
 void at_ruleset_dump(const at_ruleset_t *rs, at_buf_t *out);
 int at_ruleset_load(const char *json, size_t len, at_ruleset_t **out, at_error_t *err);
 /* The definition rendered for the API: {"name","kind","version","mode",

@@ -52,6 +52,7 @@ void at_ruleset_unref(at_ruleset_t *rs)
     free(rs->fields);
     free(rs->field_profile);
     free(rs->names);
+    free(rs->past);
     free(rs);
 }
 
@@ -109,7 +110,83 @@ static at_ruleset_t *at_ruleset__clone(const at_ruleset_t *prev)
     rs->names = at_xcalloc(prev->nnames + 1, sizeof *rs->names);
     for (size_t i = 0; i < prev->nnames; i++)
         rs->names[i] = at_xstrdup(prev->names[i]);
+    rs->npast = prev->npast;
+    rs->past = at_xcalloc(prev->npast + 1, sizeof *rs->past);
+    if (prev->npast)
+        memcpy(rs->past, prev->past, prev->npast * sizeof *rs->past);
     return rs;
+}
+
+/* ---- deleted names ------------------------------------------------------- */
+
+static int at_rule_past__cmp(const at_rule_past_t *p, int kind, const char *name, size_t n)
+{
+    if (p->kind != kind)
+        return p->kind < kind ? -1 : 1;
+    size_t pn = strlen(p->name);
+    int c = memcmp(p->name, name, AT_MIN(pn, n));
+    return c ? c : (pn > n) - (pn < n);
+}
+
+/* The index of kind/name in rs->past, or where it would go (*found false). */
+static size_t at_ruleset__past_at(const at_ruleset_t *rs, int kind, const char *name, size_t n,
+                                  bool *found)
+{
+    size_t lo = 0, hi = rs->npast;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (at_rule_past__cmp(&rs->past[mid], kind, name, n) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < rs->npast && at_rule_past__cmp(&rs->past[lo], kind, name, n) == 0;
+    return lo;
+}
+
+/* Remembers that kind/name was deleted at version (the higher one stays). */
+static void at_ruleset__past_set(at_ruleset_t *rs, int kind, const char *name, size_t n,
+                                 uint32_t version)
+{
+    bool found;
+    size_t i = at_ruleset__past_at(rs, kind, name, n, &found);
+    if (found) {
+        rs->past[i].version = AT_MAX(rs->past[i].version, version);
+        return;
+    }
+    rs->past = at_xrealloc(rs->past, (rs->npast + 1) * sizeof *rs->past);
+    memmove(&rs->past[i + 1], &rs->past[i], (rs->npast - i) * sizeof *rs->past);
+    memset(&rs->past[i], 0, sizeof rs->past[i]);
+    rs->past[i].kind = (uint8_t)kind;
+    rs->past[i].version = version;
+    memcpy(rs->past[i].name, name, AT_MIN(n, (size_t)AT_RULE_NAME_MAX));
+    rs->npast++;
+}
+
+/* kind/name is in force again: its versions are the rules'. */
+static void at_ruleset__past_drop(at_ruleset_t *rs, int kind, const char *name, size_t n)
+{
+    bool found;
+    size_t i = at_ruleset__past_at(rs, kind, name, n, &found);
+    if (!found)
+        return;
+    memmove(&rs->past[i], &rs->past[i + 1], (rs->npast - i - 1) * sizeof *rs->past);
+    rs->npast--;
+}
+
+uint32_t at_ruleset_next_version(const at_ruleset_t *rs, int kind, const char *name, size_t n)
+{
+    uint32_t v = 0;
+    for (size_t i = 0; i < rs->n; i++) {
+        const at_rule_t *r = rs->rules[i];
+        if (r->kind == kind && strlen(r->name) == n && !memcmp(r->name, name, n) && r->version > v)
+            v = r->version;
+    }
+    bool found;
+    size_t i = at_ruleset__past_at(rs, kind, name, n, &found);
+    if (found && rs->past[i].version > v)
+        v = rs->past[i].version;
+    return v + 1;
 }
 
 static bool at_rule__is(const at_rule_t *r, int kind, const char *name, size_t n)
@@ -122,14 +199,18 @@ static bool at_rule__full(const at_rule_t *r)
     return r->mode == AT_RULE_ACTIVE && r->rollout == 100;
 }
 
-/* Removes the rules of kind/name for which drop(r) holds. Returns how many. */
+/* Removes the rules of kind/name (only the candidates: those not active
+ * at 100%). Returns how many, with the highest version removed in
+ * *version. */
 static size_t at_ruleset__remove(at_ruleset_t *rs, int kind, const char *name, size_t n,
-                                 bool only_candidates)
+                                 bool only_candidates, uint32_t *version)
 {
     size_t k = 0, removed = 0;
+    *version = 0;
     for (size_t i = 0; i < rs->n; i++) {
         at_rule_t *r = rs->rules[i];
         if (at_rule__is(r, kind, name, n) && (!only_candidates || !at_rule__full(r))) {
+            *version = AT_MAX(*version, r->version);
             at_rule__unref(r);
             removed++;
         } else {
@@ -267,17 +348,21 @@ int at_ruleset_change(const at_ruleset_t *prev, int op, int kind, const char *na
             goto out;
         r->id = id;
         r->version = version;
-        at_ruleset__remove(rs, kind, r->name, strlen(r->name), !at_rule__full(r));
+        uint32_t gone;
+        at_ruleset__remove(rs, kind, r->name, strlen(r->name), !at_rule__full(r), &gone);
+        at_ruleset__past_drop(rs, kind, r->name, strlen(r->name));
         rs->rules[rs->n++] = r;
         if (id >= rs->next_id)
             rs->next_id = id + 1;
     } else if (op == AT_CHG_DELETE) {
-        if (!at_ruleset__remove(rs, kind, name, name_len, false)) {
+        uint32_t last;
+        if (!at_ruleset__remove(rs, kind, name, name_len, false, &last)) {
             rc = at_error_set(err, AT_ENOTFOUND, "not_found", NULL, "no %s named '%.*s'",
                               kind == AT_RULE_SEGMENT ? "segment" : "trigger",
                               (int)AT_MIN(name_len, 64u), name);
             goto out;
         }
+        at_ruleset__past_set(rs, kind, name, name_len, last);
     } else {
         rc = at_error_set(err, AT_EINVALID, "invalid_rule", "op", "unknown change");
         goto out;
@@ -334,6 +419,51 @@ int at_rule_change_encode(at_buf_t *out, int op, int kind, const char *name, siz
     return rc < 0 ? rc : 0;
 }
 
+static int at_rule__kind_of(const at_json_t *k)
+{
+    if (!k || k->type != AT_JSON_STRING || k->len != 7)
+        return 0;
+    return !memcmp(k->s, "segment", 7)   ? AT_RULE_SEGMENT
+           : !memcmp(k->s, "trigger", 7) ? AT_RULE_TRIGGER
+                                         : 0;
+}
+
+/* The "ids" element of a dump (at_ruleset_dump): prev with its next id and
+ * deleted names. */
+static int at_ruleset__apply_ids(const at_ruleset_t *prev, const at_json_t *v, at_ruleset_t **out,
+                                 at_error_t *err)
+{
+    const at_json_t *next = at_json_get(v, "next_id", 7), *del = at_json_get(v, "deleted", 7);
+    int64_t nx = 0;
+    if (!next || at_json_i64(next, &nx) < 0 || nx <= 0 || nx > UINT32_MAX ||
+        (del && del->type != AT_JSON_ARRAY))
+        return at_error_set(err, AT_ECORRUPT, "invalid_control", NULL, "malformed rule ids");
+    at_ruleset_t *rs = at_ruleset__clone(prev);
+    if ((uint32_t)nx > rs->next_id)
+        rs->next_id = (uint32_t)nx;
+    for (const at_json_t *d = del ? del->child : NULL; d; d = d->next) {
+        const at_json_t *name = at_json_get(d, "name", 4), *ver = at_json_get(d, "version", 7);
+        int kind = at_rule__kind_of(at_json_get(d, "kind", 4));
+        int64_t vv = 0;
+        if (!kind || !name || name->type != AT_JSON_STRING || name->len == 0 ||
+            name->len > AT_RULE_NAME_MAX || !ver || at_json_i64(ver, &vv) < 0 || vv <= 0 ||
+            vv > UINT32_MAX) {
+            at_ruleset_unref(rs);
+            return at_error_set(err, AT_ECORRUPT, "invalid_control", NULL,
+                                "malformed deleted rule in the rule ids");
+        }
+        at_ruleset__past_set(rs, kind, name->s, name->len, (uint32_t)vv);
+    }
+    int rc = at_ruleset__order(rs, err); /* the same order as prev's: it indexes the copy */
+    if (rc < 0) {
+        at_ruleset_unref(rs);
+        return rc;
+    }
+    rs->has_early = prev->has_early;
+    *out = rs;
+    return 0;
+}
+
 int at_ruleset_apply(const at_ruleset_t *prev, const char *rec, size_t len, at_ruleset_t **out,
                      at_error_t *err)
 {
@@ -344,6 +474,10 @@ int at_ruleset_apply(const at_ruleset_t *prev, const char *rec, size_t len, at_r
     if (rc < 0)
         goto out;
     const at_json_t *op = at_json_get(v, "op", 2), *kind = at_json_get(v, "kind", 4);
+    if (op && op->type == AT_JSON_STRING && op->len == 3 && !memcmp(op->s, "ids", 3)) {
+        rc = at_ruleset__apply_ids(prev, v, out, err);
+        goto out;
+    }
     const at_json_t *name = at_json_get(v, "name", 4), *id = at_json_get(v, "id", 2);
     const at_json_t *ver = at_json_get(v, "version", 7), *def = at_json_get(v, "def", 3);
     int64_t idv = 0, verv = 0;
@@ -357,9 +491,7 @@ int at_ruleset_apply(const at_ruleset_t *prev, const char *rec, size_t len, at_r
     int o = op->len == 3 && !memcmp(op->s, "put", 3)      ? AT_CHG_PUT
             : op->len == 6 && !memcmp(op->s, "delete", 6) ? AT_CHG_DELETE
                                                           : 0;
-    int k = kind->len == 7 && !memcmp(kind->s, "segment", 7)   ? AT_RULE_SEGMENT
-            : kind->len == 7 && !memcmp(kind->s, "trigger", 7) ? AT_RULE_TRIGGER
-                                                               : 0;
+    int k = at_rule__kind_of(kind);
     const char *ds = def ? rec + def->off : NULL;
     size_t dl = def ? def->end - def->off : 0;
     rc = at_ruleset_change(prev, o, k, name->s, name->len, ds, dl, (uint32_t)idv, (uint32_t)verv,
@@ -387,6 +519,22 @@ void at_ruleset_dump(const at_ruleset_t *rs, at_buf_t *out)
         const at_rule_t *r = byid[i];
         AT_ASSERT(at_rule_change_encode(out, AT_CHG_PUT, r->kind, r->name, strlen(r->name), r->def,
                                         r->def_len, r->id, r->version) == 0);
+    }
+    /* what the puts alone do not say: ids given out past the highest in
+     * force, and the names deleted (left out when there is nothing, so a
+     * set that never lost a rule dumps as it always did) */
+    uint32_t top = rs->n ? byid[rs->n - 1]->id : 0;
+    if (rs->npast || rs->next_id != top + 1) {
+        AT_ASSERT(at_buf_printf(out, "%s{\"op\":\"ids\",\"next_id\":%u,\"deleted\":[",
+                                rs->n ? "," : "", rs->next_id) >= 0);
+        for (size_t i = 0; i < rs->npast; i++) {
+            const at_rule_past_t *p = &rs->past[i];
+            AT_ASSERT(at_buf_printf(out, "%s{\"kind\":\"%s\",\"name\":", i ? "," : "",
+                                    at_rule__kind_name(p->kind)) >= 0);
+            AT_ASSERT(at_buf_json_str(out, p->name, strlen(p->name)) == 0);
+            AT_ASSERT(at_buf_printf(out, ",\"version\":%u}", p->version) >= 0);
+        }
+        AT_ASSERT(at_buf_puts(out, "]}") == 0);
     }
     AT_ASSERT(at_buf_putc(out, ']') == 0);
     free(byid);

@@ -100,6 +100,20 @@ check "and nothing changed" test "$STATUS" = 404
 req GET /v1/segments
 check "the list" jq_eq 'sorted(s["name"] for s in j["segments"])' '["big_spender", "electronics_fan", "high_intent", "needs_two", "two_views"]'
 
+# versions of a name continue after a delete, and ids are never given out
+# twice (also after a restart: see below)
+jget() { printf '%s' "$BODY" | python3 -c 'import json,sys; print(eval(sys.argv[1], {"j": json.load(sys.stdin)}))' "$1"; }
+req PUT /v1/segments/again -d '{"when":"profile.counters.view_item >= 100"}'
+check "a rule to delete" jq_eq 'j["version"]' 1
+again_id=$(jget 'j["id"]')
+req DELETE /v1/segments/again
+req PUT /v1/segments/again -d '{"when":"profile.counters.view_item >= 100"}'
+check "put again after its delete: the next version" jq_eq 'j["version"]' 2
+check "with a new id" test "$(jget 'j["id"]')" -gt "$again_id"
+again_id=$(jget 'j["id"]')
+req DELETE /v1/segments/again
+check "deleted again (the highest id in force is gone)" test "$STATUS" = 200
+
 # --- the absence trigger fires after 2 s without a purchase
 req POST /v1/events -d '{"type":"add_to_cart","user_id":"2","item_id":"5"}'
 req POST /v1/events -d '{"type":"add_to_cart","user_id":"3","item_id":"5"}'
@@ -170,6 +184,9 @@ check "state survives a restart" jq_eq 'j["counters"]["view_item"]' 4
 check "so do memberships" jq_eq 'sorted(s["name"] for s in j["segments"])' '["high_intent", "needs_two", "two_views"]'
 req GET /v1/segments/two_views
 check "and API rules" jq_eq 'j["version"]' 2
+req PUT /v1/segments/again -d '{"when":"profile.counters.view_item >= 100"}'
+check "after a restart a deleted name's versions still continue" jq_eq 'j["version"]' 3
+check "and its id was never given out before" test "$(jget 'j["id"]')" -gt "$again_id"
 stop_server
 d1=$("$ATTUNE" replay --digest -d "$T/data" --config "$T/rules.yaml")
 d2=$("$ATTUNE" replay --digest --from-scratch -d "$T/data" --config "$T/rules.yaml")

@@ -282,9 +282,8 @@ static inline int golden_rule(golden_t *g, int kind, const char *json)
     uint32_t version = 1;
     if (at_json_parse_all(json, strlen(json), &a, 32, &v, &e) == 0) {
         const at_json_t *nm = at_json_get(v, "name", 4);
-        const at_rule_t *old = nm ? at_ruleset_find(g->rs, kind, nm->s, nm->len) : NULL;
-        if (old)
-            version = old->version + 1;
+        if (nm && nm->type == AT_JSON_STRING)
+            version = at_ruleset_next_version(g->rs, kind, nm->s, nm->len);
     }
     at_arena_deinit(&a);
     int rc = at_ruleset_change(g->rs, AT_CHG_PUT, kind, NULL, 0, json, strlen(json), g->next_id++,

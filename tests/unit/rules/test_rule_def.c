@@ -182,6 +182,94 @@ static void test_dependencies(void **state)
     at_ruleset_unref(rs);
 }
 
+static int put_version(at_ruleset_t **rs, const char *def, uint32_t id, uint32_t version)
+{
+    at_ruleset_t *next = NULL;
+    at_error_t e;
+    int rc = at_ruleset_change(*rs, AT_CHG_PUT, AT_RULE_SEGMENT, NULL, 0, def, strlen(def), id,
+                               version, &next, &e);
+    if (rc == 0) {
+        at_ruleset_unref(*rs);
+        *rs = next;
+    }
+    return rc;
+}
+
+static void del(at_ruleset_t **rs, const char *name)
+{
+    at_ruleset_t *next = NULL;
+    at_error_t e;
+    assert_int_equal(at_ruleset_change(*rs, AT_CHG_DELETE, AT_RULE_SEGMENT, name, strlen(name),
+                                       NULL, 0, 0, 0, &next, &e),
+                     0);
+    at_ruleset_unref(*rs);
+    *rs = next;
+}
+
+/* A dump and a load back again (what rules.json, control records and
+ * checkpoints do) keep the next id and the last version of deleted names:
+ * ids are never given out twice, versions of a name never restart. */
+static at_ruleset_t *reload(at_ruleset_t *rs)
+{
+    at_buf_t b, b2;
+    at_buf_init(&b, 0);
+    at_buf_init(&b2, 0);
+    at_ruleset_dump(rs, &b);
+    at_ruleset_t *back = NULL;
+    at_error_t e;
+    if (at_ruleset_load(b.data, b.len, &back, &e) != 0)
+        fail_msg("%s: %s", b.data, e.message);
+    at_ruleset_dump(back, &b2);
+    assert_string_equal(b.data, b2.data);
+    at_buf_deinit(&b);
+    at_buf_deinit(&b2);
+    at_ruleset_unref(rs);
+    return back;
+}
+
+static void test_ids_and_versions_kept(void **state)
+{
+    (void)state;
+    const char *x = "{\"name\":\"x\",\"when\":\"profile.counters.a > 0\"}";
+    const char *y = "{\"name\":\"y\",\"when\":\"profile.counters.a > 1\"}";
+    at_ruleset_t *rs = at_ruleset_new();
+    assert_int_equal(at_ruleset_next_version(rs, AT_RULE_SEGMENT, "x", 1), 1);
+    assert_int_equal(put_version(&rs, x, 1, 1), 0);
+    assert_int_equal(put_version(&rs, y, 2, 1), 0);
+    assert_int_equal(put_version(&rs, y, 3, 2), 0);
+    assert_int_equal(at_ruleset_next_version(rs, AT_RULE_SEGMENT, "y", 1), 3);
+    /* the rule with the highest id goes: its id is not given out again */
+    del(&rs, "y");
+    assert_int_equal(rs->next_id, 4);
+    assert_int_equal(at_ruleset_next_version(rs, AT_RULE_SEGMENT, "y", 1), 3);
+    assert_int_equal(at_ruleset_next_version(rs, AT_RULE_TRIGGER, "y", 1), 1);
+    rs = reload(rs);
+    assert_int_equal(rs->next_id, 4);
+    assert_int_equal(at_ruleset_next_version(rs, AT_RULE_SEGMENT, "y", 1), 3);
+    assert_int_equal(at_ruleset_next_version(rs, AT_RULE_SEGMENT, "x", 1), 2);
+    /* put again: version 3; the name is in force again */
+    assert_int_equal(put_version(&rs, y, rs->next_id, 3), 0);
+    assert_int_equal(at_ruleset_next_version(rs, AT_RULE_SEGMENT, "y", 1), 4);
+    /* an empty set still remembers */
+    del(&rs, "x");
+    del(&rs, "y");
+    assert_int_equal(rs->n, 0);
+    rs = reload(rs);
+    assert_int_equal(rs->next_id, 5);
+    assert_int_equal(at_ruleset_next_version(rs, AT_RULE_SEGMENT, "x", 1), 2);
+    assert_int_equal(at_ruleset_next_version(rs, AT_RULE_SEGMENT, "y", 1), 4);
+    /* a dump of a set without deletions is what it always was: the puts */
+    at_ruleset_t *plain = at_ruleset_new();
+    assert_int_equal(put_version(&plain, x, 1, 1), 0);
+    at_buf_t b;
+    at_buf_init(&b, 0);
+    at_ruleset_dump(plain, &b);
+    assert_null(strstr(b.data, "\"ids\""));
+    at_buf_deinit(&b);
+    at_ruleset_unref(plain);
+    at_ruleset_unref(rs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_final_at_once),
         cmocka_unit_test(test_versions_and_dump),
         cmocka_unit_test(test_dependencies),
+        cmocka_unit_test(test_ids_and_versions_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
