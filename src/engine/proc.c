@@ -452,9 +452,11 @@ static void at_proc__control(at_proc_t *pr, const at_rec_t *rec)
         at_arena_reset(&pr->arena);
     }
     /* pending events: their views and facts were made under the old set */
-    for (size_t i = 0; i < pr->pend.n; i++) {
-        at_proc__pev_view(pr, (at_pev_t *)pr->pend.v[i]);
-        at_proc__facts(pr, (at_pev_t *)pr->pend.v[i]);
+    size_t ppos = 0;
+    at_pend_t *pe;
+    while ((pe = at_reorder_next(&pr->pend, &ppos))) {
+        at_proc__pev_view(pr, (at_pev_t *)pe);
+        at_proc__facts(pr, (at_pev_t *)pe);
         at_arena_reset(&pr->arena);
     }
     at_ruleset_unref(prev);

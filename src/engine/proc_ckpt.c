@@ -20,8 +20,10 @@
 int64_t at_proc_replay_from(const at_proc_t *pr)
 {
     int64_t from = pr->next_offset;
-    for (size_t i = 0; i < pr->pend.n; i++) {
-        const at_pev_t *it = (const at_pev_t *)pr->pend.v[i];
+    size_t pos = 0;
+    const at_pend_t *pe;
+    while ((pe = at_reorder_next(&pr->pend, &pos))) {
+        const at_pev_t *it = (const at_pev_t *)pe;
         if (it->offset < from)
             from = it->offset;
     }
@@ -235,8 +237,10 @@ uint64_t at_proc_digest(at_proc_t *pr)
         XXH3_freeState(st);
         at_arena_reset(&pr->arena);
     }
-    for (size_t i = 0; i < pr->pend.n; i++) {
-        const at_pev_t *it = (const at_pev_t *)pr->pend.v[i];
+    size_t ppos = 0;
+    const at_pend_t *pe;
+    while ((pe = at_reorder_next(&pr->pend, &ppos))) {
+        const at_pev_t *it = (const at_pev_t *)pe;
         char head[48];
         int n =
             snprintf(head, sizeof head, "P%lld|%lld|", (long long)it->h.ts, (long long)it->recv);

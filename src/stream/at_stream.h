@@ -114,7 +114,14 @@ size_t at_sdict_bytes(const at_sdict_t *d);
  * Events wait here until the watermark passes them, then leave in
  * (ts, id, seq) order, the order DESIGN.md §3 gives events of one user.
  * Items are the caller's: it embeds an at_pend_t at the start of its own
- * struct, allocates and frees it. */
+ * struct, allocates and frees it.
+ *
+ * Events mostly arrive in time order, so the buffer is two parts: a run, a
+ * ring of items each at or after the one before (an arrival at or after
+ * the run's newest goes there, O(1), and the run's oldest is its first),
+ * and a binary heap for the others. With tens of thousands waiting (an
+ * import, a large lateness) a heap alone would walk cold memory log n
+ * levels deep per event. */
 typedef struct at_pend {
     int64_t ts;
     const char *id; /* borrowed from the caller's item */
@@ -124,21 +131,24 @@ typedef struct at_pend {
 } at_pend_t;
 
 typedef struct at_reorder {
-    at_pend_t **v;
-    size_t n, cap;
+    size_t n;                 /* items held */
+    at_pend_t **v;            /* the heap */
+    size_t nh, cap;           /* its items, capacity */
+    at_pend_t **run;          /* the ring; NULL: a removed item's slot */
+    size_t rhead, rlen, rcap; /* first slot, slots used (head to newest), capacity (power of 2) */
 } at_reorder_t;
 
 void at_reorder_init(at_reorder_t *r);
-void at_reorder_deinit(at_reorder_t *r); /* does not free the items */
+void at_reorder_deinit(at_reorder_t *r);
 void at_reorder_push(at_reorder_t *r, at_pend_t *p);
 /* The first item, or NULL. */
-static inline at_pend_t *at_reorder_first(const at_reorder_t *r)
-{
-    return r->n ? r->v[0] : NULL;
-}
+at_pend_t *at_reorder_first(const at_reorder_t *r);
 at_pend_t *at_reorder_pop(at_reorder_t *r);
 /* Takes p (which is in r) out of the buffer. */
 void at_reorder_remove(at_reorder_t *r, at_pend_t *p);
+/* Iterates every item, in no particular order: start with *pos = 0; NULL
+ * at the end. The buffer must not change meanwhile. */
+at_pend_t *at_reorder_next(const at_reorder_t *r, size_t *pos);
 /* True when a orders before b. */
 bool at_pend_before(const at_pend_t *a, const at_pend_t *b);
 

@@ -52,6 +52,74 @@ static void test_order(void **state)
     at_reorder_deinit(&r);
 }
 
+/* Mostly in order, as events arrive: the run takes the in-order ones, the
+ * heap the others; removals anywhere, pushes between pops, iteration sees
+ * every item once; the order out is the same as a heap alone gives. */
+static void test_mostly_in_order(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    static item_t v[N];
+    static bool seen[N];
+    at_reorder_t r;
+    at_reorder_init(&r);
+    srand(11);
+    size_t pushed = 0, popped = 0, removed = 0;
+    int64_t last_out = INT64_MIN;
+    for (int i = 0; i < N; i++) {
+        /* time goes up; one in 8 arrives up to 50 behind */
+        v[i].h.ts = i - (rand() % 8 == 0 ? rand() % 50 : 0);
+        snprintf(v[i].id, sizeof v[i].id, "%c", 'a' + rand() % 3);
+        v[i].h.id = v[i].id;
+        v[i].h.id_len = 1;
+        v[i].h.seq = (uint64_t)i;
+        at_reorder_push(&r, &v[i].h);
+        pushed++;
+        if (i % 97 == 5 && i > 200) { /* take out something pending */
+            int k = i - rand() % 150;
+            if (!v[k].removed && v[k].h.seq != UINT64_MAX) {
+                at_reorder_remove(&r, &v[k].h);
+                v[k].removed = true;
+                removed++;
+            }
+        }
+        if (i % 1000 == 999) { /* every item is met once by the iteration */
+            memset(seen, 0, sizeof seen);
+            size_t pos = 0, cnt = 0;
+            at_pend_t *p;
+            while ((p = at_reorder_next(&r, &pos))) {
+                size_t k = (size_t)p->seq;
+                assert_false(seen[k]);
+                assert_false(v[k].removed);
+                seen[k] = true;
+                cnt++;
+            }
+            assert_int_equal(cnt, r.n);
+        }
+        /* the watermark trails by 100: pop what is before it */
+        at_pend_t *f;
+        while ((f = at_reorder_first(&r)) && f->ts <= i - 100) {
+            assert_ptr_equal(at_reorder_pop(&r), f);
+            assert_true(f->ts >= last_out);
+            last_out = f->ts;
+            ((item_t *)f)->removed = true;
+            popped++;
+        }
+    }
+    const at_pend_t *prev = NULL;
+    at_pend_t *p;
+    while ((p = at_reorder_pop(&r))) {
+        if (prev)
+            assert_true(at_pend_before(prev, p));
+        assert_true(p->ts >= last_out);
+        prev = p;
+        popped++;
+    }
+    assert_int_equal(popped + removed, pushed);
+    assert_int_equal(r.n, 0);
+    at_reorder_deinit(&r);
+}
+
 static void test_encoding(void **state)
 {
     (void)state;
@@ -101,6 +169,7 @@ static void test_watermark(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mostly_in_order),
         cmocka_unit_test(test_order),
         cmocka_unit_test(test_encoding),
         cmocka_unit_test(test_watermark),
