@@ -580,7 +580,7 @@ static void at_reval__fire(const at_reval_t *c, const at_rule_t *r, at_rrule_t *
         at_rstate_t *s = c->s;
         uint32_t n = AT_MIN(s->nfired, AT_RULE_RECENT_FIRES - 1);
         memmove(&s->fired[1], &s->fired[0], n * sizeof s->fired[0]);
-        s->fired[0] = (at_rfired_t){r->id, t};
+        s->fired[0] = (at_rfired_t){.id = r->id, .at = t};
         s->nfired = n + 1;
     }
     at_reval__emit(c, r, NULL, AT_OUT_FIRE, (at_pstr_t){"", 0}, t, early, NULL);
@@ -953,6 +953,17 @@ void at_rules_migrate(const at_ruleset_t *from, const at_ruleset_t *to, at_rstat
             at_reval__exit_all(&old, a, &rr, b ? "changed" : "deleted");
     }
     s->nr = k;
+    /* recent fires of versions that are gone: by name and version */
+    for (uint32_t i = 0; i < s->nfired; i++) {
+        at_rfired_t *f = &s->fired[i];
+        const at_rule_t *a = f->id ? at_ruleset_by_id(from, f->id) : NULL;
+        if (!a || at_ruleset_by_id(to, f->id))
+            continue;
+        size_t nl = strlen(a->name);
+        *f = (at_rfired_t){.version = a->version,
+                           .name = {at_arena_strndup(s->arena, a->name, nl), (uint32_t)nl},
+                           .at = f->at};
+    }
     /* keep the state sorted by id after renames */
     for (uint32_t i = 1; i < s->nr; i++) {
         at_rrule_t x = s->r[i];

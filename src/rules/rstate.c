@@ -8,8 +8,9 @@
  * group: str key, flags (1 member, 2 internal, 4 degraded, 8 early,
  * 16 bucket, 32 values all zero), [since], [early], [bucket], n, entries
  * as (ts - the previous entry's ts, the first against base) and v unless
- * flag 32; nfired, per fire: id, at. Rules sorted by id, entries oldest
- * first.
+ * flag 32; nfired, per fire: id (0: a version no longer in force, then
+ * str name, version), at. Rules sorted by id, entries oldest first. (Fires
+ * with id 0 are new in this release; earlier encodings read the same.)
  */
 #include "rules_def.h"
 
@@ -114,8 +115,13 @@ void at_rstate_encode(const at_rstate_t *s, at_buf_t *out)
     }
     at_enc_varint(out, s->nfired);
     for (uint32_t i = 0; i < s->nfired; i++) {
-        at_enc_varint(out, s->fired[i].id);
-        at_enc_zigzag(out, s->fired[i].at - base);
+        const at_rfired_t *f = &s->fired[i];
+        at_enc_varint(out, f->id);
+        if (!f->id) {
+            at_enc_str(out, f->name.s, f->name.n);
+            at_enc_varint(out, f->version);
+        }
+        at_enc_zigzag(out, f->at - base);
     }
 }
 
@@ -188,8 +194,17 @@ int at_rstate_decode(at_rstate_t *s, const uint8_t *data, size_t n, at_arena_t *
     if (nf > AT_RULE_RECENT_FIRES)
         return AT_ECORRUPT;
     for (uint64_t i = 0; i < nf; i++) {
-        s->fired[i].id = (uint32_t)at_dec_varint(&d);
-        s->fired[i].at = base + at_dec_zigzag(&d);
+        at_rfired_t *f = &s->fired[i];
+        memset(f, 0, sizeof *f);
+        f->id = (uint32_t)at_dec_varint(&d);
+        if (!f->id) {
+            f->name = at_dec_str(&d);
+            uint64_t v = at_dec_varint(&d);
+            if (f->name.n == 0 || f->name.n > AT_RULE_NAME_MAX || v == 0 || v > UINT32_MAX)
+                return AT_ECORRUPT;
+            f->version = (uint32_t)v;
+        }
+        f->at = base + at_dec_zigzag(&d);
     }
     s->nfired = (uint32_t)nf;
     return d.bad ? AT_ECORRUPT : (int)(d.p - data);
@@ -273,14 +288,19 @@ void at_rstate_render(const at_ruleset_t *rs, const at_rstate_t *s, at_buf_t *ou
     }
     AT_ASSERT(at_buf_puts(out, "],\"triggers\":[") == 0);
     for (uint32_t i = 0; i < s->nfired; i++) {
-        const at_rule_t *r = at_ruleset_by_id(rs, s->fired[i].id);
+        const at_rfired_t *f = &s->fired[i];
+        const at_rule_t *r = f->id ? at_ruleset_by_id(rs, f->id) : NULL;
         AT_ASSERT(at_buf_puts(out, i ? ",{\"name\":" : "{\"name\":") == 0);
         if (r)
             AT_ASSERT(at_buf_json_str(out, r->name, strlen(r->name)) == 0);
-        else
+        else if (!f->id)
+            AT_ASSERT(at_buf_json_str(out, f->name.s, f->name.n) == 0);
+        else /* an id that no set ever named here: nothing to say */
             AT_ASSERT(at_buf_puts(out, "null") == 0);
+        if (r || !f->id)
+            AT_ASSERT(at_buf_printf(out, ",\"version\":%u", r ? r->version : f->version) >= 0);
         AT_ASSERT(at_buf_puts(out, ",\"at\":") == 0);
-        at_rstate__time(out, s->fired[i].at);
+        at_rstate__time(out, f->at);
         if (r && r->action) {
             AT_ASSERT(at_buf_puts(out, ",\"action\":") == 0);
             AT_ASSERT(at_buf_append(out, r->action, r->action_len) == 0);
@@ -355,6 +375,9 @@ void at_rstate_merge(const at_ruleset_t *rs, at_rstate_t *dst, const at_rstate_t
             b >= src->nfired || (a < dst->nfired && dst->fired[a].at >= src->fired[b].at);
         all[n++] = take_dst ? dst->fired[a++] : src->fired[b++];
     }
+    for (uint32_t i = 0; i < n; i++) /* names of src's fires live with src */
+        if (!all[i].id && all[i].name.n)
+            all[i].name.s = at_arena_strndup(dst->arena, all[i].name.s, all[i].name.n);
     memcpy(dst->fired, all, n * sizeof all[0]);
     dst->nfired = n;
     dst->degraded += src->degraded;

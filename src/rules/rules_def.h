@@ -190,8 +190,13 @@ typedef struct at_rrule {
     int64_t *early_at;  /* their instants, oldest first (arena) */
 } at_rrule_t;
 
+/* A trigger fire in the profile's recent fires. One of a version that is
+ * no longer in force (gone at a control record, see at_rules_migrate)
+ * keeps that version's name and number instead of its id. */
 typedef struct at_rfired {
-    uint32_t id;
+    uint32_t id;      /* the version's id; 0: not in force any more */
+    uint32_t version; /* id 0: the version that fired */
+    at_pstr_t name;   /* id 0: its name */
     int64_t at;
 } at_rfired_t;
 
@@ -213,7 +218,9 @@ void at_rstate_encode(const at_rstate_t *s, at_buf_t *out);
 /* Whether the user is an announced member of segment name (any version
  * acting for the user). */
 bool at_rstate_in_segment(const at_ruleset_t *rs, const at_rstate_t *s, const char *name, size_t n);
-/* Appends "segments":[...],"triggers":[...] (the profile's view). */
+/* Appends "segments":[...],"triggers":[...] (the profile's view): a fire
+ * as {"name","version","at"[,"action"]}, the action while the version that
+ * fired is in force. */
 void at_rstate_render(const at_ruleset_t *rs, const at_rstate_t *s, at_buf_t *out);
 /* Merges src (an anonymous user's state, handed off) into dst: window
  * entries interleave by time, groups join, armed triggers stay armed with
@@ -305,7 +312,8 @@ int64_t at_rules_deadline(const at_ruleset_t *rs, const at_rstate_t *s, const at
  * "deleted"); a new version takes over the previous version's window
  * state when its filter, group_by, window kind and aggregate field are the
  * same, and starts empty otherwise (members exit, reason "changed"); every
- * acting segment is then evaluated at t. */
+ * acting segment is then evaluated at t. Recent fires of versions that are
+ * gone keep their name and version. */
 void at_rules_migrate(const at_ruleset_t *from, const at_ruleset_t *to, at_rstate_t *s,
                       const at_rule_host_t *h, int64_t t, at_rule_emit_fn emit, void *ud);
 /* The user stops being a member of everything at t (announced exits with

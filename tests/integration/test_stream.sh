@@ -128,6 +128,19 @@ check "cart_abandoned fired for the user who did not buy (ticks moved the waterm
 check "with its action" jq_eq 'j["triggers"][0]["action"]' '{"offer": "DISCOUNT10"}'
 req GET /v1/users/u:3
 check "not for the one who bought" jq_eq 'len(j["triggers"])' 0
+# a new version of a trigger: the earlier fire keeps its name and version
+req PUT /v1/triggers/cart_seen -d '{"on":"type == \"add_to_cart\"","action":{"offer":"A"}}'
+check "a plain trigger" jq_eq 'j["version"]' 1
+req POST /v1/events -d '{"type":"add_to_cart","user_id":"5","item_id":"5"}'
+req PUT /v1/triggers/cart_seen -d '{"on":"type == \"add_to_cart\"","action":{"offer":"B"}}'
+check "a new version of the trigger" jq_eq 'j["version"]' 2
+ok=""
+for i in $(seq 50); do
+    req GET /v1/users/u:5
+    if jq_eq '[[t.get("name"), t.get("version"), "action" in t] for t in j["triggers"]]' '[["cart_seen", 1, false]]' 2>/dev/null; then ok=1; break; fi
+    at_sleep_ms 100
+done
+check "the fire of version 1 keeps its name and version (its action went with it)" test -n "$ok"
 ok=""
 for i in $(seq 50); do
     req GET /v1/users/u:3
@@ -172,7 +185,7 @@ ids = [o["id"] for o in outs]
 assert len(ids) == len(set(ids)), "an output id appears twice"
 hi = [o for o in outs if o["type"] == "segment_enter" and o.get("segment") == "high_intent" and o["user"] == "u:1"]
 assert len(hi) == 1 and hi[0]["early"] and hi[0]["group"] == "987", hi
-fires = [o for o in outs if o["type"] == "trigger"]
+fires = [o for o in outs if o["type"] == "trigger" and o["trigger"] == "cart_abandoned"]
 assert [f["user"] for f in fires] == ["u:2"], fires
 assert fires[0]["action"] == {"offer": "DISCOUNT10"}
 PY
@@ -184,6 +197,8 @@ check "state survives a restart" jq_eq 'j["counters"]["view_item"]' 4
 check "so do memberships" jq_eq 'sorted(s["name"] for s in j["segments"])' '["high_intent", "needs_two", "two_views"]'
 req GET /v1/segments/two_views
 check "and API rules" jq_eq 'j["version"]' 2
+req GET /v1/users/u:5
+check "and a fire of an earlier version" jq_eq '[[t.get("name"), t.get("version")] for t in j["triggers"]]' '[["cart_seen", 1]]'
 req PUT /v1/segments/again -d '{"when":"profile.counters.view_item >= 100"}'
 check "after a restart a deleted name's versions still continue" jq_eq 'j["version"]' 3
 check "and its id was never given out before" test "$(jget 'j["id"]')" -gt "$again_id"

@@ -16,6 +16,15 @@
  *   tick TIME                    a tick raising the watermark's trusted time to TIME
  *   expect LINE                  the next output must be LINE
  *   expect-none                  no output may be left unmatched here
+ *   expect-segments KEY [S@V..]  the user's profile lists exactly these
+ *                                memberships (segment name @ version), in
+ *                                its order; none when the list is empty
+ *   expect-fires KEY [T@V..]     the user's recent fires, newest first,
+ *                                each followed by its action's JSON when
+ *                                it has one (a name null: "null"; without
+ *                                a version: "T" alone)
+ *   expect-members SEG [KEY..]   the segment's member list, sorted
+ *   expect-count SEG@V N         the member count of that version
  *   digest                       (for the harness: record the digest)
  *
  * TIME is a duration after the base instant 2026-04-27T00:00:00Z ("90s",
@@ -390,6 +399,119 @@ static inline int golden_event(golden_t *g, const char *key, int64_t ts, const c
     at_buf_deinit(&b);
     at_arena_deinit(&a);
     return 0;
+}
+
+/* The user's "segments" or "triggers" (what) as "NAME@VERSION" words
+ * separated by spaces into out (owned by the caller, at least 4096 bytes),
+ * following an alias. Returns 0, or -1 with g->err set. */
+static inline int golden_user_list(golden_t *g, const char *key, const char *what, char *out,
+                                   size_t cap)
+{
+    out[0] = '\0';
+    int p = at_partition_of(key, strlen(key), g->partitions);
+    at_pstr_t target;
+    char tk[512];
+    if (at_proc_alias(g->pr[p], key, strlen(key), &target)) {
+        snprintf(tk, sizeof tk, "%.*s", (int)target.n, target.s);
+        key = tk;
+        p = at_partition_of(key, strlen(key), g->partitions);
+    }
+    at_buf_t b;
+    at_buf_init(&b, 0);
+    int rc = at_proc_render_user(g->pr[p], key, strlen(key), AT_PROC_R_SEGMENTS, &b);
+    if (rc == AT_ENOTFOUND) {
+        at_buf_deinit(&b);
+        return 0; /* no state: in nothing, fired nothing */
+    }
+    at_arena_t a;
+    at_arena_init(&a, 0);
+    at_json_t *v = NULL;
+    at_error_t e;
+    const at_json_t *list = NULL;
+    if (rc == 0 && at_json_parse_all(b.data, b.len, &a, 32, &v, &e) == 0)
+        list = at_json_get(v, what, strlen(what));
+    if (!list || list->type != AT_JSON_ARRAY) {
+        snprintf(g->err, sizeof g->err, "bad user answer: %.*s", (int)AT_MIN(b.len, 300u), b.data);
+        rc = -1;
+    }
+    size_t n = 0;
+    for (const at_json_t *x = list ? list->child : NULL; x && rc == 0; x = x->next) {
+        const at_json_t *nm = at_json_get(x, "name", 4), *ver = at_json_get(x, "version", 7);
+        int64_t vv = 0;
+        n += (size_t)snprintf(out + n, cap - n, "%s", n ? " " : "");
+        if (nm && nm->type == AT_JSON_STRING)
+            n += (size_t)snprintf(out + n, cap - n, "%.*s", (int)nm->len, nm->s);
+        else
+            n += (size_t)snprintf(out + n, cap - n, "null");
+        if (ver && at_json_i64(ver, &vv) == 0)
+            n += (size_t)snprintf(out + n, cap - n, "@%lld", (long long)vv);
+        const at_json_t *act = at_json_get(x, "action", 6);
+        if (act && n < cap)
+            n += (size_t)snprintf(out + n, cap - n, "%.*s", (int)(act->end - act->off),
+                                  b.data + act->off);
+        if (n >= cap)
+            break;
+    }
+    at_arena_deinit(&a);
+    at_buf_deinit(&b);
+    return rc;
+}
+
+static inline int golden_cmp_words(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The members of segment name over every partition, sorted, as words
+ * separated by spaces into out (at least 4096 bytes). */
+static inline void golden_members(golden_t *g, const char *name, char *out, size_t cap)
+{
+    at_buf_t b;
+    at_buf_init(&b, 0);
+    at_buf_putc(&b, '[');
+    bool first = true;
+    for (int p = 0; p < g->partitions; p++) {
+        uint32_t cursor = 0;
+        bool more = false;
+        if (at_proc_members_page(g->pr[p], name, strlen(name), &cursor, 1 << 20, first, &b, &more))
+            first = false;
+    }
+    at_buf_putc(&b, ']');
+    at_arena_t a;
+    at_arena_init(&a, 0);
+    at_json_t *v = NULL;
+    at_error_t e;
+    char *words[1024];
+    size_t nw = 0;
+    assert_int_equal(at_json_parse_all(b.data, b.len, &a, 8, &v, &e), 0);
+    for (const at_json_t *x = v->child; x && nw < 1024; x = x->next)
+        words[nw++] = strndup(x->s, x->len);
+    qsort(words, nw, sizeof *words, golden_cmp_words);
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < nw; i++) {
+        if (n < cap)
+            n += (size_t)snprintf(out + n, cap - n, "%s%s", i ? " " : "", words[i]);
+        free(words[i]);
+    }
+    at_arena_deinit(&a);
+    at_buf_deinit(&b);
+}
+
+/* The member count of version `version` of segment name, over every
+ * partition; -1 when the set has no such version. */
+static inline int64_t golden_count(golden_t *g, const char *name, uint32_t version)
+{
+    for (size_t i = 0; i < g->rs->n; i++) {
+        const at_rule_t *r = g->rs->rules[i];
+        if (r->kind != AT_RULE_SEGMENT || strcmp(r->name, name) != 0 || r->version != version)
+            continue;
+        int64_t n = 0;
+        for (int p = 0; p < g->partitions; p++)
+            n += at_proc_members(g->pr[p], r->id);
+        return n;
+    }
+    return -1;
 }
 
 static inline void golden_tick(golden_t *g, int64_t t)

@@ -119,6 +119,40 @@ static int run_script(const char *path, char *why, size_t whylen)
                          g.out[g.matched]);
                 rc = -1;
             }
+        } else if (!strcmp(cmd, "expect-segments") || !strcmp(cmd, "expect-fires")) {
+            golden_run(&g);
+            char *key = word(&s), got[4096];
+            const char *want = trim(s);
+            if (golden_user_list(&g, key, cmd[7] == 's' ? "segments" : "triggers", got,
+                                 sizeof got) < 0) {
+                snprintf(why, whylen, "%s:%d: %s", path, lineno, g.err);
+                rc = -1;
+            } else if (strcmp(got, want) != 0) {
+                snprintf(why, whylen, "%s:%d: %s of %s: expected '%s'\n                got '%s'",
+                         path, lineno, cmd + 7, key, want, got);
+                rc = -1;
+            }
+        } else if (!strcmp(cmd, "expect-members")) {
+            golden_run(&g);
+            char *name = word(&s), got[4096];
+            const char *want = trim(s);
+            golden_members(&g, name, got, sizeof got);
+            if (strcmp(got, want) != 0) {
+                snprintf(why, whylen,
+                         "%s:%d: members of %s: expected '%s'\n                got '%s'", path,
+                         lineno, name, want, got);
+                rc = -1;
+            }
+        } else if (!strcmp(cmd, "expect-count")) {
+            golden_run(&g);
+            char *rule = word(&s), *at = strchr(rule, '@');
+            long long want = atoll(trim(s));
+            int64_t got = at ? (*at = '\0', golden_count(&g, rule, (uint32_t)atoi(at + 1))) : -1;
+            if (got != want) {
+                snprintf(why, whylen, "%s:%d: member count of %s@%s: expected %lld, got %lld", path,
+                         lineno, rule, at ? at + 1 : "?", want, (long long)got);
+                rc = -1;
+            }
         } else {
             snprintf(why, whylen, "%s:%d: unknown command '%s'", path, lineno, cmd);
             rc = -1;
