@@ -426,6 +426,25 @@ static void at_proc__refill(at_proc_t *pr, const at_rec_t *rec)
     }
 }
 
+/* Member counts being counted again (at a control record). */
+typedef struct at_proc_recount {
+    at_member_count_t *v;
+    size_t n;
+} at_proc_recount_t;
+
+static void at_proc__count_one(void *ud, uint32_t id)
+{
+    at_proc_recount_t *c = ud;
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->v[i].id == id) {
+            c->v[i].n++;
+            return;
+        }
+    }
+    c->v = at_xrealloc(c->v, (c->n + 1) * sizeof *c->v);
+    c->v[c->n++] = (at_member_count_t){id, 1};
+}
+
 static void at_proc__control(at_proc_t *pr, const at_rec_t *rec)
 {
     at_ruleset_t *next = NULL;
@@ -440,6 +459,9 @@ static void at_proc__control(at_proc_t *pr, const at_rec_t *rec)
     at_proc__prepare_fields(pr);
     int64_t t = at_wm_get(&pr->wm);
     uint32_t pos = 0, slot;
+    /* member counts are counted again: a version that takes over the state
+     * of another takes its members along without a transition */
+    at_proc_recount_t cnt = {NULL, 0};
     while (t != AT_WM_NONE && (slot = at_keyed_next(pr->users, &pos)) != AT_KEYED_NONE) {
         at_user_t u;
         at_proc__load(pr, slot, &u);
@@ -448,8 +470,14 @@ static void at_proc__control(at_proc_t *pr, const at_rec_t *rec)
         at_host_t h;
         at_proc__host(pr, &h, &u, NULL, t, t, t);
         at_rules_migrate(prev, next, &u.rst, &h.rh, t, at_proc__emit, &h);
+        at_rstate_memberships(next, &u.rst, h.rh.key, h.rh.key_len, at_proc__count_one, &cnt);
         at_proc__store_at(pr, &u, t);
         at_arena_reset(&pr->arena);
+    }
+    if (t != AT_WM_NONE) {
+        free(pr->members);
+        pr->members = cnt.v;
+        pr->nmembers = cnt.n;
     }
     /* pending events: their views and facts were made under the old set */
     size_t ppos = 0;

@@ -526,7 +526,7 @@ int at_proc_render_user(at_proc_t *pr, const char *key, size_t n, unsigned what,
         at_profile_render(&u.prof, &pr->cfg.profile, at_wm_get(&pr->wm), out);
     }
     AT_ASSERT(at_buf_putc(out, ',') == 0);
-    at_rstate_render(pr->rs, &u.rst, out);
+    at_rstate_render(pr->rs, &u.rst, key, n, out);
     AT_ASSERT(at_buf_printf(out, ",\"pending_events\":%zu,\"partition\":%d", npend, pr->p) >= 0);
     if (what & AT_PROC_R_EXPORT) {
         AT_ASSERT(at_buf_puts(out, ",\"pending\":[") == 0);
@@ -551,7 +551,9 @@ size_t at_proc_members_page(at_proc_t *pr, const char *name, size_t n, uint32_t 
     while ((slot = at_keyed_next(pr->users, cursor)) != AT_KEYED_NONE) {
         at_user_t u;
         at_proc__load(pr, slot, &u);
-        bool in = !u.alias && at_rstate_in_segment(pr->rs, &u.rst, name, n);
+        size_t kl;
+        const char *k = at_keyed_key(pr->users, slot, &kl);
+        bool in = !u.alias && at_rstate_in_segment(pr->rs, &u.rst, k, kl, name, n);
         at_arena_reset(&pr->arena);
         if (!in)
             continue;
@@ -560,8 +562,6 @@ size_t at_proc_members_page(at_proc_t *pr, const char *name, size_t n, uint32_t 
             *more = true;
             break;
         }
-        size_t kl;
-        const char *k = at_keyed_key(pr->users, slot, &kl);
         if (got || !first)
             AT_ASSERT(at_buf_putc(out, ',') == 0);
         AT_ASSERT(at_buf_json_str(out, k, kl) == 0);

@@ -880,9 +880,47 @@ static bool at_reval__same_text(const at_expr_t *a, const at_expr_t *b, const ch
     }
 }
 
-/* Whether new version b can take over a's window state. */
-static bool at_reval__compatible(const at_ruleset_t *from, const at_rule_t *a,
-                                 const at_ruleset_t *to, const at_rule_t *b)
+/* Whether a comparison of a sum with cmp/k holds for every sum for which
+ * cmp0/k0 holds (both > or >=). */
+static bool at_reval__sum_implies(int cmp0, double k0, int cmp, double k)
+{
+    return k < k0 || (k == k0 && (cmp == AT_CMP_GE || cmp0 == AT_CMP_GT));
+}
+
+/* Whether what a kept of the user's window entries (at_rules__prune: it
+ * drops what its own having clause can no longer need) is all that b
+ * needs. c: a's set, at the instant of the change; rr: the user's state
+ * of a, brought to that instant. */
+static bool at_reval__kept_enough(const at_reval_t *c, const at_rule_t *a, const at_rule_t *b,
+                                  at_rrule_t *rr)
+{
+    int agg = a->having.agg;
+    if ((agg == AT_AGG_COUNT || agg == AT_AGG_DISTINCT) && a->keep &&
+        (!b->keep || b->keep > a->keep)) {
+        /* b needs more of the newest entries than a kept. While an entry a
+         * dropped is still in the window, a holds at least keep newer
+         * ones; so a group holding fewer lost nothing its window has */
+        for (uint32_t j = 0; j < rr->ng; j++) {
+            at_reval__expire(c, a, &rr->g[j], c->now);
+            if (rr->g[j].n >= a->keep)
+                return false;
+        }
+        return true;
+    }
+    if (agg == AT_AGG_SUM && (a->having.cmp == AT_CMP_GT || a->having.cmp == AT_CMP_GE))
+        /* a kept the newest entries whose sum passes its threshold: enough
+         * for a comparison that every such sum passes */
+        return (b->having.cmp == AT_CMP_GT || b->having.cmp == AT_CMP_GE) &&
+               at_reval__sum_implies(a->having.cmp, a->having.threshold, b->having.cmp,
+                                     b->having.threshold);
+    return true; /* avg keeps everything; min and max drop only what a newer value dominates */
+}
+
+/* Whether version b can take over the user's state rr of version a: it
+ * reads the same events, and what a kept is enough for it. fa, fb: the
+ * sets of a and b; c: a's set at the instant of the change. */
+static bool at_reval__compatible(const at_reval_t *c, const at_ruleset_t *fa, const at_rule_t *a,
+                                 const at_ruleset_t *fb, const at_rule_t *b, at_rrule_t *rr)
 {
     if (a->kind != b->kind)
         return false;
@@ -895,16 +933,19 @@ static bool at_reval__compatible(const at_ruleset_t *from, const at_rule_t *a,
     if (!at_reval__same_text(a->filter, b->filter, a->def, b->def, "filter") ||
         !at_reval__same_text(a->group, b->group, a->def, b->def, "group_by"))
         return false;
-    if (a->has_having) {
-        if (a->having.agg != b->having.agg)
-            return false;
-        if (a->having.agg != AT_AGG_COUNT &&
-            strcmp(from->fields[a->having.slot], to->fields[b->having.slot]) != 0)
-            return false;
-        if (a->win == AT_WIN_TUMBLING && a->win_ms != b->win_ms)
-            return false;
-    }
-    return true;
+    if (!a->has_having)
+        return true;
+    if (a->having.agg != b->having.agg)
+        return false;
+    if (a->having.agg != AT_AGG_COUNT &&
+        strcmp(fa->fields[a->having.slot], fb->fields[b->having.slot]) != 0)
+        return false;
+    if (a->win == AT_WIN_TUMBLING && a->win_ms != b->win_ms)
+        return false;
+    /* a longer sliding window would need the entries that left a's */
+    if (a->win == AT_WIN_SLIDING && b->win_ms > a->win_ms)
+        return false;
+    return at_reval__kept_enough(c, a, b, rr);
 }
 
 static void at_reval__exit_all(const at_reval_t *c, const at_rule_t *r, at_rrule_t *rr,
@@ -921,37 +962,71 @@ static void at_reval__exit_all(const at_reval_t *c, const at_rule_t *r, at_rrule
     }
 }
 
+/* The version of r's name that the user's state of r goes to when r stops
+ * being evaluated for the user: of the same kind and name in `to`,
+ * evaluated for the user, of the same class (the acting version's state
+ * goes to the version acting now, a shadow's to a shadow: a shadow's
+ * memberships were never announced) and without state of its own yet
+ * (out[0..n) holds the states placed so far). */
+static const at_rule_t *at_reval__heir(const at_reval_t *now, const at_rule_t *r,
+                                       const at_rrule_t *out, uint32_t n)
+{
+    const at_ruleset_t *to = now->rs;
+    for (size_t j = 0; j < to->n; j++) {
+        const at_rule_t *x = to->rules[j];
+        if (x->id == r->id || x->kind != r->kind || strcmp(x->name, r->name) != 0 ||
+            (x->mode == AT_RULE_SHADOW) != (r->mode == AT_RULE_SHADOW) ||
+            !at_reval__evaluated_for(now, x))
+            continue;
+        for (uint32_t k = 0; k < n; k++)
+            if (out[k].id == x->id)
+                return NULL;
+        return x;
+    }
+    return NULL;
+}
+
 void at_rules_migrate(const at_ruleset_t *from, const at_ruleset_t *to, at_rstate_t *s,
                       const at_rule_host_t *h, int64_t t, at_rule_emit_fn emit, void *ud)
 {
     at_reval_t old = {from, s, h, t, emit, ud};
     at_reval_t now = {to, s, h, t, emit, ud};
+    /* The user keeps state only of the versions evaluated for it. First
+     * the states that stay: versions still evaluated for the user (and
+     * states of rules unknown to both sets, kept as they are) */
+    at_rrule_t *out = at_arena_alloc(s->arena, (s->nr + 1) * sizeof *out);
     uint32_t k = 0;
     for (uint32_t i = 0; i < s->nr; i++) {
+        const at_rule_t *c = at_ruleset_by_id(to, s->r[i].id);
+        if ((c && at_reval__evaluated_for(&now, c)) || (!c && !at_ruleset_by_id(from, s->r[i].id)))
+            out[k++] = s->r[i];
+    }
+    /* then the states of versions gone, or no longer evaluated for the
+     * user (a rollout took the user, or gave it back): the version that is
+     * evaluated for the user now takes the state over when it reads the
+     * same events, or the memberships end (changed, or deleted when the
+     * name is gone) and the state goes */
+    for (uint32_t i = 0; i < s->nr; i++) {
         at_rrule_t rr = s->r[i];
-        const at_rule_t *a = at_ruleset_by_id(from, rr.id);
-        if (at_ruleset_by_id(to, rr.id) || !a) {
-            s->r[k++] = rr; /* unchanged (or unknown to both: kept as it is) */
+        const at_rule_t *a = at_ruleset_by_id(from, rr.id), *c = at_ruleset_by_id(to, rr.id);
+        if ((c && at_reval__evaluated_for(&now, c)) || (!c && !a))
             continue;
-        }
-        /* the same name in the new set, acting for this user */
-        const at_rule_t *b = NULL;
-        for (size_t j = 0; j < to->n; j++) {
-            const at_rule_t *x = to->rules[j];
-            if (x->kind == a->kind && !strcmp(x->name, a->name) &&
-                at_reval__evaluated_for(&now, x) && !at_reval__find_state(s, x->id))
-                b = x;
-        }
-        if (b && at_reval__compatible(from, a, to, b)) {
+        const at_rule_t *r = a ? a : c; /* as the set the user was evaluated under knew it */
+        const at_reval_t *rc = a ? &old : &now;
+        const at_rule_t *b = at_reval__heir(&now, r, out, k);
+        if (b && at_reval__compatible(rc, rc->rs, r, to, b, &rr)) {
             rr.id = b->id;
             for (uint32_t j = 0; j < rr.ng; j++)
                 rr.g[j].early = AT_RULE_NONE;
-            s->r[k++] = rr;
+            out[k++] = rr;
             continue;
         }
-        if (a->kind == AT_RULE_SEGMENT && at_reval__evaluated_for(&old, a))
-            at_reval__exit_all(&old, a, &rr, b ? "changed" : "deleted");
+        if (r->kind == AT_RULE_SEGMENT) {
+            bool named = at_ruleset_find(to, r->kind, r->name, strlen(r->name)) != NULL;
+            at_reval__exit_all(rc, r, &rr, named ? "changed" : "deleted");
+        }
     }
+    s->r = out;
     s->nr = k;
     /* recent fires of versions that are gone: by name and version */
     for (uint32_t i = 0; i < s->nfired; i++) {

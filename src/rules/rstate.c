@@ -231,17 +231,29 @@ static bool at_rrule__member(const at_rrule_t *r)
     return false;
 }
 
-bool at_rstate_in_segment(const at_ruleset_t *rs, const at_rstate_t *s, const char *name, size_t n)
+bool at_rstate_in_segment(const at_ruleset_t *rs, const at_rstate_t *s, const char *key,
+                          size_t klen, const char *name, size_t n)
 {
-    /* the caller's key decides which version acts; without it, any acting
-     * version's announced membership counts (shadow ones never do) */
+    /* only the version acting for the user counts: a rollout's share, the
+     * active version for the others; shadow versions never */
     for (size_t i = 0; i < rs->n; i++) {
         const at_rule_t *r = rs->rules[i];
-        if (r->kind == AT_RULE_SEGMENT && r->mode == AT_RULE_ACTIVE && strlen(r->name) == n &&
-            memcmp(r->name, name, n) == 0 && at_rrule__member(at_rstate__get(s, r->id)))
+        if (r->kind == AT_RULE_SEGMENT && strlen(r->name) == n && memcmp(r->name, name, n) == 0 &&
+            at_rule_acts_for(rs, r, key, klen) && at_rrule__member(at_rstate__get(s, r->id)))
             return true;
     }
     return false;
+}
+
+void at_rstate_memberships(const at_ruleset_t *rs, const at_rstate_t *s, const char *key,
+                           size_t klen, void (*fn)(void *ud, uint32_t id), void *ud)
+{
+    for (uint32_t i = 0; i < s->nr; i++) {
+        const at_rule_t *r = at_ruleset_by_id(rs, s->r[i].id);
+        if (r && r->kind == AT_RULE_SEGMENT && at_rrule__member(&s->r[i]) &&
+            at_rule_acts_for(rs, r, key, klen))
+            fn(ud, r->id);
+    }
 }
 
 static void at_rstate__time(at_buf_t *out, int64_t ms)
@@ -251,14 +263,16 @@ static void at_rstate__time(at_buf_t *out, int64_t ms)
     AT_ASSERT(at_buf_printf(out, "\"%s\"", t) >= 0);
 }
 
-void at_rstate_render(const at_ruleset_t *rs, const at_rstate_t *s, at_buf_t *out)
+void at_rstate_render(const at_ruleset_t *rs, const at_rstate_t *s, const char *key, size_t klen,
+                      at_buf_t *out)
 {
     AT_ASSERT(at_buf_puts(out, "\"segments\":[") == 0);
     bool first = true;
     for (size_t i = 0; i < rs->n; i++) {
         const at_rule_t *r = rs->rules[i];
         const at_rrule_t *rr = at_rstate__get(s, r->id);
-        if (r->kind != AT_RULE_SEGMENT || r->mode == AT_RULE_SHADOW || !at_rrule__member(rr))
+        if (r->kind != AT_RULE_SEGMENT || !at_rrule__member(rr) ||
+            !at_rule_acts_for(rs, r, key, klen))
             continue;
         int64_t since = INT64_MAX;
         for (uint32_t j = 0; j < rr->ng; j++)

@@ -215,13 +215,20 @@ void at_rstate_init(at_rstate_t *s, at_arena_t *arena);
  * bytes consumed or AT_ECORRUPT. */
 int at_rstate_decode(at_rstate_t *s, const uint8_t *data, size_t n, at_arena_t *arena);
 void at_rstate_encode(const at_rstate_t *s, at_buf_t *out);
-/* Whether the user is an announced member of segment name (any version
- * acting for the user). */
-bool at_rstate_in_segment(const at_ruleset_t *rs, const at_rstate_t *s, const char *name, size_t n);
-/* Appends "segments":[...],"triggers":[...] (the profile's view): a fire
- * as {"name","version","at"[,"action"]}, the action while the version that
+/* Whether user key (s its state) is an announced member of segment name
+ * under the version acting for it (at_rule_acts_for). */
+bool at_rstate_in_segment(const at_ruleset_t *rs, const at_rstate_t *s, const char *key,
+                          size_t klen, const char *name, size_t n);
+/* Calls fn with the id of every segment version acting for user key of
+ * which it is an announced member (what member counts count). */
+void at_rstate_memberships(const at_ruleset_t *rs, const at_rstate_t *s, const char *key,
+                           size_t klen, void (*fn)(void *ud, uint32_t id), void *ud);
+/* Appends "segments":[...],"triggers":[...] (the profile's view of user
+ * key): memberships of the versions acting for it; a fire as
+ * {"name","version","at"[,"action"]}, the action while the version that
  * fired is in force. */
-void at_rstate_render(const at_ruleset_t *rs, const at_rstate_t *s, at_buf_t *out);
+void at_rstate_render(const at_ruleset_t *rs, const at_rstate_t *s, const char *key, size_t klen,
+                      at_buf_t *out);
 /* Merges src (an anonymous user's state, handed off) into dst: window
  * entries interleave by time, groups join, armed triggers stay armed with
  * the later deadline. Memberships are re-evaluated by the next event or
@@ -307,13 +314,19 @@ void at_rules_on_time(const at_ruleset_t *rs, at_rstate_t *s, const at_rule_host
  * ends (AT_RULE_NONE if none). */
 int64_t at_rules_deadline(const at_ruleset_t *rs, const at_rstate_t *s, const at_tz_t *tz,
                           int64_t after, int64_t session_end);
-/* The set changed from `from` to `to` (a control record) at instant t:
- * state of rules that are gone is dropped (members exit, reason
- * "deleted"); a new version takes over the previous version's window
- * state when its filter, group_by, window kind and aggregate field are the
- * same, and starts empty otherwise (members exit, reason "changed"); every
- * acting segment is then evaluated at t. Recent fires of versions that are
- * gone keep their name and version. */
+/* The set changed from `from` to `to` (a control record) at instant t.
+ * The user keeps state only of the versions evaluated for it (acting for
+ * it, or shadow): the state of a version that is gone or no longer acts
+ * for the user (a rollout took the user, or gave it back) goes to the
+ * version of the name acting for it now (a shadow's to a shadow) when
+ * that one reads the same events (filter, group_by, window kind and
+ * aggregate field, a sliding window no longer, and enough entries kept:
+ * docs/rules.md "What a new or changed rule sees"); otherwise its members
+ * exit (reason "changed", or "deleted" when the name is gone) and the
+ * state goes. Every segment evaluated for the user is then evaluated at
+ * t. Recent fires of versions that are gone keep their name and version.
+ * Member counts: recount with at_rstate_memberships afterwards (a state
+ * taken over moves memberships without a transition). */
 void at_rules_migrate(const at_ruleset_t *from, const at_ruleset_t *to, at_rstate_t *s,
                       const at_rule_host_t *h, int64_t t, at_rule_emit_fn emit, void *ud);
 /* The user stops being a member of everything at t (announced exits with

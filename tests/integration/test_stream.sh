@@ -114,6 +114,37 @@ again_id=$(jget 'j["id"]')
 req DELETE /v1/segments/again
 check "deleted again (the highest id in force is gone)" test "$STATUS" = 200
 
+# a rollout to 50% of "roll" takes u:r4 (not u:r1): with another filter it
+# cannot take the state over, so u:r4 leaves version 1, and the reads show
+# only the version acting for each user
+req PUT /v1/segments/roll -d '{"filter":"type == \"view_item\"","window":"1h","having":"count >= 1"}'
+req POST /v1/events -d '{"events":[{"type":"view_item","user_id":"r1","item_id":"1"},{"type":"view_item","user_id":"r4","item_id":"1"}]}'
+pos=$(printf '%s' "$BODY" | python3 -c 'import json,sys; print(",".join(json.load(sys.stdin)["positions"]))')
+req GET "/v1/users/u:r4?min_position=$pos"
+check "u:r4 is in roll" jq_eq '[[s["name"], s["version"]] for s in j["segments"]]' '[["roll", 1]]'
+req PUT /v1/segments/roll -d '{"rollout":"50%","filter":"type == \"page_view\"","window":"1h","having":"count >= 1"}'
+check "a candidate for half the users" jq_eq 'j["version"]' 2
+ok=""
+for i in $(seq 50); do
+    req GET /v1/users/u:r4
+    if jq_eq 'j["segments"]' '[]' 2>/dev/null; then ok=1; break; fi
+    at_sleep_ms 100
+done
+check "the user the rollout took left version 1" test -n "$ok"
+req GET /v1/users/u:r1
+check "the other stays in version 1" jq_eq '[[s["name"], s["version"]] for s in j["segments"]]' '[["roll", 1]]'
+req GET /v1/segments/roll/members
+check "members: only the one left" jq_eq 'j["members"]' '["u:r1"]'
+ok=""
+for i in $(seq 50); do
+    req GET /v1/segments/roll
+    if jq_eq '[[v["version"], v["members"]] for v in j["versions"]]' '[[1, 1], [2, 0]]' 2>/dev/null; then ok=1; break; fi
+    at_sleep_ms 100
+done
+check "member counts per version" test -n "$ok"
+req DELETE /v1/segments/roll
+check "roll deleted" test "$STATUS" = 200
+
 # --- the absence trigger fires after 2 s without a purchase
 req POST /v1/events -d '{"type":"add_to_cart","user_id":"2","item_id":"5"}'
 req POST /v1/events -d '{"type":"add_to_cart","user_id":"3","item_id":"5"}'
