@@ -160,15 +160,15 @@ check "with its action" jq_eq 'j["triggers"][0]["action"]' '{"offer": "DISCOUNT1
 req GET /v1/users/u:3
 check "not for the one who bought" jq_eq 'len(j["triggers"])' 0
 # a new version of a trigger: the earlier fire keeps its name and version
-req PUT /v1/triggers/cart_seen -d '{"on":"type == \"add_to_cart\"","action":{"offer":"A"}}'
+req PUT /v1/triggers/wished -d '{"on":"type == \"add_to_wishlist\"","action":{"offer":"A"}}'
 check "a plain trigger" jq_eq 'j["version"]' 1
-req POST /v1/events -d '{"type":"add_to_cart","user_id":"5","item_id":"5"}'
-req PUT /v1/triggers/cart_seen -d '{"on":"type == \"add_to_cart\"","action":{"offer":"B"}}'
+req POST /v1/events -d '{"type":"add_to_wishlist","user_id":"5","item_id":"5"}'
+req PUT /v1/triggers/wished -d '{"on":"type == \"add_to_wishlist\"","action":{"offer":"B"}}'
 check "a new version of the trigger" jq_eq 'j["version"]' 2
 ok=""
 for i in $(seq 50); do
     req GET /v1/users/u:5
-    if jq_eq '[[t.get("name"), t.get("version"), "action" in t] for t in j["triggers"]]' '[["cart_seen", 1, false]]' 2>/dev/null; then ok=1; break; fi
+    if jq_eq '[[t.get("name"), t.get("version"), "action" in t] for t in j["triggers"]]' '[["wished", 1, false]]' 2>/dev/null; then ok=1; break; fi
     at_sleep_ms 100
 done
 check "the fire of version 1 keeps its name and version (its action went with it)" test -n "$ok"
@@ -229,7 +229,7 @@ check "so do memberships" jq_eq 'sorted(s["name"] for s in j["segments"])' '["hi
 req GET /v1/segments/two_views
 check "and API rules" jq_eq 'j["version"]' 2
 req GET /v1/users/u:5
-check "and a fire of an earlier version" jq_eq '[[t.get("name"), t.get("version")] for t in j["triggers"]]' '[["cart_seen", 1]]'
+check "and a fire of an earlier version" jq_eq '[[t.get("name"), t.get("version")] for t in j["triggers"]]' '[["wished", 1]]'
 req PUT /v1/segments/again -d '{"when":"profile.counters.view_item >= 100"}'
 check "after a restart a deleted name's versions still continue" jq_eq 'j["version"]' 3
 check "and its id was never given out before" test "$(jget 'j["id"]')" -gt "$again_id"
