@@ -74,6 +74,10 @@ void at_json_set_arena(at_jparse_t *p, at_arena_t *arena);
 void at_json_ws(at_jparse_t *p);
 int at_json_value(at_jparse_t *p, at_json_t **out);
 int at_json_string(at_jparse_t *p, const char **s, uint32_t *n, uint8_t *esc);
+/* Decodes the body s[0..n) of a string that the parser accepted (between
+ * its quotes, escapes as sent) into d, which has room for the decoded
+ * length (at most n: exactly that many bytes are written); returns it. */
+size_t at_json_unescape(char *d, const char *s, size_t n);
 int at_json_fail(at_jparse_t *p, size_t pos, const char *msg);
 void at_json_where(const char *src, size_t pos, int *line, int *col);
 int at_json_error(const at_jparse_t *p, at_error_t *err, const char *what);

@@ -245,6 +245,12 @@ static size_t at_json__decode(char *d, const char *s, size_t n)
     return o;
 }
 
+/* See at_json.h. Thread: any. */
+size_t at_json_unescape(char *d, const char *s, size_t n)
+{
+    return at_json__decode(d, s, n);
+}
+
 /* Parses the string at p->pos (which is '"'). On success *s and *n give
  * its bytes (decoded when *esc) when building; returns 0 or AT_EPARSE. */
 int at_json_string(at_jparse_t *p, const char **s, uint32_t *n, uint8_t *esc)

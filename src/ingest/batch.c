@@ -22,6 +22,7 @@ typedef struct at_bparse {
     at_arena_t top; /* top-level members of the body */
     at_arena_t ev;  /* the current event's tree */
     int nevents;    /* events seen: accepted + rejected */
+    int rc;         /* a body error found by at_batch__line_scan */
 } at_bparse_t;
 
 /* Prepares b (caller storage) as an empty batch. Thread: any. */
@@ -61,6 +62,24 @@ static void at_batch__event_start(at_bparse_t *bp)
     p->build_limit = (size_t)bp->c.in->max_event_bytes;
 }
 
+/* The single pass (scan.c) over the event of an array at p->pos; false
+ * when it is left to the tree path (nothing changed but whitespace). */
+static bool at_batch__scan(at_bparse_t *bp)
+{
+    at_jparse_t *p = &bp->p;
+    const at_ingest_t *in = bp->c.in;
+    at_json_ws(p);
+    if (!in->scan || p->pos >= p->len || p->src[p->pos] != '{')
+        return false;
+    size_t max = (size_t)in->max_event_bytes;
+    size_t end = p->len - p->pos > max ? p->pos + max : p->len, after;
+    if (!at_ingest__scan(&bp->c, bp->nevents, p->src, p->pos, end, p->len, 0, &after))
+        return false;
+    bp->nevents++;
+    p->pos = after;
+    return true;
+}
+
 /* Parses the array of events at p->pos ('['), handing each to the event
  * code. Returns 0, AT_EPARSE (p has the error) or AT_ETOOBIG (err set). */
 static int at_batch__array(at_bparse_t *bp, at_error_t *err)
@@ -78,13 +97,15 @@ static int at_batch__array(at_bparse_t *bp, at_error_t *err)
     for (;;) {
         if (bp->nevents >= bp->c.in->max_batch_events)
             return at_batch__too_many(bp, err);
-        at_batch__event_start(bp);
-        size_t start = p->pos;
-        at_json_t *v;
-        int rc = at_json_value(p, &v);
-        if (rc < 0)
-            return rc;
-        at_ingest__event(&bp->c, bp->nevents++, v, p->src + start, p->pos - start);
+        if (!at_batch__scan(bp)) {
+            at_batch__event_start(bp);
+            size_t start = p->pos;
+            at_json_t *v;
+            int rc = at_json_value(p, &v);
+            if (rc < 0)
+                return rc;
+            at_ingest__event(&bp->c, bp->nevents++, v, p->src + start, p->pos - start);
+        }
         at_json_ws(p);
         if (p->pos >= p->len)
             return at_json_fail(p, p->pos, "unexpected end of input in array");
@@ -226,7 +247,7 @@ static int at_batch__json(at_bparse_t *bp, at_error_t *err)
 }
 
 /* One non-blank NDJSON line [a, z): an event, or a reject when it is not
- * JSON. */
+ * JSON. at_batch__line_scan has already tried the single pass on it. */
 static void at_batch__line(at_bparse_t *bp, size_t a, size_t z)
 {
     at_jparse_t *p = &bp->p;
@@ -262,6 +283,37 @@ static void at_batch__line(at_bparse_t *bp, size_t a, size_t z)
     at_ingest__reject(&bp->c, index, p->src + a, z - a, &e);
 }
 
+/* The line at *pos: blank, or one event that the single pass (scan.c)
+ * reads from its first byte to the end of the line without looking for
+ * that end first. True when it is done with the line (*pos past it);
+ * false when the line is left to at_batch__line (*pos unchanged), and
+ * also at a body error (err set, *pos at the end). */
+static bool at_batch__line_scan(at_bparse_t *bp, size_t *pos, at_error_t *err)
+{
+    const at_ingest_t *in = bp->c.in;
+    const char *s = bp->p.src;
+    size_t len = bp->p.len, a = *pos, after;
+    while (a < len && (s[a] == ' ' || s[a] == '\t' || s[a] == '\r'))
+        a++;
+    if (a == len || s[a] == '\n') { /* a blank line, not counted */
+        *pos = a == len ? len : a + 1;
+        return true;
+    }
+    if (!in->scan || s[a] != '{')
+        return false;
+    if (bp->nevents >= in->max_batch_events) {
+        bp->rc = at_batch__too_many(bp, err);
+        *pos = len;
+        return false;
+    }
+    size_t max = (size_t)in->max_event_bytes, end = len - a > max ? a + max : len;
+    if (!at_ingest__scan(&bp->c, bp->nevents, s, a, end, len, AT_SCAN_LINE, &after))
+        return false;
+    bp->nevents++;
+    *pos = after == len ? len : after + 1;
+    return true;
+}
+
 /* A body in the NDJSON form, from p->pos. Blank lines are skipped and do
  * not count as events. */
 static int at_batch__ndjson(at_bparse_t *bp, at_error_t *err)
@@ -270,6 +322,10 @@ static int at_batch__ndjson(at_bparse_t *bp, at_error_t *err)
     const char *s = p->src;
     size_t pos = p->pos, len = p->len;
     while (pos < len) {
+        if (at_batch__line_scan(bp, &pos, err))
+            continue;
+        if (bp->rc < 0)
+            return bp->rc;
         const char *nl = memchr(s + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - s) : len;
         size_t a = pos, z = end;
@@ -325,6 +381,8 @@ static void at_batch__setup(at_bparse_t *bp, at_ingest_t *in, const char *body, 
     bp->c.recv_ms = recv_ms;
     bp->c.partitions = partitions;
     bp->c.day = -1;
+    bp->c.parse_day = -1;
+    bp->c.dec_hi = -1;
     bp->c.recv_text_len = (size_t)snprintf(bp->c.recv_text, sizeof bp->c.recv_text,
                                            ",\"received_at\":%lld", (long long)recv_ms);
     at_arena_init(&bp->top, 16 << 10);

@@ -351,9 +351,9 @@ static int at_event__w_nested(at_evctx_t *c, const at_ev_t *ev, const at_json_t 
     return 0;
 }
 
-/* Writes ms (>= 0) as YYYY-MM-DDTHH:MM:SS.mmmZ. The date is formatted once
- * per day seen in the batch: events of a batch mostly share one. */
-static void at_event__w_time(at_evctx_t *c, int64_t ms)
+/* See ingest_int.h. The date is formatted once per day seen in the batch:
+ * events of a batch mostly share one. */
+void at_ingest__time_text(at_evctx_t *c, int64_t ms, char t[24])
 {
     const int64_t day_ms = 86400000;
     int64_t day = ms / day_ms, rem = ms % day_ms;
@@ -363,7 +363,6 @@ static void at_event__w_time(at_evctx_t *c, int64_t ms)
         memcpy(c->date, tmp, 10);
         c->day = day;
     }
-    char t[24];
     memcpy(t, c->date, 10);
     int v[4] = {(int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
                 (int)(rem % 1000)};
@@ -373,6 +372,12 @@ static void at_event__w_time(at_evctx_t *c, int64_t ms)
     t[17] = (char)('0' + v[2] / 10), t[18] = (char)('0' + v[2] % 10), t[19] = '.';
     t[20] = (char)('0' + v[3] / 100), t[21] = (char)('0' + v[3] / 10 % 10);
     t[22] = (char)('0' + v[3] % 10), t[23] = 'Z';
+}
+
+static void at_event__w_time(at_evctx_t *c, int64_t ms)
+{
+    char t[24];
+    at_ingest__time_text(c, ms, t);
     at_json_w_raw(&c->out, t, sizeof t);
 }
 
@@ -451,12 +456,20 @@ static char *at_event__key(at_arena_t *a, const at_ev_t *ev, uint32_t *len)
     return k;
 }
 
-static void at_event__accept(at_evctx_t *c, int index, const at_ev_t *ev)
+/* See ingest_int.h. */
+at_event_t *at_ingest__event_new(at_evctx_t *c)
 {
     at_batch_t *b = c->b;
     b->events = at_event__grow(&b->arena, b->events, b->nevents, &c->events_cap, sizeof *b->events);
     at_event_t *o = &b->events[b->nevents++];
     memset(o, 0, sizeof *o);
+    return o;
+}
+
+static void at_event__accept(at_evctx_t *c, int index, const at_ev_t *ev)
+{
+    at_batch_t *b = c->b;
+    at_event_t *o = at_ingest__event_new(c);
     o->index = index;
     o->key = at_event__key(&b->arena, ev, &o->key_len);
     o->partition = at_partition_of(o->key, o->key_len, c->partitions);

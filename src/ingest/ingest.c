@@ -46,17 +46,6 @@ static const struct {
     {"write_key", AT_TOP_WRITE_KEY}, {"sentAt", AT_TOP_SENT_AT},
 };
 
-/* Cheap on purpose: it runs for every top-level member of every event,
- * and a collision costs one more probe. */
-static unsigned at_ingest__top_hash(const char *s, size_t n)
-{
-    if (n == 0)
-        return 0;
-    unsigned h =
-        (unsigned)n * 131u + (uint8_t)s[0] * 31u + (uint8_t)s[n - 1] * 7u + (uint8_t)s[n / 2];
-    return (h ^ (h >> 8)) & 255u;
-}
-
 /* Index into in->top of the top-level name s[0..n), or -1. Thread: any. */
 int at_ingest__top_find(const at_ingest_t *in, const char *s, size_t n)
 {
@@ -106,7 +95,7 @@ static int at_ingest__add_source(at_ingest_t *in, int f, const char *path, at_er
     size_t n = strlen(path), nsegs = 1;
     for (size_t i = 0; i < n; i++)
         nsegs += path[i] == '.';
-    at_source_t src = {.text = at_xstrdup(path), .nsegs = nsegs};
+    at_source_t src = {.text = at_xstrdup(path), .nsegs = nsegs, .slot = -1};
     src.segs = at_xcalloc(nsegs, sizeof *src.segs);
     src.seg_lens = at_xcalloc(nsegs, sizeof *src.seg_lens);
     const char *s = path;
@@ -180,6 +169,8 @@ int at_ingest_new(at_ingest_t **out, const at_config_t *cfg, const char *schema_
     in->max_depth = (int)at_ingest__clamp(cfg->max_depth, 1, 256);
     in->max_future_ms = at_ingest__clamp(cfg->max_future_ms, 0, INT64_MAX / 4);
     int rc = at_ingest__build_mappings(in, cfg, err);
+    if (rc == 0)
+        at_ingest__scan_plan(in);
     if (rc == 0 && (rc = at_ingest__registry_init(&in->reg, cfg, schema_dir, err)) == 0)
         in->has_reg = true;
     if (rc < 0) {

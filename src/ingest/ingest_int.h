@@ -115,6 +115,7 @@ typedef struct at_source {
     size_t nsegs;
     const char *text; /* the dotted path, for error fields */
     int top;          /* index of the first segment in the top-level name table */
+    int slot;         /* nested path (nsegs > 1): its value slot in scan.c, else -1 */
 } at_source_t;
 
 /* What a top-level member name means. */
@@ -137,6 +138,24 @@ typedef struct at_topname {
 
 #define AT_INGEST_MAX_TOP 64
 
+/* A step of a nested source path below a top-level name, for scan.c: the
+ * nested sources form a tree (properties -> product_id, category; context
+ * -> page -> session), walked while the event is read. */
+typedef struct at_srcstep {
+    const char *name; /* the segment (the source's own copy) */
+    uint32_t len;
+    int16_t slot;    /* the value slot of the path that ends here, or -1 */
+    int16_t child;   /* first step below this one, or -1 */
+    int16_t next;    /* next step at the same level, or -1 */
+    uint64_t lens;   /* bit (len + 2) % 64 of this step and the next ones */
+    uint64_t firsts; /* bit name[0] % 64 of them (that of '"' for "") */
+} at_srcstep_t;
+
+#define AT_INGEST_MAX_SPATH 64 /* steps; more nested sources disable scan.c */
+#define AT_INGEST_MAX_SLOTS 64
+#define AT_INGEST_MAX_FSRC 32 /* sources of one field; more disable scan.c */
+#define AT_INGEST_DIRECT 32   /* see top_direct */
+
 struct at_ingest {
     int64_t max_event_bytes;
     int max_batch_events;
@@ -151,9 +170,39 @@ struct at_ingest {
     int ix_context, ix_properties, ix_traits, ix_write_key, ix_sent_at; /* into top */
     bool has_reg;
     at_registry_t reg;
+    /* the single-pass path (scan.c) */
+    bool scan; /* false: every event takes the tree path */
+    /* top-level names by length and first byte % AT_INGEST_DIRECT: index + 1
+     * into top, 0 for none, 255 when two share the place (then top_slot) */
+    uint8_t top_direct[AT_INGEST_DIRECT][AT_INGEST_DIRECT];
+    uint64_t top_extra;                   /* top-level names that go under "extra" */
+    int16_t top_spath[AT_INGEST_MAX_TOP]; /* first nested step below each name, or -1 */
+    at_srcstep_t spath[AT_INGEST_MAX_SPATH];
+    size_t nspath;
+    int nslots;
+    uint64_t field_tops[AT_F_NFIELDS];     /* top-level names that are sources of each field */
+    uint64_t field_slots[AT_F_NFIELDS];    /* nested slots that are */
+    uint64_t source_tops;                  /* top-level names that are sources */
+    uint8_t top_fields[AT_INGEST_MAX_TOP]; /* bit f: the name is a source of field f */
+    uint8_t slot_fields[AT_INGEST_MAX_SLOTS];
+    /* each field's sources in order: a top-level name, or
+     * AT_INGEST_MAX_TOP + the slot of a nested one */
+    uint8_t field_src[AT_F_NFIELDS][AT_INGEST_MAX_FSRC];
 };
 
 int at_ingest__top_find(const at_ingest_t *in, const char *name, size_t n);
+
+/* The slot in top_slot where the search for a top-level name starts.
+ * Cheap on purpose: it runs for every top-level member of every event,
+ * and a collision costs one more probe. */
+static inline unsigned at_ingest__top_hash(const char *s, size_t n)
+{
+    if (n == 0)
+        return 0;
+    unsigned h =
+        (unsigned)n * 131u + (uint8_t)s[0] * 31u + (uint8_t)s[n - 1] * 7u + (uint8_t)s[n / 2];
+    return (h ^ (h >> 8)) & 255u;
+}
 
 /* ---- one event (event.c) ---------------------------------------------- */
 typedef struct at_evctx {
@@ -167,8 +216,14 @@ typedef struct at_evctx {
     size_t rejects_cap;  /* capacity of b->rejects */
     char recv_text[40];  /* ,"received_at":<recv_ms> */
     size_t recv_text_len;
-    int64_t day;   /* the day whose date is in date[], or -1 */
-    char date[16]; /* "YYYY-MM-DD" of day */
+    int64_t day;         /* the day whose date is in date[], or -1 */
+    char date[16];       /* "YYYY-MM-DD" of day */
+    int64_t parse_day;   /* scan.c: the day of the date in parse_date, or -1 */
+    char parse_date[16]; /* "YYYY-MM-DD" last parsed by scan.c */
+    int64_t dec_hi;      /* scan.c: ts / 100000 whose digits end at dec_text + 24, or -1 */
+    char dec_text[24];
+    uint8_t dec_len;
+    int plain_misses; /* scan.c: events in a row its plain path gave up on */
 } at_evctx_t;
 
 /* Turns the parsed event v (raw bytes [raw, raw+raw_len)) into an accepted
@@ -178,5 +233,27 @@ void at_ingest__event(at_evctx_t *c, int index, const at_json_t *v, const char *
                       size_t raw_len);
 void at_ingest__reject(at_evctx_t *c, int index, const char *raw, size_t raw_len,
                        const at_error_t *e);
+/* Appends a zeroed event to c->b and returns it (in the batch arena). */
+at_event_t *at_ingest__event_new(at_evctx_t *c);
+/* Writes ms (>= 0) as the 24 bytes YYYY-MM-DDTHH:MM:SS.mmmZ (no NUL). */
+void at_ingest__time_text(at_evctx_t *c, int64_t ms, char out[24]);
+
+/* ---- the single-pass path (scan.c) ------------------------------------
+ * Reads the event at src[pos] (an object) and, when it is one the scan
+ * handles, appends it to c->b as an accepted event exactly as the tree
+ * path (at_ingest__event) would, sets *after to the position past it and
+ * returns true. Otherwise it returns false having changed nothing the
+ * tree path depends on, and the caller parses the same bytes into a tree.
+ * The event must lie within [pos, end); bytes up to load_end may be read.
+ * Requires in->scan. flags: */
+enum {
+    AT_SCAN_LINE = 1, /* the event is its NDJSON line: no '\n' in it, only ' ', '\t',
+                       * '\r' after it up to a '\n' or load_end, where *after is */
+};
+bool at_ingest__scan(at_evctx_t *c, int index, const char *src, size_t pos, size_t end,
+                     size_t load_end, unsigned flags, size_t *after);
+/* Builds the scan's tables of in (top_extra, the nested path tree, source
+ * slots) once the sources are known; clears in->scan when they do not fit. */
+void at_ingest__scan_plan(at_ingest_t *in);
 
 #endif

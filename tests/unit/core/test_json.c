@@ -233,6 +233,31 @@ static void test_long_strings(void **state)
     }
 }
 
+/* at_json_unescape gives the bytes the parser decodes, and writes no more. */
+static void test_unescape(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {
+        "plain",
+        "",
+        "a\\/b\\n\\\"q\\\" \\u0001",
+        "caf\\u00e9 \\ud83d\\ude00 \\u20AC",
+        "\\b\\f\\r\\t\\/\\\\",
+        "caf\xc3\xa9",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        char src[128], out[128];
+        snprintf(src, sizeof src, "\"%s\"", bodies[i]);
+        at_json_t *v = parse_ok(src);
+        size_t n = strlen(bodies[i]);
+        memset(out, '#', sizeof out);
+        size_t d = at_json_unescape(out, bodies[i], n);
+        assert_int_equal(d, v->len);
+        assert_memory_equal(out, v->s, d);
+        assert_int_equal(out[d], '#');
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,6 +269,7 @@ int main(void)
         cmocka_unit_test_setup(test_numbers, reset),
         cmocka_unit_test_setup(test_equal, reset),
         cmocka_unit_test_setup(test_long_strings, reset),
+        cmocka_unit_test_setup(test_unescape, reset),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     at_arena_deinit(&g_a);
