@@ -25,7 +25,8 @@ static const char k_usage[] =
     "  --events N           send N events instead (at --rate)\n"
     "  --batch N            events per request (default 100)\n"
     "  --connections N      keep-alive connections (default 8)\n"
-    "  --users N            user ids 1..N (default 100000); 20%% of sessions are anonymous\n"
+    "  --users N            user ids 1..N (default 100000)\n"
+    "  --anonymous F        the share of sessions that are anonymous (default 0.2)\n"
     "  --items N            item ids 1..N (default 10000)\n"
     "  --categories N       categories (default 50)\n"
     "  --zipf S             item popularity exponent (default 1.1)\n"
@@ -52,8 +53,12 @@ void at_load_opts_default(at_load_opts_t *o)
     o->duration_ms = 10000;
     o->batch = 100;
     o->connections = 8;
-    o->gen = (at_load_gen_cfg_t){
-        .seed = 1, .users = 100000, .items = 10000, .categories = 50, .zipf = 1.1};
+    o->gen = (at_load_gen_cfg_t){.seed = 1,
+                                 .users = 100000,
+                                 .items = 10000,
+                                 .categories = 50,
+                                 .zipf = 1.1,
+                                 .anonymous = 0.2};
     o->drain_ms = 10000;
 }
 
@@ -161,6 +166,7 @@ enum {
     OPT_ITEMS,
     OPT_CATEGORIES,
     OPT_ZIPF,
+    OPT_ANONYMOUS,
     OPT_SEED,
     OPT_KEY,
     OPT_OUT,
@@ -182,6 +188,7 @@ static const struct option k_longopts[] = {
     {"items", required_argument, NULL, OPT_ITEMS},
     {"categories", required_argument, NULL, OPT_CATEGORIES},
     {"zipf", required_argument, NULL, OPT_ZIPF},
+    {"anonymous", required_argument, NULL, OPT_ANONYMOUS},
     {"seed", required_argument, NULL, OPT_SEED},
     {"key", required_argument, NULL, OPT_KEY},
     {"out", required_argument, NULL, OPT_OUT},
@@ -225,6 +232,8 @@ static int apply_opt(at_load_opts_t *o, int opt, const char *v)
         return parse_u64(v, 1, 1000000, &o->gen.categories);
     case OPT_ZIPF:
         return parse_double(v, 0, 10, &o->gen.zipf);
+    case OPT_ANONYMOUS:
+        return parse_double(v, 0, 1, &o->gen.anonymous);
     case OPT_SEED:
         o->seed_set = true;
         return parse_u64(v, 0, UINT64_MAX, &o->gen.seed);

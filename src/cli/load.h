@@ -74,6 +74,7 @@ typedef struct at_load_gen_cfg {
     uint64_t items;      /* item ids 1..items; popularity by Zipf rank = id */
     uint64_t categories; /* category of an item is fixed: a hash of its id */
     double zipf;         /* item popularity exponent */
+    double anonymous;    /* share of sessions without a user id */
 } at_load_gen_cfg_t;
 
 typedef struct at_load_session at_load_session_t;

@@ -324,7 +324,7 @@ static void session_start(at_load_gen_t *g, at_load_session_t *s)
     at_load_rng_t *r = &g->rng;
     memset(s, 0, sizeof(*s));
     s->id = g->next_session++;
-    bool anonymous = at_load_rng_unit(r) < 0.20;
+    bool anonymous = at_load_rng_unit(r) < g->cfg.anonymous;
     s->user = anonymous ? 0 : 1 + at_load_rng_below(r, g->cfg.users);
     if (anonymous)
         g->anonymous_sessions++;

@@ -353,7 +353,7 @@ void at_proc__event(at_proc_t *pr, const char *key, size_t klen, const char *id,
     uint32_t slot = at_keyed_get(pr->users, key, klen, &created);
     at_pstr_t target;
     int64_t trusted = AT_MIN(ts, recv);
-    if (!created && at_proc_alias(pr, key, klen, &target)) {
+    if (!created && at_proc__alias_at(pr, slot, &target)) {
         at_rec_t rec = {.key = key,
                         .key_len = (uint32_t)klen,
                         .id = id,

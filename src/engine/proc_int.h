@@ -142,6 +142,8 @@ void at_proc__decode(at_proc_t *pr, const uint8_t *v, size_t n, at_user_t *u);
  * partition, digests). */
 void at_proc__encode(at_user_t *u, at_sdict_t *dict, at_buf_t *b);
 void at_proc__store(at_proc_t *pr, at_user_t *u);
+/* Whether the live slot holds an alias, and its target. */
+bool at_proc__alias_at(const at_proc_t *pr, uint32_t slot, at_pstr_t *target);
 /* Stores u and sets its timer to its next deadline after `after`. */
 void at_proc__store_at(at_proc_t *pr, at_user_t *u, int64_t after);
 void at_proc__store_alias(at_proc_t *pr, uint32_t slot, at_pstr_t target, int64_t offset);

@@ -111,8 +111,11 @@ void at_proc__store_alias(at_proc_t *pr, uint32_t slot, at_pstr_t target, int64_
 bool at_proc_alias(const at_proc_t *pr, const char *key, size_t n, at_pstr_t *target)
 {
     uint32_t slot = at_keyed_find(pr->users, key, n);
-    if (slot == AT_KEYED_NONE)
-        return false;
+    return slot != AT_KEYED_NONE && at_proc__alias_at(pr, slot, target);
+}
+
+bool at_proc__alias_at(const at_proc_t *pr, uint32_t slot, at_pstr_t *target)
+{
     size_t vn;
     const uint8_t *v = at_keyed_value(pr->users, slot, &vn);
     if (vn < 2 || v[0] != AT_PROC_FORMAT || v[1] != AT_PROC_ALIAS)

@@ -17,8 +17,12 @@
 
 static at_load_gen_cfg_t cfg_default(uint64_t seed)
 {
-    return (at_load_gen_cfg_t){
-        .seed = seed, .users = 100000, .items = 10000, .categories = 50, .zipf = 1.1};
+    return (at_load_gen_cfg_t){.seed = seed,
+                               .users = 100000,
+                               .items = 10000,
+                               .categories = 50,
+                               .zipf = 1.1,
+                               .anonymous = 0.2};
 }
 
 /* ---- a small strict JSON validator ------------------------------------- */
@@ -376,6 +380,25 @@ static void test_funnel_proportions(void **state)
     at_load_gen_deinit(&g);
 }
 
+/* --anonymous 0: every session has a user id. */
+static void test_no_anonymous(void **state)
+{
+    (void)state;
+    at_load_gen_cfg_t cfg = cfg_default(3);
+    cfg.anonymous = 0;
+    at_load_gen_t g;
+    at_load_gen_init(&g, &cfg);
+    at_buf_t b;
+    at_buf_init(&b, 0);
+    for (int i = 0; i < 5000; i++)
+        assert_int_equal(at_load_gen_next(&g, NOW_MS + i, &b), 0);
+    assert_null(strstr(b.data, "anonymous_id"));
+    assert_int_equal(g.anonymous_sessions, 0);
+    assert_true(g.next_session > 10);
+    at_buf_deinit(&b);
+    at_load_gen_deinit(&g);
+}
+
 static void test_item_category_is_fixed(void **state)
 {
     (void)state;
@@ -412,6 +435,7 @@ int main(void)
         cmocka_unit_test(test_same_seed_same_events),
         cmocka_unit_test(test_events_are_valid_json_with_fields),
         cmocka_unit_test(test_funnel_proportions),
+        cmocka_unit_test(test_no_anonymous),
         cmocka_unit_test(test_item_category_is_fixed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
