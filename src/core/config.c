@@ -151,8 +151,9 @@ static const at_config__setting_t at_config__table[] = {
     {"stream.ticks", AT_CFG_BOOL, OFF(ticks), "true", 0, 1, NULL, NULL,
      "Write tick records. `attune import` turns them off: historical data keeps its own time."},
     {"stream.early", AT_CFG_BOOL, OFF(early), "true", 0, 1, NULL, NULL,
-     "Announce transitions that are final at once (an enter on a growing count) when their "
-     "event arrives, instead of when the watermark passes it."},
+     "Announce transitions that are final at once (an enter on count, distinct or max compared "
+     "with > or >=, a plain trigger's fire) when their event arrives, instead of when the "
+     "watermark passes it."},
     {"checkpoint.interval", AT_CFG_DURATION, OFF(checkpoint_interval_ms), "10s", 0, DAY_MS, NULL,
      NULL, "How often each partition writes an incremental checkpoint; 0: only at shutdown."},
     {"state.ttl", AT_CFG_DURATION, OFF(state_ttl_ms), "30d", 0, 3650 * DAY_MS, NULL, NULL,

@@ -290,7 +290,7 @@ static void at_proc__timer(at_proc_t *pr, uint32_t slot, int64_t t)
 {
     at_user_t u;
     at_proc__load(pr, slot, &u);
-    if (u.alias) { /* an alias expires with the ttl */
+    if (u.alias) { /* aliases set no timer (at_proc__deadline): never reached */
         at_keyed_delete(pr->users, slot);
         return;
     }

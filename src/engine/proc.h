@@ -32,7 +32,9 @@
 #include "at_stream.h"
 #include "rules_def.h"
 
-#define AT_PROC_FORMAT 1 /* of the user values and the checkpoint meta */
+/* The format of the user values and the checkpoint meta (2: profiles with
+ * string dictionary ids). Another format's checkpoint is refused. */
+#define AT_PROC_FORMAT 2
 
 typedef struct at_proc at_proc_t;
 

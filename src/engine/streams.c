@@ -7,10 +7,11 @@
  * store written by the one checkpoint thread.
  *
  * A checkpoint of a partition is built on its shard thread between two
- * batches of records: the output log is synced (so the checkpoint never
- * points past outputs that could be lost), the users changed since the last
- * checkpoint are copied into a batch with the meta, and the batch goes to
- * the checkpoint thread. Processing goes on meanwhile. A partition waits
+ * batches of records: the users changed since the last checkpoint are
+ * copied into a batch with the meta and the output log's end, and the batch
+ * goes to the checkpoint thread, which syncs the output log up to that end
+ * before it writes the checkpoint (so a checkpoint never points past
+ * outputs that could be lost). Processing goes on meanwhile. A partition waits
  * with its next checkpoint while records it sent to other partitions are
  * not durable yet, so a checkpoint never covers a merge whose handoff could
  * still be lost.
@@ -663,7 +664,8 @@ static int at_streams__open_part(at_streams_t *s, at_spart_t *pt, char *err, siz
         rc = 0;
     } else if (rc > 0) {
         rc = AT_ECORRUPT;
-        (void)snprintf(err, errlen, "partition %d: a checkpoint value was refused", pt->p);
+        (void)snprintf(err, errlen, "partition %d: a checkpoint value was refused (damaged, or of "
+                       "another format than this version writes)", pt->p);
     }
     free(meta);
     if (rc < 0)

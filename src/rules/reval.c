@@ -102,8 +102,7 @@ uint32_t at_rules__push_entry(at_rstate_t *s, at_rgroup_t *g, int64_t ts, int64_
     if (g->n >= AT_RULE_MAX_ENTRIES) {
         memmove(g->e, g->e + 1, (g->n - 1) * sizeof *g->e);
         g->n--;
-        if (!g->degraded)
-            s->degraded++;
+        s->degraded++; /* each event past the cap */
         g->degraded = true;
     }
     if (g->n == g->cap) {

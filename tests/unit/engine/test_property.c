@@ -417,12 +417,39 @@ static void test_degraded_counted(void **state)
     golden_free(&g);
 }
 
+/* Past the window-entry cap (1024 per group) each further event is counted:
+ * the oldest entry goes for it. */
+static void test_degraded_entries_counted(void **state)
+{
+    (void)state;
+    golden_t g;
+    golden_init(&g, 1, 5000, 30 * 60000, 0);
+    assert_int_equal(golden_rule(&g, AT_RULE_SEGMENT,
+                                 "{\"name\":\"big_spender\",\"filter\":\"type == "
+                                 "\\\"purchase\\\"\",\"window\":\"1d\","
+                                 "\"having\":\"sum(properties.revenue) > 1000000\"}"),
+                     0);
+    golden_run(&g);
+    for (int i = 0; i < AT_RULE_MAX_ENTRIES + 10; i++) {
+        assert_int_equal(golden_event(&g, "u:1", 1000 + i, "purchase", "{\"properties\":{\"revenue\":1}}"), 0);
+        if (i % 64 == 0)
+            golden_run(&g);
+    }
+    golden_tick(&g, 60000);
+    golden_run(&g);
+    at_proc_stats_t st;
+    at_proc_stats(g.pr[0], &st);
+    assert_int_equal(st.degraded, 10);
+    golden_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shuffled_equals_sorted),
         cmocka_unit_test(test_restore_equals_uninterrupted),
         cmocka_unit_test(test_degraded_counted),
+        cmocka_unit_test(test_degraded_entries_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
