@@ -664,8 +664,10 @@ static int at_streams__open_part(at_streams_t *s, at_spart_t *pt, char *err, siz
         rc = 0;
     } else if (rc > 0) {
         rc = AT_ECORRUPT;
-        (void)snprintf(err, errlen, "partition %d: a checkpoint value was refused (damaged, or of "
-                       "another format than this version writes)", pt->p);
+        (void)snprintf(err, errlen,
+                       "partition %d: a checkpoint value was refused (damaged, or of "
+                       "another format than this version writes)",
+                       pt->p);
     }
     free(meta);
     if (rc < 0)
