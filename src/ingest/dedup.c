@@ -7,6 +7,13 @@
  * deletion) from at_hash64(id) to ring positions. A check allocates
  * nothing beyond the amortized growth of these three arrays.
  *
+ * Memory per id: its bytes (the byte ring grows to 1.5 times what it
+ * holds), a 16-byte entry and an 8-byte slot in a table at most half full:
+ * about 60 bytes for 20-byte ids. An entry keeps no hash: a table slot
+ * keeps the hash's high half (so probes that cannot match never touch the
+ * ring), and the few places that need the whole hash (moving a slot,
+ * rehashing, removing) compute it again from the bytes.
+ *
  * THREAD SAFETY: one thread (the log writer) owns an at_dedup_t.
  */
 #include "ingest_int.h"
@@ -18,7 +25,6 @@
 
 typedef struct at_dedup_ent {
     int64_t recv_ms;
-    uint64_t hash;
     uint32_t off; /* id bytes in the byte ring */
     uint32_t len; /* id length, | AT_DEDUP_DEAD once forgotten */
 } at_dedup_ent_t;
@@ -30,7 +36,7 @@ typedef struct at_dedup_part {
     uint64_t *slots;     /* hash table: hash tag << 32 | ring index + 1; 0 = empty */
     size_t nslots;       /* a power of 2, at least twice live */
     size_t live;
-    char *bytes; /* byte ring of bcap bytes (a power of 2) */
+    char *bytes; /* byte ring of bcap bytes */
     size_t bcap;
     size_t bhead, btail; /* used: [bhead, btail), or wrapped [bhead, bcap) + [0, btail) */
 } at_dedup_part_t;
@@ -87,9 +93,16 @@ static size_t at_dedup__idx(uint64_t slot)
     return (size_t)(uint32_t)slot - 1;
 }
 
+/* The whole hash of the id of the entry at ring position idx. */
+static uint64_t at_dedup__hash(const at_dedup_part_t *pt, size_t idx)
+{
+    const at_dedup_ent_t *e = &pt->ents[idx];
+    return at_hash64(pt->bytes + e->off, e->len & ~AT_DEDUP_DEAD);
+}
+
 static size_t at_dedup__home(const at_dedup_part_t *pt, uint64_t slot)
 {
-    return (size_t)pt->ents[at_dedup__idx(slot)].hash & (pt->nslots - 1);
+    return (size_t)at_dedup__hash(pt, at_dedup__idx(slot)) & (pt->nslots - 1);
 }
 
 static void at_dedup__rehash(at_dedup_part_t *pt, size_t nslots)
@@ -101,10 +114,12 @@ static void at_dedup__rehash(at_dedup_part_t *pt, size_t nslots)
         const at_dedup_ent_t *e = at_dedup__ent(pt, s);
         if (e->len & AT_DEDUP_DEAD)
             continue;
-        size_t i = (size_t)e->hash & (nslots - 1);
+        size_t idx = (size_t)(s & (pt->ecap - 1));
+        uint64_t h = at_dedup__hash(pt, idx);
+        size_t i = (size_t)h & (nslots - 1);
         while (pt->slots[i])
             i = (i + 1) & (nslots - 1);
-        pt->slots[i] = at_dedup__slot(e->hash, (size_t)(s & (pt->ecap - 1)));
+        pt->slots[i] = at_dedup__slot(h, idx);
     }
 }
 
@@ -118,7 +133,7 @@ static long at_dedup__find(const at_dedup_part_t *pt, uint64_t h, const char *id
         if ((pt->slots[i] & 0xffffffff00000000ULL) != tag)
             continue;
         const at_dedup_ent_t *e = &pt->ents[at_dedup__idx(pt->slots[i])];
-        if (e->hash == h && e->len == n && (n == 0 || memcmp(pt->bytes + e->off, id, n) == 0))
+        if (e->len == n && (n == 0 || memcmp(pt->bytes + e->off, id, n) == 0))
             return (long)i;
     }
     return -1;
@@ -142,9 +157,8 @@ static void at_dedup__unslot(at_dedup_part_t *pt, size_t i)
 /* Removes the entry at ring position idx from the table. */
 static void at_dedup__unindex(at_dedup_part_t *pt, size_t idx)
 {
-    const at_dedup_ent_t *e = &pt->ents[idx];
     size_t mask = pt->nslots - 1;
-    for (size_t i = (size_t)e->hash & mask;; i = (i + 1) & mask) {
+    for (size_t i = (size_t)at_dedup__hash(pt, idx) & mask;; i = (i + 1) & mask) {
         AT_ASSERT(pt->slots[i]);
         if (at_dedup__idx(pt->slots[i]) == idx) {
             at_dedup__unslot(pt, i);
@@ -177,9 +191,9 @@ static void at_dedup__grow_bytes(at_dedup_part_t *pt, size_t need)
     size_t used = 0;
     for (uint64_t s = pt->head; s < pt->tail; s++)
         used += at_dedup__ent(pt, s)->len & ~AT_DEDUP_DEAD;
-    size_t cap = pt->bcap ? pt->bcap : 4096;
-    while (cap < (used + need) * 2)
-        cap *= 2;
+    size_t cap = AT_MAX(pt->bcap, (size_t)4096);
+    if (cap < used + need + (used + need) / 4)
+        cap = used + need + (used + need) / 2;
     char *nb = at_xmalloc(cap);
     size_t o = 0;
     for (uint64_t s = pt->head; s < pt->tail; s++) {
@@ -242,7 +256,7 @@ static void at_dedup__insert(at_dedup_t *d, at_dedup_part_t *pt, uint64_t h, con
     if (n)
         memcpy(pt->bytes + off, id, n);
     size_t idx = (size_t)(pt->tail & (pt->ecap - 1));
-    pt->ents[idx] = (at_dedup_ent_t){recv_ms, h, (uint32_t)off, (uint32_t)n};
+    pt->ents[idx] = (at_dedup_ent_t){recv_ms, (uint32_t)off, (uint32_t)n};
     pt->tail++;
     size_t i = (size_t)h & (pt->nslots - 1);
     while (pt->slots[i])
