@@ -158,6 +158,17 @@ void at_proc__pevent(const at_json_t *root, const char *src, int64_t ts, at_peve
 bool at_proc__view(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_eview_t *v,
                    bool own);
 void at_proc__view_free(at_eview_t *v);
+/* The profile's fields of event json into *ev and the rule set's event
+ * fields into slot[0..nfp), from the event's tree (decoded strings in
+ * pr->arena, the others into json); false when json is not an object. */
+bool at_proc__view_tree(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_pevent_t *ev,
+                        at_val_t *slot);
+/* proc_canon.c: the same from canonical event json without a tree (every
+ * string points into json); false when json is not of the canonical shape
+ * or holds what only the tree reads right (then *ev and slot are
+ * undefined). Borrows json; scratch from pr->arena. */
+bool at_proc__canon(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_pevent_t *ev,
+                    at_val_t *slot);
 void at_proc__prepare_fields(at_proc_t *pr);
 void at_proc__free_fields(at_proc_t *pr);
 int64_t at_proc__deadline(at_proc_t *pr, const at_user_t *u, int64_t after);

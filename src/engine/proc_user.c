@@ -575,21 +575,30 @@ size_t at_proc_members_page(at_proc_t *pr, const char *name, size_t n, uint32_t 
 
 /* ---- event views ------------------------------------------------------------------ */
 
-bool at_proc__view(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_eview_t *v, bool own)
+bool at_proc__view_tree(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_pevent_t *ev,
+                        at_val_t *slot)
 {
-    memset(v, 0, sizeof *v);
     at_json_t *root = NULL;
     at_error_t e;
     if (at_json_parse_all(json, len, &pr->arena, 64, &root, &e) < 0 || root->type != AT_JSON_OBJECT)
         return false;
-    at_proc__pevent(root, json, ts, &v->pev, &pr->arena);
-    v->rs = pr->rs;
-    at_val_t *slot = at_arena_alloc(&pr->arena, (pr->nfp + 1) * sizeof *slot);
+    at_proc__pevent(root, json, ts, ev, &pr->arena);
     for (size_t i = 0; i < pr->nfp; i++) {
         slot[i] = at_val_missing();
         if (pr->fp[i].kind == AT_FP_EVENT)
             at_proc__jval(at_proc__walk(root, pr->fp[i].steps, pr->fp[i].nsteps), json, &slot[i]);
     }
+    return true;
+}
+
+bool at_proc__view(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_eview_t *v, bool own)
+{
+    memset(v, 0, sizeof *v);
+    at_val_t *slot = at_arena_alloc(&pr->arena, (pr->nfp + 1) * sizeof *slot);
+    if (!at_proc__canon(pr, json, len, ts, &v->pev, slot) &&
+        !at_proc__view_tree(pr, json, len, ts, &v->pev, slot))
+        return false;
+    v->rs = pr->rs;
     v->slot = slot;
     if (!own)
         return true;
