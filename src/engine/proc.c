@@ -141,7 +141,18 @@ void at_proc__facts(at_proc_t *pr, at_pev_t *it)
         at_proc__host(pr, &h, NULL, &it->view, it->h.ts, it->recv, it->h.ts);
         at_rule_facts_t f;
         at_rules_facts(pr->rs, &h.rh, a, &f);
-        /* copy into one block owned by the item */
+        if (f.n <= 1 && (!f.n || f.f[0].group.n <= AT_PEV_GROUP)) {
+            /* the usual case, kept in the item: no allocation, no other line to read */
+            if (f.n) {
+                it->fact1 = f.f[0];
+                if (f.f[0].group.n)
+                    memcpy(it->group1, f.f[0].group.s, f.f[0].group.n);
+                it->fact1.group.s = it->group1;
+            }
+            it->facts = (at_rule_facts_t){pr->rs, f.n, &it->fact1};
+            return;
+        }
+        /* else copied into one block owned by the item */
         size_t bytes = f.n * sizeof(at_rule_fact_t);
         for (uint32_t i = 0; i < f.n; i++)
             bytes += f.f[i].group.n;

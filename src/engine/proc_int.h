@@ -39,15 +39,21 @@ typedef struct at_eview {
 } at_eview_t;
 
 /* A pending event: waits in the reorder buffer for the watermark. */
+#define AT_PEV_GROUP 16 /* a group kept in the item itself */
+
 typedef struct at_pev {
     at_pend_t h;          /* ts, id, seq (its position: see at_proc__pev_new) */
     struct at_pev *older; /* the user's pending events in (ts, id) order; the */
     struct at_pev *newer; /* slot's aux points at the newest */
+    /* the early path's view, read with the list (so next to it): facts.f
+     * is fact1 for one fact whose group fits group1, else in facts_mem */
+    at_rule_facts_t facts;
+    at_rule_fact_t fact1;
+    char group1[AT_PEV_GROUP];
+    void *facts_mem;
     uint32_t slot;
     int64_t recv;
-    int64_t offset;        /* input offset of the record it came in */
-    at_rule_facts_t facts; /* the early path's view; facts.f in facts_mem */
-    void *facts_mem;
+    int64_t offset; /* input offset of the record it came in */
     at_eview_t view;
     uint32_t json_len;
     char *json;  /* into data */
