@@ -216,6 +216,22 @@ int at_time_format_rfc3339(int64_t ms, char *out)
     int m, d;
     at_time__civil_from_days(days, &y, &m, &d);
     int secs = (int)(rem / 1000);
+    if (y >= 0 && y <= 9999) {
+        /* what the format below writes, without printf (one per output) */
+        int v[7] = {(int)y, m, d, secs / 3600, secs / 60 % 60, secs % 60, (int)(rem % 1000)};
+        static const char width[7] = {4, 2, 2, 2, 2, 2, 3}, after[7] = "--T::.Z";
+        char *o = out;
+        for (int i = 0; i < 7; i++) {
+            for (int k = width[i] - 1; k >= 0; k--) {
+                o[k] = (char)('0' + v[i] % 10);
+                v[i] /= 10;
+            }
+            o += width[i];
+            *o++ = after[i];
+        }
+        *o = '\0';
+        return (int)(o - out);
+    }
     int n = snprintf(out, 32, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)y, m, d,
                      secs / 3600, secs / 60 % 60, secs % 60, (int)(rem % 1000));
     return n < 32 ? n : 31;

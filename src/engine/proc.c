@@ -141,7 +141,18 @@ void at_proc__facts(at_proc_t *pr, at_pev_t *it)
         at_proc__host(pr, &h, NULL, &it->view, it->h.ts, it->recv, it->h.ts);
         at_rule_facts_t f;
         at_rules_facts(pr->rs, &h.rh, a, &f);
-        /* copy into one block owned by the item */
+        if (f.n <= 1 && (!f.n || f.f[0].group.n <= AT_PEV_GROUP)) {
+            /* the usual case, kept in the item: no allocation, no other line to read */
+            if (f.n) {
+                it->fact1 = f.f[0];
+                if (f.f[0].group.n)
+                    memcpy(it->group1, f.f[0].group.s, f.f[0].group.n);
+                it->fact1.group.s = it->group1;
+            }
+            it->facts = (at_rule_facts_t){pr->rs, f.n, &it->fact1};
+            return;
+        }
+        /* else copied into one block owned by the item */
         size_t bytes = f.n * sizeof(at_rule_fact_t);
         for (uint32_t i = 0; i < f.n; i++)
             bytes += f.f[i].group.n;
@@ -178,6 +189,34 @@ size_t at_proc__pending_of(at_proc_t *pr, uint32_t slot, at_pev_t ***out)
     return at_proc__pending_list(pr, at_keyed_aux(pr->users, slot), out);
 }
 
+/* The user's pending events for the early path (at_rule_pending_fn), in
+ * one walk of the list: the nodes are cold. */
+typedef struct at_proc_early {
+    at_proc_t *pr;
+    uint32_t slot;
+} at_proc_early_t;
+
+static size_t at_proc__early_list(void *ud, const at_rule_pending_t **out)
+{
+    at_proc_t *pr = ((at_proc_early_t *)ud)->pr;
+    at_rule_pending_t buf[64], *v = buf;
+    size_t n = 0, cap = AT_ARRAY_LEN(buf);
+    for (at_pev_t *x = at_keyed_aux(pr->users, ((at_proc_early_t *)ud)->slot); x; x = x->older) {
+        if (n == cap) {
+            at_rule_pending_t *w = at_arena_alloc(&pr->arena, cap * 2 * sizeof *w);
+            memcpy(w, v, n * sizeof *w);
+            v = w;
+            cap *= 2;
+        }
+        v[n++] = (at_rule_pending_t){x->h.ts, &x->facts};
+    }
+    at_rule_pending_t *pend = at_arena_alloc(&pr->arena, (n + 1) * sizeof *pend);
+    for (size_t i = 0; i < n; i++) /* newest first in v */
+        pend[i] = v[n - 1 - i];
+    *out = pend;
+    return n;
+}
+
 /* The early path for the user of `it`, which just arrived. The user's value
  * is stored again only when something was announced: most events change
  * nothing here. */
@@ -185,22 +224,14 @@ static void at_proc__early(at_proc_t *pr, at_pev_t *it)
 {
     if (!it->facts.n)
         return;
-    at_pev_t **items;
-    size_t n = at_proc__pending_of(pr, it->slot, &items);
-    at_rule_pending_t *pend = at_arena_alloc(&pr->arena, (n + 1) * sizeof *pend);
-    size_t newest = 0;
-    for (size_t i = 0; i < n; i++) {
-        pend[i].ts = items[i]->h.ts;
-        pend[i].facts = &items[i]->facts;
-        if (items[i] == it)
-            newest = i;
-    }
     at_user_t u;
     at_proc__load(pr, it->slot, &u);
     at_host_t h;
     at_proc__host(pr, &h, &u, &it->view, it->h.ts, it->recv, it->h.ts);
     uint64_t before = pr->st.outputs + pr->st.shadow_outputs + pr->st.outputs_suppressed;
-    at_rules_early(pr->rs, &u.rst, &h.rh, pend, n, newest, u.prof.session.start,
+    at_rule_pending_t now = {it->h.ts, &it->facts};
+    at_proc_early_t list = {pr, it->slot};
+    at_rules_early(pr->rs, &u.rst, &h.rh, &now, at_proc__early_list, &list, u.prof.session.start,
                    u.prof.session.last, pr->cfg.profile.session_gap_ms, at_proc__emit, &h);
     if (pr->st.outputs + pr->st.shadow_outputs + pr->st.outputs_suppressed != before)
         at_proc__store(pr, &u);

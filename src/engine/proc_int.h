@@ -39,15 +39,21 @@ typedef struct at_eview {
 } at_eview_t;
 
 /* A pending event: waits in the reorder buffer for the watermark. */
+#define AT_PEV_GROUP 16 /* a group kept in the item itself */
+
 typedef struct at_pev {
     at_pend_t h;          /* ts, id, seq (its position: see at_proc__pev_new) */
     struct at_pev *older; /* the user's pending events in (ts, id) order; the */
     struct at_pev *newer; /* slot's aux points at the newest */
+    /* the early path's view, read with the list (so next to it): facts.f
+     * is fact1 for one fact whose group fits group1, else in facts_mem */
+    at_rule_facts_t facts;
+    at_rule_fact_t fact1;
+    char group1[AT_PEV_GROUP];
+    void *facts_mem;
     uint32_t slot;
     int64_t recv;
-    int64_t offset;        /* input offset of the record it came in */
-    at_rule_facts_t facts; /* the early path's view; facts.f in facts_mem */
-    void *facts_mem;
+    int64_t offset; /* input offset of the record it came in */
     at_eview_t view;
     uint32_t json_len;
     char *json;  /* into data */
@@ -158,6 +164,17 @@ void at_proc__pevent(const at_json_t *root, const char *src, int64_t ts, at_peve
 bool at_proc__view(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_eview_t *v,
                    bool own);
 void at_proc__view_free(at_eview_t *v);
+/* The profile's fields of event json into *ev and the rule set's event
+ * fields into slot[0..nfp), from the event's tree (decoded strings in
+ * pr->arena, the others into json); false when json is not an object. */
+bool at_proc__view_tree(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_pevent_t *ev,
+                        at_val_t *slot);
+/* proc_canon.c: the same from canonical event json without a tree (every
+ * string points into json); false when json is not of the canonical shape
+ * or holds what only the tree reads right (then *ev and slot are
+ * undefined). Borrows json; scratch from pr->arena. */
+bool at_proc__canon(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_pevent_t *ev,
+                    at_val_t *slot);
 void at_proc__prepare_fields(at_proc_t *pr);
 void at_proc__free_fields(at_proc_t *pr);
 int64_t at_proc__deadline(at_proc_t *pr, const at_user_t *u, int64_t after);

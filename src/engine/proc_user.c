@@ -429,22 +429,71 @@ static void at_proc__count_member(at_proc_t *pr, uint32_t id, int delta)
 
 /* The deterministic id of an output: (rule, version, user key, kind, group,
  * instant), DESIGN.md §6. */
+/* Decimal digits of v at o, as printf's %llu writes them; returns the end. */
+static char *at_proc__u64(char *o, uint64_t v)
+{
+    char tmp[20];
+    int i = (int)sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(o, tmp + i, sizeof tmp - (size_t)i);
+    return o + (sizeof tmp - (size_t)i);
+}
+
+/* As %lld writes v. */
+static char *at_proc__i64(char *o, int64_t v)
+{
+    if (v < 0)
+        *o++ = '-';
+    return at_proc__u64(o, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+}
+
+/* The output's id: XXH3-128 of "name\x1fversion\x1fkind\x1fat\x1fkey\x1fgroup"
+ * in hex. */
 static void at_proc__out_id(const at_rule_out_t *o, const char *key, size_t klen, char out[33])
 {
-    XXH3_state_t *st = XXH3_createState();
-    AT_ASSERT(st);
-    XXH3_128bits_reset(st);
-    char head[96];
-    int n = snprintf(head, sizeof head, "%s\x1f%u\x1f%d\x1f%lld\x1f", o->rule->name,
-                     o->rule->version, o->kind, (long long)o->at);
-    XXH3_128bits_update(st, head, (size_t)n);
-    XXH3_128bits_update(st, key, klen);
-    XXH3_128bits_update(st, "\x1f", 1);
-    XXH3_128bits_update(st, o->group.s ? o->group.s : "", o->group.n);
-    XXH128_hash_t h = XXH3_128bits_digest(st);
-    XXH3_freeState(st);
-    (void)snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.high64,
-                   (unsigned long long)h.low64);
+    char buf[512], *p = buf;
+    size_t nl = strlen(o->rule->name), gn = o->group.n;
+    XXH128_hash_t h;
+    if (nl + klen + gn + 64 <= sizeof buf) { /* the usual case: one piece */
+        memcpy(p, o->rule->name, nl);
+        p += nl;
+        *p++ = '\x1f';
+        p = at_proc__u64(p, o->rule->version);
+        *p++ = '\x1f';
+        p = at_proc__i64(p, o->kind);
+        *p++ = '\x1f';
+        p = at_proc__i64(p, o->at);
+        *p++ = '\x1f';
+        memcpy(p, key, klen);
+        p += klen;
+        *p++ = '\x1f';
+        if (gn)
+            memcpy(p, o->group.s, gn);
+        p += gn;
+        h = XXH3_128bits(buf, (size_t)(p - buf)); /* the same as the pieces streamed */
+    } else {
+        XXH3_state_t *st = XXH3_createState();
+        AT_ASSERT(st);
+        XXH3_128bits_reset(st);
+        char head[128];
+        int n = snprintf(head, sizeof head, "%s\x1f%u\x1f%d\x1f%lld\x1f", o->rule->name,
+                         o->rule->version, o->kind, (long long)o->at);
+        XXH3_128bits_update(st, head, (size_t)n);
+        XXH3_128bits_update(st, key, klen);
+        XXH3_128bits_update(st, "\x1f", 1);
+        XXH3_128bits_update(st, o->group.s ? o->group.s : "", o->group.n);
+        h = XXH3_128bits_digest(st);
+        XXH3_freeState(st);
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[i] = hex[(h.high64 >> (60 - 4 * i)) & 15];
+        out[16 + i] = hex[(h.low64 >> (60 - 4 * i)) & 15];
+    }
+    out[32] = '\0';
 }
 
 static const char *at_proc__kind_name(int kind)
@@ -479,18 +528,32 @@ void at_proc__emit(void *ud, const at_rule_out_t *o)
     at_buf_t *b = &pr->msg;
     at_buf_reset(b);
     bool seg = o->kind != AT_OUT_FIRE;
-    AT_ASSERT(at_buf_printf(b, "{\"id\":\"%s\",\"type\":\"%s\",\"%s\":", id,
-                            at_proc__kind_name(o->kind), seg ? "segment" : "trigger") >= 0);
+    char num[128], *q;
+    AT_ASSERT(at_buf_puts(b, "{\"id\":\"") == 0 && at_buf_append(b, id, 32) == 0 &&
+              at_buf_puts(b, "\",\"type\":\"") == 0 &&
+              at_buf_puts(b, at_proc__kind_name(o->kind)) == 0 &&
+              at_buf_puts(b, seg ? "\",\"segment\":" : "\",\"trigger\":") == 0);
     AT_ASSERT(at_buf_json_str(b, o->rule->name, strlen(o->rule->name)) == 0);
-    AT_ASSERT(at_buf_printf(b, ",\"version\":%u,\"user\":", o->rule->version) >= 0);
+    q = at_proc__u64(num, o->rule->version);
+    AT_ASSERT(at_buf_puts(b, ",\"version\":") == 0 &&
+              at_buf_append(b, num, (size_t)(q - num)) == 0 && at_buf_puts(b, ",\"user\":") == 0);
     AT_ASSERT(at_buf_json_str(b, key, klen) == 0);
     if (seg && o->rule->group) {
         AT_ASSERT(at_buf_puts(b, ",\"group\":") == 0);
         AT_ASSERT(at_buf_json_str(b, o->group.s ? o->group.s : "", o->group.n) == 0);
     }
-    AT_ASSERT(at_buf_printf(b, ",\"at\":\"%s\",\"ts\":%lld,\"seq\":%llu,\"position\":\"%d:%lld\"",
-                            at, (long long)o->at, (unsigned long long)o->seq, pr->p,
-                            (long long)off) >= 0);
+    AT_ASSERT(at_buf_puts(b, ",\"at\":\"") == 0 && at_buf_puts(b, at) == 0);
+    q = num;
+    memcpy(q, "\",\"ts\":", 7);
+    q = at_proc__i64(q + 7, o->at);
+    memcpy(q, ",\"seq\":", 7);
+    q = at_proc__u64(q + 7, o->seq);
+    memcpy(q, ",\"position\":\"", 13);
+    q = at_proc__i64(q + 13, pr->p);
+    *q++ = ':';
+    q = at_proc__i64(q, off);
+    *q++ = '"';
+    AT_ASSERT(at_buf_append(b, num, (size_t)(q - num)) == 0);
     if (o->early)
         AT_ASSERT(at_buf_puts(b, ",\"early\":true") == 0);
     if (o->reason)
@@ -575,21 +638,30 @@ size_t at_proc_members_page(at_proc_t *pr, const char *name, size_t n, uint32_t 
 
 /* ---- event views ------------------------------------------------------------------ */
 
-bool at_proc__view(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_eview_t *v, bool own)
+bool at_proc__view_tree(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_pevent_t *ev,
+                        at_val_t *slot)
 {
-    memset(v, 0, sizeof *v);
     at_json_t *root = NULL;
     at_error_t e;
     if (at_json_parse_all(json, len, &pr->arena, 64, &root, &e) < 0 || root->type != AT_JSON_OBJECT)
         return false;
-    at_proc__pevent(root, json, ts, &v->pev, &pr->arena);
-    v->rs = pr->rs;
-    at_val_t *slot = at_arena_alloc(&pr->arena, (pr->nfp + 1) * sizeof *slot);
+    at_proc__pevent(root, json, ts, ev, &pr->arena);
     for (size_t i = 0; i < pr->nfp; i++) {
         slot[i] = at_val_missing();
         if (pr->fp[i].kind == AT_FP_EVENT)
             at_proc__jval(at_proc__walk(root, pr->fp[i].steps, pr->fp[i].nsteps), json, &slot[i]);
     }
+    return true;
+}
+
+bool at_proc__view(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_eview_t *v, bool own)
+{
+    memset(v, 0, sizeof *v);
+    at_val_t *slot = at_arena_alloc(&pr->arena, (pr->nfp + 1) * sizeof *slot);
+    if (!at_proc__canon(pr, json, len, ts, &v->pev, slot) &&
+        !at_proc__view_tree(pr, json, len, ts, &v->pev, slot))
+        return false;
+    v->rs = pr->rs;
     v->slot = slot;
     if (!own)
         return true;

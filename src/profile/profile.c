@@ -21,6 +21,13 @@ static bool at_pstr_eq(at_pstr_t a, const char *s, size_t n)
     return a.n == n && (n == 0 || memcmp(a.s, s, n) == 0);
 }
 
+/* at_pstr_cmp(a, b) == 0, mostly without calling memcmp (the strings of a
+ * profile's lists seldom share a length and a first byte) */
+static inline bool at_pstr_same(at_pstr_t a, at_pstr_t b)
+{
+    return a.n == b.n && (a.n == 0 || (a.s[0] == b.s[0] && memcmp(a.s, b.s, a.n) == 0));
+}
+
 static int at_pstr_cmp(at_pstr_t a, at_pstr_t b)
 {
     size_t n = AT_MIN(a.n, b.n);
@@ -79,7 +86,7 @@ static void at_profile__count(at_profile_t *p, const at_profile_cfg_t *cfg, at_p
                               uint64_t n)
 {
     for (uint32_t i = 0; i < p->ncounters; i++) {
-        if (at_pstr_cmp(p->counters[i].type, type) == 0) {
+        if (at_pstr_same(p->counters[i].type, type)) {
             p->counters[i].n += n;
             return;
         }
@@ -147,7 +154,7 @@ static void at_profile__aff_add(at_profile_t *p, const at_profile_cfg_t *cfg, at
     uint32_t i = 0;
     while (i < p->naff && at_pstr_cmp(p->aff[i].cat, cat) < 0)
         i++;
-    if (i < p->naff && at_pstr_cmp(p->aff[i].cat, cat) == 0) {
+    if (i < p->naff && at_pstr_same(p->aff[i].cat, cat)) {
         p->aff[i].score = (float)((double)p->aff[i].score + s);
         return;
     }
@@ -221,7 +228,7 @@ static void at_profile__touch(at_profile_t *p, const at_profile_cfg_t *cfg, at_p
         return;
     uint32_t cap = (uint32_t)AT_MAX(1, AT_MIN(cfg->recent_items, AT_PROFILE_MAX_RECENT));
     uint32_t i = 0;
-    while (i < p->nrecent && at_pstr_cmp(p->recent[i].item, item) != 0)
+    while (i < p->nrecent && !at_pstr_same(p->recent[i].item, item))
         i++;
     if (i < p->nrecent) {
         kinds |= p->recent[i].kinds;

@@ -814,13 +814,16 @@ static int64_t at_reval__speculate(const at_reval_t *c, const at_rule_t *r, cons
 }
 
 void at_rules_early(const at_ruleset_t *rs, at_rstate_t *s, const at_rule_host_t *h,
-                    const at_rule_pending_t *pend, size_t n, size_t newest, int64_t sess_start,
-                    int64_t sess_last, int64_t gap, at_rule_emit_fn emit, void *ud)
+                    const at_rule_pending_t *now, at_rule_pending_fn list, void *list_ud,
+                    int64_t sess_start, int64_t sess_last, int64_t gap, at_rule_emit_fn emit,
+                    void *ud)
 {
-    const at_rule_facts_t *facts = pend[newest].facts;
+    const at_rule_facts_t *facts = now->facts;
     if (!facts || facts->rs != rs)
         return;
-    at_reval_t c = {rs, s, h, pend[newest].ts, emit, ud};
+    at_reval_t c = {rs, s, h, now->ts, emit, ud};
+    const at_rule_pending_t *pend = NULL;
+    size_t n = 0;
     for (uint32_t i = 0; i < facts->n; i++) {
         const at_rule_fact_t *f = &facts->f[i];
         const at_rule_t *r = rs->rules[f->rule];
@@ -832,9 +835,9 @@ void at_rules_early(const at_ruleset_t *rs, at_rstate_t *s, const at_rule_host_t
                 int64_t *e = at_arena_alloc(s->arena, (rr->nearly + 1) * sizeof *e);
                 if (rr->nearly)
                     memcpy(e, rr->early_at, rr->nearly * sizeof *e);
-                e[rr->nearly++] = pend[newest].ts;
+                e[rr->nearly++] = now->ts;
                 rr->early_at = e;
-                at_reval__fire(&c, r, rr, pend[newest].ts, true);
+                at_reval__fire(&c, r, rr, now->ts, true);
             }
             continue;
         }
@@ -842,6 +845,8 @@ void at_rules_early(const at_ruleset_t *rs, at_rstate_t *s, const at_rule_host_t
         at_rgroup_t *g = at_rules__group(s, rr, f->group, true);
         if (!g || g->member || g->early != AT_RULE_NONE)
             continue;
+        if (!pend) /* the pending events are walked only when a rule reads them */
+            n = list(list_ud, &pend);
         int64_t at = at_reval__speculate(&c, r, g, f->group, pend, n, sess_start, sess_last, gap);
         if (at == AT_RULE_NONE)
             continue;

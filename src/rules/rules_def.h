@@ -292,16 +292,22 @@ typedef struct at_rule_pending {
     at_rule_facts_t *facts;
 } at_rule_pending_t;
 
-/* The early path, at the arrival of an event of the user: pend[0..n) are
- * the user's pending events in (ts, id) order and pend[newest] the one that
- * just arrived; sess_start and sess_last describe the session of the
+/* The user's pending events in (ts, id) order, the one that just arrived
+ * among them: returns their number and points *pend at them (valid until
+ * the early path returns). */
+typedef size_t (*at_rule_pending_fn)(void *ud, const at_rule_pending_t **pend);
+
+/* The early path, at the arrival of event `now` of the user: list gives
+ * the user's pending events (called at most once, and only when a rule
+ * needs them); sess_start and sess_last describe the session of the
  * user's final events (AT_RULE_NONE when none) and gap is the session gap.
  * Announces enters that are final at once and fires early triggers for
  * the new event (the state remembers it, so the in-order run, even after a
  * restart from a checkpoint, does not fire again). */
 void at_rules_early(const at_ruleset_t *rs, at_rstate_t *s, const at_rule_host_t *h,
-                    const at_rule_pending_t *pend, size_t n, size_t newest, int64_t sess_start,
-                    int64_t sess_last, int64_t gap, at_rule_emit_fn emit, void *ud);
+                    const at_rule_pending_t *now, at_rule_pending_fn list, void *list_ud,
+                    int64_t sess_start, int64_t sess_last, int64_t gap, at_rule_emit_fn emit,
+                    void *ud);
 
 /* Applies a final event at instant t (after the profile took it). */
 void at_rules_on_event(const at_ruleset_t *rs, at_rstate_t *s, const at_rule_host_t *h, int64_t t,

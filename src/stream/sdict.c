@@ -1,6 +1,8 @@
 /* sdict.c - a partition's string dictionary (at_stream.h): entries in an
  * array by id, their bytes in an arena that never moves them, and an
- * open-addressing index from hash to id.
+ * open-addressing index from hash to id. Strings read from the dictionary
+ * are interned again each time a profile is stored; those (the entry's own
+ * bytes) are found by address in a small cache, without hashing them.
  *
  * THREAD SAFETY: one thread (the partition's shard).
  */
@@ -8,6 +10,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+#define AT_SDICT_BY_ADDR 1024 /* a power of 2 */
 
 typedef struct at_sdent {
     const char *s; /* NULL: a hole (restore not finished, or corrupt) */
@@ -23,7 +27,15 @@ struct at_sdict {
     uint32_t max_entries;
     size_t max_bytes, bytes;
     at_arena_t arena;
+    /* by the address of an entry's bytes: 0, or its id + 1 (checked on use) */
+    uint32_t by_addr[AT_SDICT_BY_ADDR];
 };
+
+static inline uint32_t *at_sdict__slot(at_sdict_t *d, const char *s)
+{
+    uintptr_t a = (uintptr_t)s;
+    return &d->by_addr[(a ^ (a >> 12)) & (AT_SDICT_BY_ADDR - 1)];
+}
 
 at_sdict_t *at_sdict_new(uint32_t max_entries, size_t max_bytes)
 {
@@ -105,9 +117,16 @@ uint32_t at_sdict_intern(at_sdict_t *d, const char *s, size_t n)
 {
     if (!n || n > UINT32_MAX)
         return AT_SDICT_NONE;
+    uint32_t *c = at_sdict__slot(d, s);
+    if (*c && d->v[*c - 1].s == s && d->v[*c - 1].n == n)
+        return *c - 1; /* the entry's own bytes: entries are unique, so it is this one */
     uint64_t h = at_hash64(s, n);
     uint32_t id = at_sdict__find(d, s, n, h);
-    if (id != AT_SDICT_NONE || d->count >= d->max_entries || d->bytes + n > d->max_bytes)
+    if (id != AT_SDICT_NONE) {
+        *at_sdict__slot(d, d->v[id].s) = id + 1;
+        return id;
+    }
+    if (d->count >= d->max_entries || d->bytes + n > d->max_bytes)
         return id;
     id = d->count;
     at_sdict__set(d, id, s, n, h);
