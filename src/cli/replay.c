@@ -129,9 +129,10 @@ static int at_cli__replay_digest(const char *dir, const char *config, const char
     const char *ov[70];
     char dd[4200];
     int k = 0;
-    (void)snprintf(dd, sizeof dd, "data_dir=%s", dir);
-    if (dir)
+    if (dir) {
+        (void)snprintf(dd, sizeof dd, "data_dir=%s", dir);
         ov[k++] = dd;
+    }
     for (int i = 0; i < nsets; i++)
         ov[k++] = sets[i];
     ov[k] = NULL;

@@ -176,7 +176,7 @@ size_t at_proc__pending_list(at_proc_t *pr, at_pev_t *newest, at_pev_t ***out)
     size_t n = 0;
     for (at_pev_t *x = newest; x; x = x->older)
         n++;
-    at_pev_t **v = at_arena_alloc(&pr->arena, (n + 1) * sizeof *v);
+    at_pev_t **v = at_arena_alloc(&pr->arena, (n + 1) * sizeof(at_pev_t *));
     size_t k = n;
     for (at_pev_t *x = newest; x; x = x->older)
         v[--k] = x;

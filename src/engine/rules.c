@@ -483,7 +483,7 @@ int attune_rule_get(attune_t *a, int kind, const char *name, size_t nlen, char *
     bool first = true;
     for (size_t i = 0; i < a->rules->n; i++) {
         const at_rule_t *r = a->rules->rules[i];
-        if (r->kind != kind || strlen(r->name) != nlen || memcmp(r->name, name, nlen))
+        if (r->kind != kind || strlen(r->name) != nlen || memcmp(r->name, name, nlen) != 0)
             continue;
         if (!first)
             AT_ASSERT(at_buf_putc(&b, ',') == 0);

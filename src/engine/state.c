@@ -232,7 +232,7 @@ int attune_state_digest(const char *config_path, const char *const *overrides, i
     int P = at_log_partitions(log);
     at_proc_cfg_t pc;
     at_engine__proc_cfg(&cfg, &pc, P);
-    at_proc_t **pr = at_xcalloc((size_t)P, sizeof *pr);
+    at_proc_t **pr = at_xcalloc((size_t)P, sizeof(at_proc_t *));
     int64_t *from = at_xcalloc((size_t)P, sizeof *from);
     for (int p = 0; p < P && rc == 0; p++) {
         pr[p] = at_proc_new(p, &pc, &ops, &oo);

@@ -966,8 +966,8 @@ int at_outreader_open(at_streams_t *s, const int64_t *from, at_outreader_t **out
     int P = s->cfg.partitions;
     at_outreader_t *r = at_xcalloc(1, sizeof *r);
     r->s = s;
-    r->logs = at_xcalloc((size_t)P, sizeof *r->logs);
-    r->its = at_xcalloc((size_t)P, sizeof *r->its);
+    r->logs = at_xcalloc((size_t)P, sizeof(at_log_t *));
+    r->its = at_xcalloc((size_t)P, sizeof(at_log_iter_t *));
     int rc = 0;
     for (int p = 0; p < P && rc == 0; p++) {
         char dir[4096], err[256];

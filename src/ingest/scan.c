@@ -794,7 +794,7 @@ static int at_scan__top_member(at_scan_t *x, at_sev_t *ev, size_t *pi)
     char c;
     if (!at_scan__expect(s, &i, end, ':') || !(c = at_scan__peek(s, &i, end)))
         return -1;
-    at_sval_t tmp, *v = t >= 0 ? &ev->top[t] : &tmp;
+    at_sval_t tmp = {0}, *v = t >= 0 ? &ev->top[t] : &tmp;
     if (c == '"') {
         o = x->o;
         if (at_scan__str(x, s, end, x->load_end, &i, &o, x->max_len, v) < 0)
@@ -1057,7 +1057,7 @@ static int at_scan__plain_read(at_scan_t *x, at_sev_t *ev, size_t *pi)
         i = kq + 2;
         if (i >= end || s[kq + 1] != ':')
             return -1;
-        at_sval_t tmp, *v = t >= 0 ? &ev->top[t] : &tmp;
+        at_sval_t tmp = {0}, *v = t >= 0 ? &ev->top[t] : &tmp;
         if (s[i] == '"') {
             size_t q = at_scan__plain_close(s, i + 1, end, load_end);
             if (!q || q - i - 1 > x->max_len)
@@ -1519,14 +1519,14 @@ static size_t at_scan__decimal(char *d, uint64_t v)
         unsigned r = (unsigned)(v % 10000);
         v /= 10000;
         p -= 4;
-        memcpy(p, pairs + 2 * (r / 100), 2);
-        memcpy(p + 2, pairs + 2 * (r % 100), 2);
+        memcpy(p, pairs + 2 * (size_t)(r / 100), 2);
+        memcpy(p + 2, pairs + 2 * (size_t)(r % 100), 2);
     }
     while (v >= 100) {
         unsigned r = (unsigned)(v % 100);
         v /= 100;
         p -= 2;
-        memcpy(p, pairs + 2 * r, 2);
+        memcpy(p, pairs + 2 * (size_t)r, 2);
     }
     if (v >= 10) {
         p -= 2;
@@ -1554,8 +1554,8 @@ static size_t at_scan__ts_decimal(at_evctx_t *c, char d[48], int64_t ts)
         c->dec_hi = (int64_t)hi;
     }
     char *e = d + 24;
-    memcpy(e - 2, pairs + 2 * (lo % 100), 2);
-    memcpy(e - 4, pairs + 2 * (lo / 100 % 100), 2);
+    memcpy(e - 2, pairs + 2 * (size_t)(lo % 100), 2);
+    memcpy(e - 4, pairs + 2 * (size_t)(lo / 100 % 100), 2);
     e[-5] = (char)('0' + lo / 10000);
     memcpy(e - 5 - 16, c->dec_text + 8, 16); /* hi has at most 10 digits (ts <= 9999) */
     return (size_t)c->dec_len + 5;
@@ -1759,6 +1759,7 @@ void at_ingest__scan_plan(at_ingest_t *in)
                 node = &in->spath[j];
                 head = &node->child;
             }
+            AT_ASSERT(node); /* nsegs >= 2: the loop ran */
             if (node->slot < 0) {
                 if (in->nslots == AT_INGEST_MAX_SLOTS) {
                     in->scan = false;

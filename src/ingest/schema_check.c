@@ -177,6 +177,8 @@ static int at_check__node(at_check_t *c, const at_schema_node_t *n, const at_jso
 int at_ingest__schema_check(const at_schema_t *s, const at_json_t *props, const char *root,
                             at_error_t *err)
 {
+    /* err is only written (callers may pass an uninitialized one) */
+    /* cppcheck-suppress ctuuninitvar */
     at_check_t c = {s, err};
     at_jpath_t fr = {NULL, root, (uint32_t)strlen(root), -1};
     return at_check__node(&c, s->root, props, &fr);

@@ -366,16 +366,16 @@ void at_profile_merge(at_profile_t *dst, const at_profile_t *src, const at_profi
     for (uint32_t i = 0; i < src->nrecent; i++)
         at_profile__touch(dst, cfg, src->recent[i].item, src->recent[i].ts, src->recent[i].kinds);
     if (src->session.start != AT_PROFILE_NONE) {
-        if (dst->session.start == AT_PROFILE_NONE) {
-            dst->session = src->session;
-        } else if (src->session.start < dst->session.last + cfg->session_gap_ms &&
-                   dst->session.start < src->session.last + cfg->session_gap_ms) {
+        bool overlap = dst->session.start != AT_PROFILE_NONE &&
+                       src->session.start < dst->session.last + cfg->session_gap_ms &&
+                       dst->session.start < src->session.last + cfg->session_gap_ms;
+        if (overlap) {
             dst->session.start = AT_MIN(dst->session.start, src->session.start);
             dst->session.last = AT_MAX(dst->session.last, src->session.last);
             dst->session.events += src->session.events;
             dst->session.pages += src->session.pages;
-        } else if (src->session.last > dst->session.last) {
-            dst->session = src->session;
+        } else if (dst->session.start == AT_PROFILE_NONE || src->session.last > dst->session.last) {
+            dst->session = src->session; /* none yet, or the later of two apart */
         }
     }
     if (src->traits.n)

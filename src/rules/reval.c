@@ -799,7 +799,7 @@ static int64_t at_reval__speculate(const at_reval_t *c, const at_rule_t *r, cons
             sess_last = AT_MAX(sess_last, t);
         }
         const at_rule_fact_t *f = at_reval__fact(pend[i].facts, c->rs, r->index);
-        if (!f || f->group.n != key.n || (key.n && memcmp(f->group.s, key.s, key.n)))
+        if (!f || f->group.n != key.n || (key.n && memcmp(f->group.s, key.s, key.n) != 0))
             continue;
         at_rule_host_t hh = *c->h;
         hh.session_start = sess_start;

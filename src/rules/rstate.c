@@ -135,7 +135,7 @@ int at_rstate_decode(at_rstate_t *s, const uint8_t *data, size_t n, at_arena_t *
     s->degraded = at_dec_varint(&d);
     int64_t base = at_dec_zigzag(&d);
     uint64_t nr = at_dec_varint(&d);
-    if (d.bad || nr > AT_RULE_MAX_RULES * 2)
+    if (d.bad || nr > (uint64_t)AT_RULE_MAX_RULES * 2)
         return AT_ECORRUPT;
     s->r = at_arena_alloc(arena, (nr + 1) * sizeof *s->r);
     for (uint64_t i = 0; i < nr && !d.bad; i++) {
@@ -382,7 +382,7 @@ void at_rstate_merge(const at_ruleset_t *rs, at_rstate_t *dst, const at_rstate_t
             dr->last_fired = sr->last_fired;
     }
     /* recent fires: newest first, at most AT_RULE_RECENT_FIRES */
-    at_rfired_t all[2 * AT_RULE_RECENT_FIRES];
+    at_rfired_t all[2 * AT_RULE_RECENT_FIRES] = {{0}}; /* a merge: rare */
     uint32_t n = 0, a = 0, b = 0;
     while (n < AT_RULE_RECENT_FIRES && (a < dst->nfired || b < src->nfired)) {
         bool take_dst =

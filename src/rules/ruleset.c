@@ -94,7 +94,7 @@ static at_ruleset_t *at_ruleset__clone(const at_ruleset_t *prev)
     rs->changes = prev->changes;
     rs->next_id = prev->next_id;
     rs->n = prev->n;
-    rs->rules = at_xcalloc(prev->n + 1, sizeof *rs->rules);
+    rs->rules = at_xcalloc(prev->n + 1, sizeof(at_rule_t *));
     for (size_t i = 0; i < prev->n; i++) {
         rs->rules[i] = prev->rules[i];
         atomic_fetch_add(&rs->rules[i]->refs, 1);
@@ -240,7 +240,7 @@ static void at_rule__deps(const at_rule_t *r, const int **ids, size_t *n, int wh
 static int at_ruleset__order(at_ruleset_t *rs, at_error_t *err)
 {
     size_t n = rs->n;
-    at_rule_t **out = at_xcalloc(n + 1, sizeof *out);
+    at_rule_t **out = at_xcalloc(n + 1, sizeof(at_rule_t *));
     bool *done = at_xcalloc(n + 1, sizeof *done);
     /* by id first, so ties are deterministic */
     for (size_t i = 1; i < n; i++) {
@@ -290,11 +290,11 @@ static int at_ruleset__order(at_ruleset_t *rs, at_error_t *err)
         }
     }
     if (rc == 0) {
-        memcpy(rs->rules, out, n * sizeof *out);
+        memcpy(rs->rules, out, n * sizeof(at_rule_t *));
         for (size_t i = 0; i < n; i++)
             rs->rules[i]->index = (uint32_t)i;
         free(rs->by_id);
-        rs->by_id = at_xcalloc(n + 1, sizeof *rs->by_id);
+        rs->by_id = at_xcalloc(n + 1, sizeof(at_rule_t *));
         for (size_t i = 0; i < n; i++) { /* insertion by id */
             size_t j = i;
             while (j > 0 && rs->by_id[j - 1]->id > rs->rules[i]->id) {
@@ -503,7 +503,7 @@ out:
 
 void at_ruleset_dump(const at_ruleset_t *rs, at_buf_t *out)
 {
-    const at_rule_t **byid = at_xcalloc(rs->n + 1, sizeof *byid);
+    const at_rule_t **byid = at_xcalloc(rs->n + 1, sizeof(const at_rule_t *));
     for (size_t i = 0; i < rs->n; i++) {
         size_t j = i;
         while (j > 0 && byid[j - 1]->id > rs->rules[i]->id) {
@@ -553,6 +553,7 @@ int at_ruleset_load(const char *json, size_t len, at_ruleset_t **out, at_error_t
         at_ruleset_t *next = NULL;
         if ((rc = at_ruleset_apply(rs, json + c->off, c->end - c->off, &next, err)) < 0)
             break;
+        AT_ASSERT(next);
         at_ruleset_unref(rs);
         rs = next;
     }

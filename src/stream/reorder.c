@@ -59,7 +59,7 @@ static void at_reorder__run_append(at_reorder_t *r, at_pend_t *p)
 {
     if (r->rlen == r->rcap) { /* grow: the slots move, so do their indexes */
         size_t cap = r->rcap ? r->rcap * 2 : 256;
-        at_pend_t **run = at_xmalloc(cap * sizeof *run);
+        at_pend_t **run = at_xmalloc(cap * sizeof(at_pend_t *));
         for (size_t k = 0; k < r->rlen; k++) {
             at_pend_t *x = r->run[at_reorder__slot(r, k)];
             run[k] = x;
@@ -101,7 +101,7 @@ static void at_reorder__heap_push(at_reorder_t *r, at_pend_t *p)
 {
     if (r->nh == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 256;
-        r->v = at_xrealloc(r->v, r->cap * sizeof *r->v);
+        r->v = at_xrealloc(r->v, r->cap * sizeof(at_pend_t *));
     }
     size_t i = r->nh++;
     while (i > 0) {

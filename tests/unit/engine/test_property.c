@@ -431,7 +431,8 @@ static void test_degraded_entries_counted(void **state)
                      0);
     golden_run(&g);
     for (int i = 0; i < AT_RULE_MAX_ENTRIES + 10; i++) {
-        assert_int_equal(golden_event(&g, "u:1", 1000 + i, "purchase", "{\"properties\":{\"revenue\":1}}"), 0);
+        assert_int_equal(
+            golden_event(&g, "u:1", 1000 + i, "purchase", "{\"properties\":{\"revenue\":1}}"), 0);
         if (i % 64 == 0)
             golden_run(&g);
     }
