@@ -28,30 +28,8 @@ runs=${INGEST_RUNS:-3}
 conns=8
 batch=100
 seed=20260427
-[ -x "$ATTUNE" ] || { echo "ingest: no attune binary at $ATTUNE (make release)" >&2; exit 1; }
-mkdir -p "${BENCH_TMP:-$root/build/bench}"
-work=$(mktemp -d "${BENCH_TMP:-$root/build/bench}/ingest.XXXXXX")
-pid=""
-
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    wait 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
-stop_server() {
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    pid=""
-}
+source "$root/bench/lib.sh"
+bench_begin ingest
 
 # run_attune POLICY: prints the achieved events/s.
 run_attune() {

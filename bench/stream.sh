@@ -52,29 +52,8 @@ mem_users=${STREAM_MEM_USERS:-1000000}
 seed=${STREAM_SEED:-20260427}
 start=${STREAM_START:-2026-04-27T00:00:00Z}
 rules="$root/bench/stream_rules.yaml"
-[ -x "$ATTUNE" ] || { echo "stream: no attune binary at $ATTUNE (make release)" >&2; exit 1; }
-mkdir -p "${BENCH_TMP:-$root/build/bench}"
-work=$(mktemp -d "${BENCH_TMP:-$root/build/bench}/stream.XXXXXX")
-pid=""
-
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    wait 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-die() {
-    echo "stream: $*" >&2
-    exit 1
-}
-
-free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
+source "$root/bench/lib.sh"
+bench_begin stream
 
 # start_server PORT DATA CONFIG [ARGS...]: attune serve on CPUs 0,1, waits
 # until it is ready.
@@ -84,20 +63,16 @@ start_server() {
     taskset -c 0,1 "$ATTUNE" serve --listen "127.0.0.1:$port" --data-dir "$data" --config "$cfg" \
         "$@" 2>>"$work/attune.log" &
     pid=$!
-    for i in $(seq 1200); do
+    # recovering a large state reads the dedup horizon's log: minutes at 1M users
+    for i in $(seq 12000); do
         [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz")" = 200 ] &&
             return 0
         kill -0 "$pid" 2>/dev/null || { tail -20 "$work/attune.log" >&2; die "attune serve exited"; }
         sleep 0.05
     done
-    die "attune serve was not ready after 60 s"
+    die "attune serve was not ready after 10 min"
 }
 
-stop_server() {
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    pid=""
-}
 
 # metric TEXT NAME [LABELS]: the value of one sample of /metrics text.
 metric() {
@@ -264,7 +239,10 @@ mem_run() {
     local base held m users_held
     base=$(rss_kb "$pid")
     stop_server
+    local t0
+    t0=$(date +%s.%N)
     start_server "$port" "$data" "$work/mem.yaml"
+    echo "stream: memory: ready after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s" >&2
     sleep 2
     held=$(rss_kb "$pid")
     m=$(curl -s "http://127.0.0.1:$port/metrics")
