@@ -53,6 +53,7 @@ int at_log_iter_open(at_log_t *log, const int64_t *from, at_log_iter_t **out)
     it->expect = at_xcalloc(P, sizeof(int64_t));
     it->scratch = at_xcalloc(P, sizeof(int64_t));
     at_log__rd_init(&it->rd);
+    at_log__rd_map(&it->rd);
     *out = it;
     return 0;
 }
@@ -175,7 +176,7 @@ static int at_log__iter_advance(at_log_iter_t *it)
         it->final = false;
         it->gseq = seq;
         memcpy(it->expect, it->scratch, (size_t)it->log->partitions * sizeof(int64_t));
-        at_log__rd_drop(&it->rd);
+        at_log__rd_file(&it->rd);
         return 1;
     }
 }

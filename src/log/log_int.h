@@ -101,17 +101,28 @@ static inline uint32_t at_log__rec_len(const uint8_t *p)
 /* ---- segment files (segfile.c) ------------------------------------------ */
 
 /* A buffered reader over one file; pointers it returns stay valid until the
- * next call. */
+ * next call. A mapped reader (at_log__rd_map) reads through a read-only
+ * shared mapping of the file instead: no copy, and the page cache's current
+ * bytes at every call. */
 typedef struct at_log__rd {
     uint8_t *buf;
     size_t cap;
     int64_t buf_pos; /* file position of buf[0] */
     size_t buf_len;
+    bool map_mode;    /* read through a mapping */
+    uint8_t *map;     /* the mapping of map_fd, or NULL */
+    size_t map_len;   /* bytes mapped (the file's size when mapped) */
+    int map_fd;       /* the descriptor mapped */
+    int64_t map_done; /* below this offset, pages were given back */
 } at_log__rd_t;
 
 void at_log__rd_init(at_log__rd_t *rd);
+/* An initialized reader that reads through mappings (iterators). */
+void at_log__rd_map(at_log__rd_t *rd);
 void at_log__rd_deinit(at_log__rd_t *rd);
 void at_log__rd_drop(at_log__rd_t *rd); /* forget buffered bytes */
+/* The file changes (a descriptor may be reused): unmaps, forgets. */
+void at_log__rd_file(at_log__rd_t *rd);
 /* Makes [pos, pos + n) available, reading at most up to max_pos. Returns 1
  * and sets *p, 0 when fewer than n bytes exist before max_pos (or the file
  * ends), or -errno. */

@@ -12,9 +12,14 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define AT_LOG__RD_CHUNK ((size_t)256 << 10)
+/* A mapped reader gives the pages it has passed back (MADV_DONTNEED: out of
+ * the process's RSS, still in the page cache) every this many bytes. */
+#define AT_LOG__MAP_RELEASE ((int64_t)1 << 20)
 #define AT_LOG__ZERO_CHUNK ((size_t)64 << 10)
 
 /* Initializes an empty reader (no memory until the first read). */
@@ -23,17 +28,85 @@ void at_log__rd_init(at_log__rd_t *rd)
     memset(rd, 0, sizeof *rd);
 }
 
-/* Frees the reader's buffer. */
+/* Makes rd (initialized) read through mappings. */
+void at_log__rd_map(at_log__rd_t *rd)
+{
+    rd->map_mode = true;
+}
+
+/* Forgets the file: unmaps it, drops buffered bytes. */
+void at_log__rd_file(at_log__rd_t *rd)
+{
+    if (rd->map)
+        (void)munmap(rd->map, rd->map_len);
+    rd->map = NULL;
+    rd->map_len = 0;
+    rd->map_done = 0;
+    rd->buf_len = 0;
+}
+
+/* Frees the reader's buffer and mapping. */
 void at_log__rd_deinit(at_log__rd_t *rd)
 {
+    at_log__rd_file(rd);
     free(rd->buf);
     memset(rd, 0, sizeof *rd);
 }
 
-/* Forgets the buffered bytes so the next read goes to the file. */
+/* Forgets the buffered bytes so the next read goes to the file (a mapping
+ * always shows the file's current bytes). */
 void at_log__rd_drop(at_log__rd_t *rd)
 {
     rd->buf_len = 0;
+}
+
+/* Maps fd whole (again, if it grew past the mapping). Returns 1, 0 when the
+ * mapping cannot be made (the caller reads instead), or -errno. */
+static int at_log__rd_remap(at_log__rd_t *rd, int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (st.st_size <= 0)
+        return 0;
+    if (rd->map && rd->map_fd == fd && (size_t)st.st_size == rd->map_len)
+        return 1;
+    int64_t done = rd->map && rd->map_fd == fd ? rd->map_done : 0;
+    at_log__rd_file(rd);
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return 0;
+    rd->map = m;
+    rd->map_len = (size_t)st.st_size;
+    rd->map_fd = fd;
+    rd->map_done = done;
+    return 1;
+}
+
+/* [pos, pos + n) through the mapping: 1 with *p, 0 when past the file's
+ * end, or -errno; -1000 when no mapping can be made. */
+static int at_log__rd_mapped(at_log__rd_t *rd, int fd, int64_t pos, size_t n, const uint8_t **p)
+{
+    if (!rd->map || rd->map_fd != fd || (uint64_t)pos + n > rd->map_len) {
+        int rc = at_log__rd_remap(rd, fd);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            return -1000;
+        if ((uint64_t)pos + n > rd->map_len)
+            return 0;
+    }
+    if (pos - rd->map_done >= 2 * AT_LOG__MAP_RELEASE) {
+        /* give back the pages behind the reader (the record at pos and the
+         * one before it stay) */
+        int64_t upto = (pos - AT_LOG__MAP_RELEASE) & ~(AT_LOG__MAP_RELEASE - 1);
+        if (upto > rd->map_done) {
+            (void)madvise(rd->map + rd->map_done, (size_t)(upto - rd->map_done), MADV_DONTNEED);
+            rd->map_done = upto;
+        }
+    }
+    *p = rd->map + pos;
+    return 1;
 }
 
 /* Fills the buffer from pos with up to want bytes; returns bytes read or
@@ -66,6 +139,12 @@ int at_log__rd_get(at_log__rd_t *rd, int fd, int64_t pos, size_t n, int64_t max_
 {
     if (pos < 0 || pos > max_pos || (uint64_t)n > (uint64_t)(max_pos - pos))
         return 0;
+    if (rd->map_mode) {
+        int rc = at_log__rd_mapped(rd, fd, pos, n, p);
+        if (rc != -1000)
+            return rc;
+        rd->map_mode = false; /* cannot map: read from now on */
+    }
     if (rd->buf_len && pos >= rd->buf_pos &&
         (uint64_t)(pos - rd->buf_pos) + n <= (uint64_t)rd->buf_len) {
         *p = rd->buf + (pos - rd->buf_pos);

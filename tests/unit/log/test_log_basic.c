@@ -63,6 +63,50 @@ static void test_roundtrip(void **state)
     lt_rmdir(dir);
 }
 
+/* An iterator at the tail of a log being written reads each record as it
+ * arrives, through its mapping of the segment, well past the point where
+ * it gives pages back (every 1 MiB), and into the next segment. */
+static void test_tail_follows_appends(void **state)
+{
+    (void)state;
+    char *dir = lt_tmpdir();
+    at_log_t *log = lt_open(dir, 2, 3 * 1024 * 1024, false);
+    enum { ROUNDS = 600, PER = 10 };
+    lt_rec_t *recs = calloc(ROUNDS * PER, sizeof *recs);
+    assert_non_null(recs);
+    at_log_iter_t *it = NULL;
+    assert_int_equal(at_log_iter_open(log, NULL, &it), 0);
+    int64_t want[2] = {0, 0};
+    size_t seen = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int k = 0; k < PER; k++) {
+            int i = round * PER + k;
+            lt_rec_make(&recs[i], i % 2, i, 700 + (size_t)(i % 5) * 100);
+        }
+        assert_int_equal(lt_append(log, recs + round * PER, PER), 0);
+        at_rec_t r;
+        int rc;
+        while ((rc = at_log_iter_next(it, &r)) == 1) {
+            const lt_rec_t *w = &recs[seen++];
+            assert_int_equal(r.partition, w->r.partition);
+            assert_int_equal(r.offset, want[r.partition]++);
+            assert_int_equal(r.value_len, w->r.value_len);
+            assert_memory_equal(r.value, w->r.value, r.value_len);
+        }
+        assert_int_equal(rc, 0);
+        assert_int_equal(seen, (size_t)(round + 1) * PER);
+    }
+    at_log_stats_t st;
+    at_log_stats(log, &st);
+    assert_true(st.segments >= 2); /* ~4.5 MB of records in 3 MiB segments */
+    at_log_iter_close(it);
+    at_log_close(log);
+    for (int i = 0; i < ROUNDS * PER; i++)
+        lt_rec_free(&recs[i]);
+    free(recs);
+    lt_rmdir(dir);
+}
+
 /* The sync in two steps: begin takes what needs syncing (and nothing the
  * second time), run syncs it on any thread; appends go on in between; a
  * failed log refuses both. */
@@ -340,11 +384,17 @@ static void test_names_and_positions(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),    cmocka_unit_test(test_sync_in_two_steps),
-        cmocka_unit_test(test_empty_fields), cmocka_unit_test(test_partition_count_fixed),
-        cmocka_unit_test(test_meta_checked), cmocka_unit_test(test_read_only),
-        cmocka_unit_test(test_one_writer),   cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_rec_encode),   cmocka_unit_test(test_names_and_positions),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_sync_in_two_steps),
+        cmocka_unit_test(test_empty_fields),
+        cmocka_unit_test(test_partition_count_fixed),
+        cmocka_unit_test(test_meta_checked),
+        cmocka_unit_test(test_read_only),
+        cmocka_unit_test(test_one_writer),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_rec_encode),
+        cmocka_unit_test(test_names_and_positions),
+        cmocka_unit_test(test_tail_follows_appends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
