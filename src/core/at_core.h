@@ -93,7 +93,13 @@ int at_buf_printf(at_buf_t *b, const char *fmt, ...) __attribute__((format(print
 int at_buf_vprintf(at_buf_t *b, const char *fmt, va_list ap);
 /* Appends s as a JSON string literal, with quotes and escapes. */
 int at_buf_json_str(at_buf_t *b, const char *s, size_t n);
+/* Appends v in decimal (as printf's %lld / %llu). */
 int at_buf_i64(at_buf_t *b, int64_t v);
+int at_buf_u64(at_buf_t *b, uint64_t v);
+/* Writes v in decimal at out, which has room for 20 bytes (no NUL), as
+ * printf's %llu / %lld write it; returns the length. */
+size_t at_fmt_u64(char *out, uint64_t v);
+size_t at_fmt_i64(char *out, int64_t v);
 /* Takes the buffer's memory: returns owned, free with free(); b is reset. */
 char *at_buf_steal(at_buf_t *b, size_t *len);
 

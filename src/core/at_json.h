@@ -122,4 +122,74 @@ void at_json_w_str(at_buf_t *b, const char *s, size_t n, bool escaped);
 void at_json_w_value(at_buf_t *b, const at_json_t *v);
 void at_json_w_i64(at_buf_t *b, int64_t v);
 
+/* Length of the valid UTF-8 sequence at s (n >= 1 bytes available), or 0:
+ * no overlong forms, surrogates or code points past U+10FFFF. Shared by the
+ * parser and ingestion's single pass, which must agree byte for byte. */
+static inline size_t at_json_utf8_len(const uint8_t *s, size_t n)
+{
+    uint8_t c = s[0];
+    if (c >= 0xc2 && c <= 0xdf)
+        return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+            return 0;
+        if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f))
+            return 0; /* overlong, or a surrogate */
+        return 3;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+            return 0;
+        if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
+            return 0; /* overlong, or past U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+/* The value of the four hex digits at s (either case) into *out: 0, or -1
+ * when one is not a hex digit. */
+static inline int at_json_hex4(const char *s, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned c = (uint8_t)s[i], d;
+        if (c - '0' < 10)
+            d = c - '0';
+        else if ((c | 0x20) - 'a' < 6)
+            d = (c | 0x20) - 'a' + 10;
+        else
+            return -1;
+        v = v << 4 | d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Writes code point cp (at most U+10FFFF) as UTF-8 at d; returns its
+ * length (1-4). */
+static inline size_t at_json_put_utf8(char *d, unsigned cp)
+{
+    if (cp < 0x80) {
+        d[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        d[0] = (char)(0xc0 | (cp >> 6));
+        d[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        d[0] = (char)(0xe0 | (cp >> 12));
+        d[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        d[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    d[0] = (char)(0xf0 | (cp >> 18));
+    d[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    d[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    d[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
 #endif

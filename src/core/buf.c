@@ -5,7 +5,6 @@
  * append either fits whole or changes nothing. */
 #include "at_core.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,12 +227,42 @@ int at_buf_json_str(at_buf_t *b, const char *s, size_t n)
     return rc;
 }
 
+/* See at_core.h. Thread: any. */
+size_t at_fmt_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(out, tmp + i, sizeof tmp - i);
+    return sizeof tmp - i;
+}
+
+/* See at_core.h. Thread: any. */
+size_t at_fmt_i64(char *out, int64_t v)
+{
+    if (v >= 0)
+        return at_fmt_u64(out, (uint64_t)v);
+    out[0] = '-';
+    return 1 + at_fmt_u64(out + 1, 0 - (uint64_t)v);
+}
+
 /* Appends v in decimal. Returns 0 or AT_ETOOBIG (b unchanged). */
 int at_buf_i64(at_buf_t *b, int64_t v)
 {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%" PRId64, v);
-    return at_buf_append(b, tmp, (size_t)n);
+    char tmp[20];
+    size_t n = at_fmt_i64(tmp, v);
+    return at_buf_append(b, tmp, n);
+}
+
+/* Appends v in decimal. Returns 0 or AT_ETOOBIG (b unchanged). */
+int at_buf_u64(at_buf_t *b, uint64_t v)
+{
+    char tmp[20];
+    size_t n = at_fmt_u64(tmp, v);
+    return at_buf_append(b, tmp, n);
 }
 
 /* Returns b's bytes as an owned NUL-terminated string (free with free()),

@@ -113,48 +113,6 @@ void at_json_ws(at_jparse_t *p)
     p->pos = i;
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0. */
-static size_t at_json__utf8(const uint8_t *s, size_t n)
-{
-    uint8_t c = s[0];
-    if (c >= 0xc2 && c <= 0xdf)
-        return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c >= 0xe0 && c <= 0xef) {
-        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f))
-            return 0; /* overlong, or a surrogate */
-        return 3;
-    }
-    if (c >= 0xf0 && c <= 0xf4) {
-        if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
-            return 0; /* overlong, or past U+10FFFF */
-        return 4;
-    }
-    return 0;
-}
-
-static int at_json__hex4(const char *s, unsigned *out)
-{
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 /* Checks the escape at s[i] (s[i] == '\\'); returns its length or 0. */
 static size_t at_json__escape_len(const char *s, size_t i, size_t n)
 {
@@ -176,40 +134,16 @@ static size_t at_json__escape_len(const char *s, size_t i, size_t n)
         return 0;
     }
     unsigned u, lo;
-    if (i + 6 > n || at_json__hex4(s + i + 2, &u) < 0)
+    if (i + 6 > n || at_json_hex4(s + i + 2, &u) < 0)
         return 0;
     if (u >= 0xdc00 && u <= 0xdfff)
         return 0; /* lone low surrogate */
     if (u < 0xd800 || u > 0xdbff)
         return 6;
-    if (i + 12 > n || s[i + 6] != '\\' || s[i + 7] != 'u' || at_json__hex4(s + i + 8, &lo) < 0 ||
+    if (i + 12 > n || s[i + 6] != '\\' || s[i + 7] != 'u' || at_json_hex4(s + i + 8, &lo) < 0 ||
         lo < 0xdc00 || lo > 0xdfff)
         return 0; /* high surrogate without its low half */
     return 12;
-}
-
-static size_t at_json__put_utf8(char *d, unsigned cp)
-{
-    if (cp < 0x80) {
-        d[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        d[0] = (char)(0xc0 | (cp >> 6));
-        d[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        d[0] = (char)(0xe0 | (cp >> 12));
-        d[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        d[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    d[0] = (char)(0xf0 | (cp >> 18));
-    d[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    d[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    d[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
 }
 
 /* Decodes the already-checked string body s[0..n) into d; returns the
@@ -233,14 +167,14 @@ static size_t at_json__decode(char *d, const char *s, size_t n)
         /* at_json__escape_len() accepted this escape, so the digits are
          * hex and a high surrogate has its low half. */
         unsigned u, lo;
-        AT_ASSERT(at_json__hex4(s + i, &u) == 0);
+        AT_ASSERT(at_json_hex4(s + i, &u) == 0);
         i += 4;
         if (u >= 0xd800 && u <= 0xdbff) {
-            AT_ASSERT(at_json__hex4(s + i + 2, &lo) == 0);
+            AT_ASSERT(at_json_hex4(s + i + 2, &lo) == 0);
             i += 6;
             u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
         }
-        o += at_json__put_utf8(d + o, u);
+        o += at_json_put_utf8(d + o, u);
     }
     return o;
 }
@@ -272,7 +206,7 @@ int at_json_string(at_jparse_t *p, const char **s, uint32_t *n, uint8_t *esc)
             escaped = true;
             i += e;
         } else if (c >= 0x80) {
-            size_t u = at_json__utf8((const uint8_t *)src + i, len - i);
+            size_t u = at_json_utf8_len((const uint8_t *)src + i, len - i);
             if (!u)
                 return at_json_fail(p, i, "invalid UTF-8 in string");
             i += u;
@@ -800,14 +734,7 @@ void at_json_w_value(at_buf_t *b, const at_json_t *v)
 /* Appends v in decimal. */
 void at_json_w_i64(at_buf_t *b, int64_t v)
 {
-    char tmp[24];
-    int i = (int)sizeof tmp;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        tmp[--i] = '-';
-    at_json_w_raw(b, tmp + i, sizeof tmp - (size_t)i);
+    char tmp[20];
+    size_t n = at_fmt_i64(tmp, v);
+    at_json_w_raw(b, tmp, n);
 }

@@ -428,66 +428,31 @@ static void at_proc__count_member(at_proc_t *pr, uint32_t id, int delta)
 }
 
 /* The deterministic id of an output: (rule, version, user key, kind, group,
- * instant), DESIGN.md §6. */
-/* Decimal digits of v at o, as printf's %llu writes them; returns the end. */
-static char *at_proc__u64(char *o, uint64_t v)
-{
-    char tmp[20];
-    int i = (int)sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    memcpy(o, tmp + i, sizeof tmp - (size_t)i);
-    return o + (sizeof tmp - (size_t)i);
-}
-
-/* As %lld writes v. */
-static char *at_proc__i64(char *o, int64_t v)
-{
-    if (v < 0)
-        *o++ = '-';
-    return at_proc__u64(o, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
-}
-
-/* The output's id: XXH3-128 of "name\x1fversion\x1fkind\x1fat\x1fkey\x1fgroup"
+ * instant), DESIGN.md §6: XXH3-128 of "name\x1fversion\x1fkind\x1fat\x1fkey\x1fgroup"
  * in hex. */
 static void at_proc__out_id(const at_rule_out_t *o, const char *key, size_t klen, char out[33])
 {
-    char buf[512], *p = buf;
-    size_t nl = strlen(o->rule->name), gn = o->group.n;
-    XXH128_hash_t h;
-    if (nl + klen + gn + 64 <= sizeof buf) { /* the usual case: one piece */
-        memcpy(p, o->rule->name, nl);
-        p += nl;
-        *p++ = '\x1f';
-        p = at_proc__u64(p, o->rule->version);
-        *p++ = '\x1f';
-        p = at_proc__i64(p, o->kind);
-        *p++ = '\x1f';
-        p = at_proc__i64(p, o->at);
-        *p++ = '\x1f';
-        memcpy(p, key, klen);
-        p += klen;
-        *p++ = '\x1f';
-        if (gn)
-            memcpy(p, o->group.s, gn);
-        p += gn;
-        h = XXH3_128bits(buf, (size_t)(p - buf)); /* the same as the pieces streamed */
-    } else {
-        XXH3_state_t *st = XXH3_createState();
-        AT_ASSERT(st);
-        XXH3_128bits_reset(st);
-        char head[128];
-        int n = snprintf(head, sizeof head, "%s\x1f%u\x1f%d\x1f%lld\x1f", o->rule->name,
-                         o->rule->version, o->kind, (long long)o->at);
-        XXH3_128bits_update(st, head, (size_t)n);
-        XXH3_128bits_update(st, key, klen);
-        XXH3_128bits_update(st, "\x1f", 1);
-        XXH3_128bits_update(st, o->group.s ? o->group.s : "", o->group.n);
-        h = XXH3_128bits_digest(st);
-        XXH3_freeState(st);
-    }
+    size_t nl = strlen(o->rule->name), gn = o->group.n,
+           need = nl + klen + gn + 65; /* 3 numbers of 20, 5 separators */
+    char stack[512], *buf = need <= sizeof stack ? stack : at_xmalloc(need), *p = buf;
+    memcpy(p, o->rule->name, nl);
+    p += nl;
+    *p++ = '\x1f';
+    p += at_fmt_u64(p, o->rule->version);
+    *p++ = '\x1f';
+    p += at_fmt_i64(p, o->kind);
+    *p++ = '\x1f';
+    p += at_fmt_i64(p, o->at);
+    *p++ = '\x1f';
+    memcpy(p, key, klen);
+    p += klen;
+    *p++ = '\x1f';
+    if (gn)
+        memcpy(p, o->group.s, gn);
+    p += gn;
+    XXH128_hash_t h = XXH3_128bits(buf, (size_t)(p - buf));
+    if (buf != stack)
+        free(buf);
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < 16; i++) {
         out[i] = hex[(h.high64 >> (60 - 4 * i)) & 15];
@@ -528,32 +493,23 @@ void at_proc__emit(void *ud, const at_rule_out_t *o)
     at_buf_t *b = &pr->msg;
     at_buf_reset(b);
     bool seg = o->kind != AT_OUT_FIRE;
-    char num[128], *q;
     AT_ASSERT(at_buf_puts(b, "{\"id\":\"") == 0 && at_buf_append(b, id, 32) == 0 &&
               at_buf_puts(b, "\",\"type\":\"") == 0 &&
               at_buf_puts(b, at_proc__kind_name(o->kind)) == 0 &&
               at_buf_puts(b, seg ? "\",\"segment\":" : "\",\"trigger\":") == 0);
     AT_ASSERT(at_buf_json_str(b, o->rule->name, strlen(o->rule->name)) == 0);
-    q = at_proc__u64(num, o->rule->version);
-    AT_ASSERT(at_buf_puts(b, ",\"version\":") == 0 &&
-              at_buf_append(b, num, (size_t)(q - num)) == 0 && at_buf_puts(b, ",\"user\":") == 0);
+    AT_ASSERT(at_buf_puts(b, ",\"version\":") == 0 && at_buf_u64(b, o->rule->version) == 0 &&
+              at_buf_puts(b, ",\"user\":") == 0);
     AT_ASSERT(at_buf_json_str(b, key, klen) == 0);
     if (seg && o->rule->group) {
         AT_ASSERT(at_buf_puts(b, ",\"group\":") == 0);
         AT_ASSERT(at_buf_json_str(b, o->group.s ? o->group.s : "", o->group.n) == 0);
     }
-    AT_ASSERT(at_buf_puts(b, ",\"at\":\"") == 0 && at_buf_puts(b, at) == 0);
-    q = num;
-    memcpy(q, "\",\"ts\":", 7);
-    q = at_proc__i64(q + 7, o->at);
-    memcpy(q, ",\"seq\":", 7);
-    q = at_proc__u64(q + 7, o->seq);
-    memcpy(q, ",\"position\":\"", 13);
-    q = at_proc__i64(q + 13, pr->p);
-    *q++ = ':';
-    q = at_proc__i64(q, off);
-    *q++ = '"';
-    AT_ASSERT(at_buf_append(b, num, (size_t)(q - num)) == 0);
+    AT_ASSERT(at_buf_puts(b, ",\"at\":\"") == 0 && at_buf_puts(b, at) == 0 &&
+              at_buf_puts(b, "\",\"ts\":") == 0 && at_buf_i64(b, o->at) == 0 &&
+              at_buf_puts(b, ",\"seq\":") == 0 && at_buf_u64(b, o->seq) == 0 &&
+              at_buf_puts(b, ",\"position\":\"") == 0 && at_buf_i64(b, pr->p) == 0 &&
+              at_buf_putc(b, ':') == 0 && at_buf_i64(b, off) == 0 && at_buf_putc(b, '"') == 0);
     if (o->early)
         AT_ASSERT(at_buf_puts(b, ",\"early\":true") == 0);
     if (o->reason)

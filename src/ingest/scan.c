@@ -115,47 +115,6 @@ static inline char at_scan__peek(const char *s, size_t *pi, size_t end)
     return i < end ? s[i] : 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0: the
- * rules of at_json_string (no overlongs, surrogates or past U+10FFFF). */
-static size_t at_scan__utf8(const uint8_t *s, size_t n)
-{
-    uint8_t c = s[0];
-    if (c >= 0xc2 && c <= 0xdf)
-        return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c >= 0xe0 && c <= 0xef) {
-        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f))
-            return 0;
-        return 3;
-    }
-    if (c >= 0xf0 && c <= 0xf4) {
-        if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-            return 0;
-        if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
-            return 0;
-        return 4;
-    }
-    return 0;
-}
-
-static int at_scan__hex4(const char *s, unsigned *out)
-{
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        unsigned c = (uint8_t)s[i], d;
-        if (c - '0' < 10)
-            d = c - '0';
-        else if ((c | 0x20) - 'a' < 6)
-            d = (c | 0x20) - 'a' + 10;
-        else
-            return -1;
-        v = v << 4 | d;
-    }
-    *out = v;
-    return 0;
-}
-
 /* Writes the canonical form of the decoded character u at o (the writer's
  * escapes of at_json_w_str); returns the new end. *grow gets the bytes the
  * form has beyond the decoded ones. */
@@ -181,22 +140,7 @@ static char *at_scan__put_char(char *o, unsigned u, uint32_t *grow, uint8_t *fla
         *grow += 1;
         return o + 2;
     }
-    if (u < 0x80) {
-        o[0] = (char)u;
-        return o + 1;
-    }
-    if (u < 0x800) {
-        o[0] = (char)(0xc0 | (u >> 6)), o[1] = (char)(0x80 | (u & 0x3f));
-        return o + 2;
-    }
-    if (u < 0x10000) {
-        o[0] = (char)(0xe0 | (u >> 12)), o[1] = (char)(0x80 | ((u >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (u & 0x3f));
-        return o + 3;
-    }
-    o[0] = (char)(0xf0 | (u >> 18)), o[1] = (char)(0x80 | ((u >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((u >> 6) & 0x3f)), o[3] = (char)(0x80 | (u & 0x3f));
-    return o + 4;
+    return o + at_json_put_utf8(o, u);
 }
 
 /* The escape at s[i] ('\\'), n bytes available in all: its canonical form
@@ -234,13 +178,13 @@ static size_t at_scan__escape(const char *s, size_t i, size_t n, char **po, uint
         u = '\t';
         break;
     case 'u':
-        if (i + 6 > n || at_scan__hex4(s + i + 2, &u) < 0 || (u >= 0xdc00 && u <= 0xdfff))
+        if (i + 6 > n || at_json_hex4(s + i + 2, &u) < 0 || (u >= 0xdc00 && u <= 0xdfff))
             return 0;
         adv = 6;
         if (u >= 0xd800 && u <= 0xdbff) {
             unsigned lo;
             if (i + 12 > n || s[i + 6] != '\\' || s[i + 7] != 'u' ||
-                at_scan__hex4(s + i + 8, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+                at_json_hex4(s + i + 8, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
                 return 0;
             u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
             adv = 12;
@@ -329,7 +273,7 @@ static int at_scan__string_slow(at_scan_t *x, size_t *pi, at_sval_t *v, uint32_t
                 return -1;
             i += e;
         } else if (c >= 0x80) {
-            size_t u = at_scan__utf8((const uint8_t *)s + i, x->end - i);
+            size_t u = at_json_utf8_len((const uint8_t *)s + i, x->end - i);
             if (!u)
                 return -1;
             memcpy(o, s + i, u);

@@ -61,7 +61,8 @@ void at_log__rd_drop(at_log__rd_t *rd)
 }
 
 /* Maps fd whole (again, if it grew past the mapping). Returns 1, 0 when the
- * mapping cannot be made (the caller reads instead), or -errno. */
+ * file is empty, or -errno; when no mapping can be made the reader stops
+ * mapping (and reads) from then on, and 0 is returned. */
 static int at_log__rd_remap(at_log__rd_t *rd, int fd)
 {
     struct stat st;
@@ -74,8 +75,10 @@ static int at_log__rd_remap(at_log__rd_t *rd, int fd)
     int64_t done = rd->map && rd->map_fd == fd ? rd->map_done : 0;
     at_log__rd_file(rd);
     void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    if (m == MAP_FAILED)
+    if (m == MAP_FAILED) {
+        rd->map_mode = false;
         return 0;
+    }
     rd->map = m;
     rd->map_len = (size_t)st.st_size;
     rd->map_fd = fd;
@@ -84,15 +87,13 @@ static int at_log__rd_remap(at_log__rd_t *rd, int fd)
 }
 
 /* [pos, pos + n) through the mapping: 1 with *p, 0 when past the file's
- * end, or -errno; -1000 when no mapping can be made. */
+ * end (or when mapping stopped: see at_log__rd_remap), or -errno. */
 static int at_log__rd_mapped(at_log__rd_t *rd, int fd, int64_t pos, size_t n, const uint8_t **p)
 {
     if (!rd->map || rd->map_fd != fd || (uint64_t)pos + n > rd->map_len) {
         int rc = at_log__rd_remap(rd, fd);
-        if (rc < 0)
+        if (rc <= 0)
             return rc;
-        if (rc == 0)
-            return -1000;
         if ((uint64_t)pos + n > rd->map_len)
             return 0;
     }
@@ -141,9 +142,8 @@ int at_log__rd_get(at_log__rd_t *rd, int fd, int64_t pos, size_t n, int64_t max_
         return 0;
     if (rd->map_mode) {
         int rc = at_log__rd_mapped(rd, fd, pos, n, p);
-        if (rc != -1000)
-            return rc;
-        rd->map_mode = false; /* cannot map: read from now on */
+        if (rd->map_mode)
+            return rc; /* else no mapping could be made: read */
     }
     if (rd->buf_len && pos >= rd->buf_pos &&
         (uint64_t)(pos - rd->buf_pos) + n <= (uint64_t)rd->buf_len) {
