@@ -147,6 +147,8 @@ static void at_rules__prune(const at_rule_t *r, at_rgroup_t *g, uint32_t i)
     if (agg == AT_AGG_DISTINCT) {
         int64_t v = g->e[i].v, ts = g->e[i].ts;
         for (uint32_t k = 0; k < g->n;) {
+            /* k < i orders equal instants; k < g->n bounds it */
+            /* cppcheck-suppress arrayIndexThenCheck */
             if (g->e[k].v == v && (g->e[k].ts < ts || (g->e[k].ts == ts && k < i))) {
                 AT_DROP(k);
                 if (k < i)

@@ -279,7 +279,7 @@ static inline void at_enc_varint(at_buf_t *b, uint64_t v)
 }
 static inline void at_enc_zigzag(at_buf_t *b, int64_t v)
 {
-    at_enc_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+    at_enc_varint(b, ((uint64_t)v << 1) ^ (0 - ((uint64_t)v >> 63))); /* all ones when v < 0 */
 }
 void at_enc_str(at_buf_t *b, const char *s, size_t n);
 void at_enc_f32(at_buf_t *b, float f);
