@@ -139,6 +139,40 @@ int attune_digest(attune_t *a, attune_done_cb cb, void *ud);
 int attune_wait_idle(attune_t *a, int timeout_ms);
 int attune_partitions(const attune_t *a);
 
+/* ---- recommendations and the item catalog (DESIGN.md §7) ----------------------- */
+typedef struct attune_reco_query {
+    int n;                      /* items wanted, 1..100; 0: 10 */
+    const char *category;       /* only items in this category or below it; NULL: any */
+    const char *const *exclude; /* items not wanted (at most 100 are read) */
+    size_t nexclude;
+    int64_t window_ms; /* trending window: 1 h, 24 h or 7 d; 0: 24 h */
+} attune_reco_query_t;
+
+/* Upserts catalog items: body is one item, an array of them or
+ * {"items":[..]}, each {"item_id","category"?,"available"?,"attributes"?}.
+ * Refused at once (err names the field, e.g. "items[2].available"):
+ * ATTUNE_EPARSE, ATTUNE_EINVALID, ATTUNE_ETOOBIG (over 1,000 items),
+ * ATTUNE_EUNAVAIL. Otherwise cb gets {"accepted":N} once durable. */
+int attune_items_put(attune_t *a, const char *body, size_t len, attune_done_cb cb, void *ud,
+                     attune_error_t *err);
+/* Owned JSON: what is known of the item (catalog and learned from
+ * events); ATTUNE_ENOTFOUND. */
+int attune_item_get(attune_t *a, const char *item, size_t n, char **json, size_t *len);
+/* The user's recommendations, on the user's shard: cb gets
+ * {"user","known","items":[{"item_id","score","reason","because"|
+ * "category_of_interest"?,"category"?},..]}. A user not held gets the
+ * cold-start answer. min_position as for attune_user. ATTUNE_EINVALID for
+ * a bad query. */
+int attune_recommend(attune_t *a, const char *user, size_t n, const attune_reco_query_t *q,
+                     const char *min_position, attune_done_cb cb, void *ud);
+/* Owned JSON {"item_id","items":[..]}: items seen together with item;
+ * ATTUNE_ENOTFOUND for an item never seen. */
+int attune_similar(attune_t *a, const char *item, size_t n, const attune_reco_query_t *q,
+                   char **json, size_t *len);
+/* Owned JSON {"window","items":[..]}: the most interacted-with items in
+ * the window, newest event time as "now". */
+int attune_trending(attune_t *a, const attune_reco_query_t *q, char **json, size_t *len);
+
 /* ---- the output bus (segment and trigger events) ------------------------------ */
 typedef struct attune_outputs attune_outputs_t;
 /* One output: partition, offset in its output log, the message JSON. Return

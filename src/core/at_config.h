@@ -113,6 +113,11 @@ typedef struct at_config {
     int64_t session_gap_ms;         /* default 30 min */
     int recent_items;               /* default 20 */
     int max_categories;             /* default 16 */
+    /* recommendations (DESIGN.md §7) */
+    int reco_neighbours;         /* default 30 */
+    int64_t reco_half_life_ms;   /* default 7 d */
+    int64_t reco_pair_window_ms; /* default 30 min */
+    int reco_max_pairs;          /* default 10 */
     at_config_rules_t segments;
     at_config_rules_t triggers;
 } at_config_t;

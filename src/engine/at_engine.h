@@ -123,6 +123,12 @@ void at_engine__rules_close(struct attune *a);
 /* The control record value every partition must have seen last: the
  * registry's dump (owned by the caller: free). */
 char *at_engine__rules_dump(struct attune *a, size_t *len, uint64_t *hash);
+/* state.c */
+/* "u:42", "a:x" as they are; a bare id is a user id ("u:ID"). Returns the
+ * key's length, 0 when it does not fit in cap or is empty. */
+size_t at_engine__user_key(const char *id, size_t n, char *out, size_t cap);
+/* The offset of partition p in a list of "P:OFFSET" positions, or -1. */
+int64_t at_engine__position_for(const char *list, int p);
 /* metrics.c */
 void at_engine__count_reject(struct attune *a, const char *code);
 void at_engine__ring_push(struct attune *a, char *json_owned);

@@ -99,6 +99,11 @@ void at_engine__proc_cfg(const at_config_t *c, at_proc_cfg_t *pc, int partitions
     pc->profile.session_gap_ms = c->session_gap_ms;
     pc->profile.recent_items = c->recent_items;
     pc->profile.max_categories = c->max_categories;
+    at_reco_cfg_defaults(&pc->reco);
+    pc->reco.neighbours = c->reco_neighbours;
+    pc->reco.half_life_ms = c->reco_half_life_ms;
+    pc->reco.pair_window_ms = c->reco_pair_window_ms;
+    pc->reco.max_pairs = c->reco_max_pairs;
     pc->lateness_ms = c->lateness_ms;
     pc->ttl_ms = c->state_ttl_ms;
     pc->partitions = partitions;

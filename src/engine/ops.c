@@ -122,6 +122,20 @@ static void at_engine__stream_metrics(attune_t *a, at_buf_t *b)
                  "for the others.");
     at_engine__gauge(b, "attune_users", "Users (and identity aliases) held.", (double)t->users);
     at_engine__gauge(b, "attune_state_bytes", "Bytes of keyed state held.", (double)t->state_bytes);
+    at_reco_set_t *rs = at_streams_reco(a->streams);
+    double ritems = 0, rbytes = 0;
+    for (int p = 0; p < rs->n; p++) {
+        ritems += (double)at_reco_items(rs->parts[p]);
+        rbytes += (double)at_reco_bytes(rs->parts[p]);
+    }
+    at_engine__gauge(b, "attune_reco_items",
+                     "Item entries of the recommender, summed over partitions (an item appears "
+                     "in each partition whose users interacted with it).",
+                     ritems);
+    at_engine__gauge(b, "attune_reco_bytes", "Bytes the recommender's item aggregates hold.",
+                     rbytes);
+    at_engine__counter(b, "attune_catalog_records_total",
+                       "Catalog upserts processed (POST /v1/items).", t->items);
     at_engine__counter(b, "attune_users_expired_total", "Users whose state expired (state.ttl).",
                        t->expired_users);
     at_engine__counter(b, "attune_rule_degraded_total",

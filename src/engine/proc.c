@@ -24,6 +24,7 @@ at_proc_t *at_proc_new(int partition, const at_proc_cfg_t *cfg, const at_proc_op
     pr->ud = ud;
     pr->users = at_keyed_new();
     pr->dict = at_sdict_new(AT_PROC_DICT_ENTRIES, AT_PROC_DICT_BYTES);
+    pr->reco = at_reco_part_new(&pr->cfg.reco, &pr->cfg.profile);
     at_reorder_init(&pr->pend);
     pr->wm.max_trusted = AT_WM_NONE;
     pr->wm.lateness_ms = cfg->lateness_ms;
@@ -50,6 +51,7 @@ void at_proc_free(at_proc_t *pr)
     at_reorder_deinit(&pr->pend);
     at_keyed_free(pr->users);
     at_sdict_free(pr->dict);
+    at_reco_part_free(pr->reco);
     at_proc__free_fields(pr);
     at_ruleset_unref(pr->rs);
     free(pr->hwm);
@@ -300,6 +302,7 @@ void at_proc__apply(at_proc_t *pr, uint32_t slot, const at_eview_t *v, int64_t t
     at_user_t u;
     at_proc__load(pr, slot, &u);
     at_profile_apply(&u.prof, &pr->cfg.profile, &v->pev, late);
+    at_reco_observe(pr->reco, &u.prof, &v->pev);
     pr->st.events++;
     int64_t now = at_wm_get(&pr->wm);
     at_host_t h;
@@ -559,6 +562,12 @@ void at_proc_record(at_proc_t *pr, const at_rec_t *rec)
     case AT_REC_ERASE:
         at_proc__erase(pr, rec);
         break;
+    case AT_REC_ITEM:
+        if (at_reco_catalog(pr->reco, rec->value, rec->value_len, rec->ts_ms) < 0)
+            AT_ERROR("item record refused", "partition=%d offset=%lld", pr->p,
+                     (long long)rec->offset);
+        pr->st.items++;
+        break;
     default:
         break; /* redacted and unknown records carry nothing to process */
     }
@@ -574,6 +583,11 @@ void at_proc_stats(const at_proc_t *pr, at_proc_stats_t *st)
     st->next_offset = pr->next_offset;
     st->out_next = pr->out_next;
     st->pending = pr->pend.n;
+}
+
+at_reco_part_t *at_proc_reco(at_proc_t *pr)
+{
+    return pr->reco;
 }
 
 int64_t at_proc_members(const at_proc_t *pr, uint32_t id)

@@ -29,6 +29,7 @@
 #include "at_core.h"
 #include "at_log.h"
 #include "at_profile.h"
+#include "at_reco.h"
 #include "at_stream.h"
 #include "rules_def.h"
 
@@ -40,6 +41,7 @@ typedef struct at_proc at_proc_t;
 
 typedef struct at_proc_cfg {
     at_profile_cfg_t profile;
+    at_reco_cfg_t reco;
     int64_t lateness_ms; /* allowed lateness; default 5 s */
     int64_t ttl_ms;      /* state of users inactive this long expires; 0: never */
     int partitions;
@@ -72,6 +74,7 @@ typedef struct at_proc_stats {
     uint64_t duplicates_dropped; /* handoff/forwarded repeats */
     uint64_t outputs, outputs_suppressed, shadow_outputs, early_outputs;
     uint64_t expired_users, degraded;
+    uint64_t items;         /* catalog records */
     uint64_t pending;       /* events waiting for the watermark now */
     uint64_t pending_bytes; /* memory they hold */
     uint64_t users;
@@ -106,6 +109,14 @@ int64_t at_proc_members(const at_proc_t *pr, uint32_t id);
 
 /* ---- reads ------------------------------------------------------------------ */
 enum { AT_PROC_R_PROFILE = 1, AT_PROC_R_SEGMENTS = 2, AT_PROC_R_EXPORT = 4 };
+/* The partition's item aggregates (written by its processing; read by
+ * anyone through an at_reco_set_t of every partition's). */
+at_reco_part_t *at_proc_reco(at_proc_t *pr);
+/* The user's recommendations (following no alias: the caller does) as
+ * {"user":KEY,"known":BOOL,"items":[..]}: a user not held gets the cold
+ * start answer (trending). set: every partition's aggregates. */
+void at_proc_render_reco(at_proc_t *pr, const char *key, size_t n, at_reco_set_t *set,
+                         const at_reco_req_t *req, at_buf_t *out);
 /* Renders the user (following an alias) as a JSON object into out: the
  * profile with its pending events applied, segments and triggers. Returns
  * 0, or AT_ENOTFOUND. */

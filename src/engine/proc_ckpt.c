@@ -98,6 +98,7 @@ void at_proc_changes(at_proc_t *pr,
         }
     }
     at_keyed_clean(pr->users);
+    at_reco_changes(pr->reco, false, AT_PROC_FORMAT, AT_PROC_ITEM, fn, ud);
 }
 
 void at_proc_all_users(at_proc_t *pr,
@@ -114,6 +115,7 @@ void at_proc_all_users(at_proc_t *pr,
         fn(ud, k, kl, v, vl);
     }
     at_keyed_clean(pr->users);
+    at_reco_changes(pr->reco, true, AT_PROC_FORMAT, AT_PROC_ITEM, fn, ud);
 }
 
 static int at_proc__bad(at_error_t *err, const char *what)
@@ -186,6 +188,11 @@ int at_proc_restore_user(at_proc_t *pr, const char *key, size_t klen, const void
         uint32_t id = (uint32_t)k[1] << 24 | (uint32_t)k[2] << 16 | (uint32_t)k[3] << 8 | k[4];
         return at_sdict_put(pr->dict, id, (const char *)v + 2, vlen - 2);
     }
+    if (klen && key[0] == AT_RECO_KEY) { /* an item of the recommender */
+        if (vlen < 3 || ((const uint8_t *)val)[1] != AT_PROC_ITEM)
+            return AT_ECORRUPT;
+        return at_reco_restore(pr->reco, key, klen, val, vlen);
+    }
     uint32_t slot = at_keyed_get(pr->users, key, klen, NULL);
     at_keyed_set(pr->users, slot, val, vlen);
     return 0;
@@ -256,7 +263,7 @@ uint64_t at_proc_digest(at_proc_t *pr)
     at_ruleset_dump(pr->rs, &b);
     d += at_hash64(b.data, b.len);
     at_buf_deinit(&b);
-    return d;
+    return d + at_reco_digest(pr->reco);
 }
 
 void at_proc_debug_sizes(at_proc_t *pr)

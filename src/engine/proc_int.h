@@ -22,6 +22,7 @@
 #define AT_PROC_USER 1
 #define AT_PROC_ALIAS 2
 #define AT_PROC_DICT 3
+#define AT_PROC_ITEM 4 /* an item of the recommender (at_reco.h), key AT_RECO_KEY + index */
 #define AT_PROC_DICT_KEY '\x01'
 #define AT_PROC_DICT_ENTRIES 65536    /* per partition */
 #define AT_PROC_DICT_BYTES (4u << 20) /* per partition */
@@ -90,7 +91,8 @@ struct at_proc {
     at_proc_ops_t ops;
     void *ud;
     at_keyed_t *users;
-    at_sdict_t *dict; /* strings profiles share, as ids */
+    at_sdict_t *dict;     /* strings profiles share, as ids */
+    at_reco_part_t *reco; /* the partition's item aggregates */
     at_reorder_t pend;
     at_wm_t wm;
     at_ruleset_t *rs;

@@ -687,3 +687,35 @@ void at_proc__view_free(at_eview_t *v)
     v->mem = NULL;
     v->slot = NULL;
 }
+
+void at_proc_render_reco(at_proc_t *pr, const char *key, size_t n, at_reco_set_t *set,
+                         const at_reco_req_t *req, at_buf_t *out)
+{
+    uint32_t slot = at_keyed_find(pr->users, key, n);
+    at_user_t u;
+    bool known = false;
+    if (slot != AT_KEYED_NONE) {
+        at_proc__load(pr, slot, &u);
+        if (!u.alias) { /* the live view, as for the profile */
+            at_pev_t **items;
+            size_t npend = at_proc__pending_of(pr, slot, &items);
+            for (size_t i = 0; i < npend; i++)
+                at_profile_apply(&u.prof, &pr->cfg.profile, &items[i]->view.pev, false);
+            known = u.prof.events > 0;
+        }
+    }
+    at_reco_result_t r;
+    at_reco_result_init(&r);
+    at_reco_user(set, known ? &u.prof : NULL, req, &r);
+    AT_ASSERT(at_buf_puts(out, "{\"user\":") == 0);
+    AT_ASSERT(at_buf_json_str(out, key, n) == 0);
+    AT_ASSERT(at_buf_puts(out, known ? ",\"known\":true," : ",\"known\":false,") == 0);
+    size_t at = out->len;
+    at_reco_render(&r, out);
+    /* {"items":[..]} -> "items":[..]} : one object */
+    memmove(out->data + at, out->data + at + 1, out->len - at - 1);
+    out->len--;
+    out->data[out->len] = 0;
+    at_reco_result_deinit(&r);
+    at_arena_reset(&pr->arena);
+}

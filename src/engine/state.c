@@ -13,8 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* "u:42", "a:x" as they are; a bare id is a user id. */
-static size_t at_engine__user_key(const char *id, size_t n, char *out, size_t cap)
+size_t at_engine__user_key(const char *id, size_t n, char *out, size_t cap)
 {
     bool ns = n >= 2 && (id[0] == 'u' || id[0] == 'a') && id[1] == ':';
     size_t len = ns ? n : n + 2;
@@ -30,8 +29,7 @@ static size_t at_engine__user_key(const char *id, size_t n, char *out, size_t ca
     return len;
 }
 
-/* The offset of partition p in a list of "P:OFFSET" positions, or -1. */
-static int64_t at_engine__position_for(const char *list, int p)
+int64_t at_engine__position_for(const char *list, int p)
 {
     for (const char *s = list; s && *s;) {
         char *end;

@@ -108,6 +108,9 @@ struct at_streams {
     at_hist_t ckpt_hist;
     _Atomic uint64_t ckpts, ckerrs, ckbytes, orecs, obytes;
     char *out_dir;
+    at_reco_part_t **rparts; /* every partition's item aggregates, for reads */
+    at_reco_set_t reco;
+    bool reco_init;
 };
 
 /* ---- outputs --------------------------------------------------------------------- */
@@ -324,7 +327,7 @@ static void at_streams__maybe_ckpt(at_spart_t *pt, int64_t now_ms)
 
 /* ---- reads --------------------------------------------------------------------------- */
 
-enum { AT_SM_USER, AT_SM_MEMBERS, AT_SM_DIGEST };
+enum { AT_SM_USER, AT_SM_MEMBERS, AT_SM_DIGEST, AT_SM_RECO };
 
 typedef struct at_digest_acc {
     pthread_mutex_t mu;
@@ -350,6 +353,7 @@ typedef struct at_smsg {
     size_t limit, got;
     at_buf_t acc;
     at_digest_acc_t *dig;
+    at_reco_req_t *req; /* recommendations: the request (owned, one block) */
     size_t klen;
     char key[]; /* user key or segment name */
 } at_smsg_t;
@@ -367,6 +371,7 @@ static int at_streams__post(at_streams_t *s, at_smsg_t *msg)
     int rc = at_shard_post(s->shards[s->parts[msg->p].shard].sh, &msg->m);
     if (rc < 0) {
         at_buf_deinit(&msg->acc);
+        free(msg->req);
         free(msg);
     }
     return rc;
@@ -387,6 +392,7 @@ static void at_streams__finish(at_smsg_t *m, int status, const char *json, size_
 {
     m->cb(m->ud, status, json, len);
     at_buf_deinit(&m->acc);
+    free(m->req);
     free(m);
 }
 
@@ -395,13 +401,14 @@ static void at_streams__user(at_spart_t *pt, at_smsg_t *m)
     at_pstr_t target;
     if (at_proc_alias(pt->proc, m->key, m->klen, &target) && m->hops < 4) {
         /* follow the alias to the user's partition */
-        at_smsg_t *n = at_streams__msg(m->s, AT_SM_USER, target.s, target.n);
+        at_smsg_t *n = at_streams__msg(m->s, m->kind, target.s, target.n);
         n->p = at_partition_of(target.s, target.n, m->s->cfg.partitions);
         n->what = m->what;
         n->min_offset = -1;
         n->hops = m->hops + 1;
         n->cb = m->cb;
         n->ud = m->ud;
+        n->req = m->req;
         at_buf_deinit(&m->acc);
         free(m);
         if (at_streams__post(n->s, n) < 0)
@@ -410,7 +417,11 @@ static void at_streams__user(at_spart_t *pt, at_smsg_t *m)
     }
     at_buf_t out;
     at_buf_init(&out, 0);
-    int rc = at_proc_render_user(pt->proc, m->key, m->klen, m->what, &out);
+    int rc = 0;
+    if (m->kind == AT_SM_RECO)
+        at_proc_render_reco(pt->proc, m->key, m->klen, &m->s->reco, m->req, &out);
+    else
+        rc = at_proc_render_user(pt->proc, m->key, m->klen, m->what, &out);
     at_streams__finish(m, rc, out.data, out.len);
     at_buf_deinit(&out);
 }
@@ -461,6 +472,7 @@ static void at_streams__serve(at_spart_t *pt, at_smsg_t *m)
 {
     switch (m->kind) {
     case AT_SM_USER:
+    case AT_SM_RECO:
         at_streams__user(pt, m);
         break;
     case AT_SM_MEMBERS:
@@ -478,7 +490,7 @@ static void at_streams__msg_fn(at_shard_msg_t *sm, void *ud)
     (void)ud;
     at_smsg_t *m = (at_smsg_t *)sm;
     at_spart_t *pt = &m->s->parts[m->p];
-    if (m->kind == AT_SM_USER && m->min_offset >= 0 &&
+    if ((m->kind == AT_SM_USER || m->kind == AT_SM_RECO) && m->min_offset >= 0 &&
         at_proc_next_offset(pt->proc) <= m->min_offset &&
         at_time_mono_ns() / 1000000 < m->deadline_ms) {
         at_swait_t *w = at_xcalloc(1, sizeof *w);
@@ -516,6 +528,47 @@ int at_streams_user(at_streams_t *s, const char *key, size_t n, unsigned what, i
     m->cb = cb;
     m->ud = ud;
     return at_streams__post(s, m);
+}
+
+/* One block holding req and its strings. */
+static at_reco_req_t *at_streams__req_copy(const at_reco_req_t *req)
+{
+    size_t n = sizeof *req + req->category_len + 1 + req->nexclude * sizeof(at_pstr_t);
+    for (size_t i = 0; i < req->nexclude; i++)
+        n += req->exclude[i].n + 1;
+    at_reco_req_t *c = at_xmalloc(n);
+    *c = *req;
+    at_pstr_t *ex = (at_pstr_t *)(c + 1);
+    char *p = (char *)(ex + req->nexclude);
+    for (size_t i = 0; i < req->nexclude; i++) {
+        memcpy(p, req->exclude[i].s, req->exclude[i].n);
+        p[req->exclude[i].n] = 0;
+        ex[i] = (at_pstr_t){p, req->exclude[i].n};
+        p += req->exclude[i].n + 1;
+    }
+    c->exclude = ex;
+    memcpy(p, req->category ? req->category : "", req->category_len);
+    p[req->category_len] = 0;
+    c->category = p;
+    return c;
+}
+
+int at_streams_recommend(at_streams_t *s, const char *key, size_t n, const at_reco_req_t *req,
+                         int64_t min_offset, at_streams_cb cb, void *ud)
+{
+    at_smsg_t *m = at_streams__msg(s, AT_SM_RECO, key, n);
+    m->p = at_partition_of(key, n, s->cfg.partitions);
+    m->req = at_streams__req_copy(req);
+    m->min_offset = min_offset;
+    m->deadline_ms = at_time_mono_ns() / 1000000 + AT_STREAMS_WAIT_MS;
+    m->cb = cb;
+    m->ud = ud;
+    return at_streams__post(s, m);
+}
+
+at_reco_set_t *at_streams_reco(at_streams_t *s)
+{
+    return &s->reco;
 }
 
 int at_streams_members(at_streams_t *s, const char *name, size_t n, const char *cursor,
@@ -724,6 +777,13 @@ int at_streams_open(at_streams_t **out, const at_streams_cfg_t *cfg, const at_st
         s->parts[p].shard = p % S;
         rc = at_streams__open_part(s, &s->parts[p], err, errlen);
     }
+    if (rc == 0) {
+        s->rparts = at_xcalloc((size_t)P, sizeof *s->rparts);
+        for (int p = 0; p < P; p++)
+            s->rparts[p] = at_proc_reco(s->parts[p].proc);
+        at_reco_set_init(&s->reco, s->rparts, P);
+        s->reco_init = true;
+    }
     if (rc == 0 && (rc = -pthread_create(&s->ckth, NULL, at_streams__ck_main, s)) == 0)
         s->ckth_started = true;
     bool *owned = at_xcalloc((size_t)P, sizeof *owned);
@@ -812,6 +872,9 @@ void at_streams_close(at_streams_t *s)
         pthread_mutex_unlock(&s->ckmu);
         pthread_join(s->ckth, NULL);
     }
+    if (s->reco_init)
+        at_reco_set_deinit(&s->reco);
+    free(s->rparts);
     for (int p = 0; p < P; p++) {
         at_spart_t *pt = &s->parts[p];
         if (pt->out) {
@@ -909,6 +972,7 @@ void at_streams_stats(at_streams_t *s, at_streams_stats_t *st)
         t->shadow_outputs += x.shadow_outputs;
         t->early_outputs += x.early_outputs;
         t->expired_users += x.expired_users;
+        t->items += x.items;
         t->degraded += x.degraded;
         t->pending += x.pending;
         t->pending_bytes += x.pending_bytes;

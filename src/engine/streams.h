@@ -68,6 +68,14 @@ typedef void (*at_streams_cb)(void *ud, int status, const char *json, size_t len
  * has processed its log up to min_offset (-1: no wait; bounded by 1 s). */
 int at_streams_user(at_streams_t *s, const char *key, size_t n, unsigned what, int64_t min_offset,
                     at_streams_cb cb, void *ud);
+/* The user's recommendations ({"user","known","items"}: at_proc_render_reco),
+ * once the partition has processed min_offset (-1: no wait). req is
+ * copied. */
+int at_streams_recommend(at_streams_t *s, const char *key, size_t n, const at_reco_req_t *req,
+                         int64_t min_offset, at_streams_cb cb, void *ud);
+/* Every partition's item aggregates, for reads on the calling thread
+ * (similar, trending, items). Valid until at_streams_close. */
+at_reco_set_t *at_streams_reco(at_streams_t *s);
 /* A page of the members of segment name: {"members":[keys],"cursor":..}. */
 int at_streams_members(at_streams_t *s, const char *name, size_t n, const char *cursor,
                        size_t limit, at_streams_cb cb, void *ud);

@@ -31,6 +31,7 @@ typedef enum {
     AT_REC_FORWARDED = 6,
     AT_REC_ERASE = 7,
     AT_REC_REDACTED = 8,
+    AT_REC_ITEM = 9, /* a catalog upsert (POST /v1/items), key "i:ITEM" */
 } at_rec_type_t;
 
 const char *at_rec_type_name(int type); /* "event", "tick", ... */

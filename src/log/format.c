@@ -14,7 +14,7 @@
 static const char *const at_log__type_names[] = {
     [AT_REC_EVENT] = "event", [AT_REC_TICK] = "tick",         [AT_REC_CONTROL] = "control",
     [AT_REC_MERGE] = "merge", [AT_REC_HANDOFF] = "handoff",   [AT_REC_FORWARDED] = "forwarded",
-    [AT_REC_ERASE] = "erase", [AT_REC_REDACTED] = "redacted",
+    [AT_REC_ERASE] = "erase", [AT_REC_REDACTED] = "redacted", [AT_REC_ITEM] = "item",
 };
 
 /* Returns the static name of a record type, "unknown" for others. Thread:

@@ -10,15 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* An answer to come: the request, and the CORS lines computed now. */
-typedef struct at_serve_later {
-    at_serve_t *s;
-    at_http_req_t *r;
-    const char *what; /* for a 404 */
-    char cors[512];
-} at_serve_later_t;
-
-static at_serve_later_t *at_serve__later(at_serve_t *s, at_http_req_t *r, const char *what)
+at_serve_later_t *at_serve__later(at_serve_t *s, at_http_req_t *r, const char *what)
 {
     at_serve_later_t *l = at_xcalloc(1, sizeof *l);
     l->s = s;
@@ -47,8 +39,7 @@ static void at_serve__server_error(at_serve_t *s, at_http_req_t *r, int rc, cons
     at_serve__error(s, r, st, at_serve__retry_after(st), at_serve__server_code(rc), NULL, msg);
 }
 
-/* Runs on an engine thread. */
-static void at_serve__answer(void *ud, int status, const char *json, size_t len)
+void at_serve__answer(void *ud, int status, const char *json, size_t len)
 {
     at_serve_later_t *l = ud;
     if (status == 0) {
@@ -73,8 +64,7 @@ static void at_serve__answer(void *ud, int status, const char *json, size_t len)
     free(l);
 }
 
-/* Decodes %XX of a path segment into out; false when malformed or too long. */
-static bool at_serve__unescape(const char *s, size_t n, char *out, size_t cap, size_t *len)
+bool at_serve__unescape(const char *s, size_t n, char *out, size_t cap, size_t *len)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -115,6 +105,8 @@ int at_serve__users(at_serve_t *s, at_http_req_t *r, size_t prefix)
             what = ATTUNE_USER_SEGMENTS;
         } else if (rest == 7 && !memcmp(slash, "/export", 7)) {
             what = ATTUNE_USER_EXPORT | ATTUNE_USER_SEGMENTS;
+        } else if (rest == 16 && !memcmp(slash, "/recommendations", 16)) {
+            what = 0; /* routes_reco.c */
         } else {
             at_serve__error(s, r, 404, NULL, "not_found", NULL, "no such route");
             return 0;
@@ -133,6 +125,8 @@ int at_serve__users(at_serve_t *s, at_http_req_t *r, size_t prefix)
     }
     if (!at_serve__auth(s, r, ATTUNE_SCOPE_READ, NULL))
         return 0;
+    if (!what)
+        return at_serve__recommendations(s, r, id, n);
     char minpos[2048];
     int mp = at_http_query(r, "min_position", minpos, sizeof minpos);
     at_serve_later_t *l = at_serve__later(s, r, "no such user");

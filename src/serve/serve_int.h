@@ -43,6 +43,25 @@ void at_serve__owned(at_serve_t *s, at_http_req_t *r, int rc, char *json, size_t
 bool at_serve__path(const at_http_req_t *r, const char *p);
 bool at_serve__prefix(const at_http_req_t *r, const char *p);
 
+/* An answer to come: the request, and the CORS lines computed now. */
+typedef struct at_serve_later {
+    at_serve_t *s;
+    at_http_req_t *r;
+    const char *what; /* for a 404 */
+    char cors[512];
+} at_serve_later_t;
+at_serve_later_t *at_serve__later(at_serve_t *s, at_http_req_t *r, const char *what);
+/* An attune_done_cb answering a later (and freeing it). Runs on an engine thread. */
+void at_serve__answer(void *ud, int status, const char *json, size_t len);
+/* Decodes %XX of a path segment into out; false when malformed or too long. */
+bool at_serve__unescape(const char *s, size_t n, char *out, size_t cap, size_t *len);
+
+/* routes_reco.c: return 0 or AT_HTTP_DEFERRED like a handler. */
+int at_serve__items(at_serve_t *s, at_http_req_t *r, size_t prefix);
+int at_serve__trending(at_serve_t *s, at_http_req_t *r);
+/* GET /v1/users/{id}/recommendations, authorized already. */
+int at_serve__recommendations(at_serve_t *s, at_http_req_t *r, const char *id, size_t n);
+
 /* routes_state.c: return 0 or AT_HTTP_DEFERRED like a handler. */
 int at_serve__users(at_serve_t *s, at_http_req_t *r, size_t prefix);
 int at_serve__rules(at_serve_t *s, at_http_req_t *r, int kind, size_t prefix);

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# reco.sh - GET /v1/users/{id}/recommendations served by attune against
+# nginx returning a JSON body of the same size, while 1,000 events/s are
+# ingested.
+#
+# History: `attune load --out` writes HIST_EVENTS shopper events of
+# USERS known users over the last HIST_SECONDS, imported into a new data
+# directory (the recommender's aggregates and the users' profiles come
+# from it). Then `attune serve` runs pinned to SERVER_CPU; `attune load`
+# sends 1,000 events/s (LOAD_RATE) to it for the whole measurement, pinned
+# to CLIENT_CPU with wrk. wrk asks for the recommendations of users chosen
+# by a Zipf law over the USERS ids (exponent ZIPF_S; user 1 the most
+# asked for), `wrk -t1 -cCONNS -dDURATION`, runs interleaved with nginx
+# (one worker, access_log off, the median attune answer's size as a static
+# body), median of RUNS. Prints requests/s, p99 and the ratio.
+#
+# Usage: bench/reco.sh    (ATTUNE=path/to/attune, default build/release/attune)
+# Knobs: USERS=100000 HIST_EVENTS=2000000 HIST_SECONDS=3600 LOAD_RATE=1000
+#        RUNS=3 DURATION=10s CONNS=50 ZIPF_S=1.0 SERVER_CPU=0 CLIENT_CPU=1
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+ATTUNE=${ATTUNE:-$root/build/release/attune}
+USERS=${USERS:-100000}
+HIST_EVENTS=${HIST_EVENTS:-2000000}
+HIST_SECONDS=${HIST_SECONDS:-3600}
+LOAD_RATE=${LOAD_RATE:-1000}
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-50}
+ZIPF_S=${ZIPF_S:-1.0}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+. "$root/bench/lib.sh"
+bench_begin reco
+for tool in wrk taskset curl python3; do
+    command -v "$tool" >/dev/null || die "$tool not found (scripts/deps.sh bench)"
+done
+[ -x "$NGINX" ] || die "nginx not found (scripts/deps.sh bench)"
+pids=()
+cleanup_all() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    bench_cleanup
+}
+trap cleanup_all EXIT
+
+median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+to_ms() {
+    awk -v v="$1" 'BEGIN { n = v + 0
+        if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000
+        printf "%.3f", n }'
+}
+wait_url() { # url pid
+    for _ in $(seq 300); do
+        curl -fs -o /dev/null "$1" && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# --- history
+start=$(python3 -c "import datetime,time; print(datetime.datetime.utcfromtimestamp(time.time() - $HIST_SECONDS).strftime('%Y-%m-%dT%H:%M:%SZ'))")
+rate=$(( HIST_EVENTS / HIST_SECONDS ))
+"$ATTUNE" load --out "$work/hist.ndjson" --events "$HIST_EVENTS" --rate "$rate" --users "$USERS" \
+    --anonymous 0 --seed 7 --start-time "$start" 2>/dev/null
+t0=$(date +%s.%N)
+"$ATTUNE" import -d "$work/data" "$work/hist.ndjson" 2>/dev/null >/dev/null
+t1=$(date +%s.%N)
+awk -v n="$HIST_EVENTS" -v a="$t0" -v b="$t1" 'BEGIN { printf "history: %d events of %s users imported in %.1f s (%.0f events/s)\n", n, ENVIRON["USERS"], b - a, n / (b - a) }'
+rm -f "$work/hist.ndjson"
+
+# --- the servers
+port=$(free_port)
+taskset -c "$SERVER_CPU" "$ATTUNE" serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
+    >"$work/attune.log" 2>&1 &
+pid=$!
+pids+=("$pid")
+wait_url "http://127.0.0.1:$port/readyz" "$pid" || { cat "$work/attune.log" >&2; die "attune did not come up"; }
+
+# the median answer's size, over 200 users drawn like wrk's
+sizes=$(python3 - "$USERS" "$ZIPF_S" "$port" <<'EOF'
+import random, sys, urllib.request
+n, s, port = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+w = [1 / (i ** s) for i in range(1, n + 1)]
+random.seed(1)
+out = []
+for u in random.choices(range(1, n + 1), weights=w, k=200):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/users/{u}/recommendations?n=10") as r:
+        out.append(len(r.read()))
+out.sort()
+print(out[len(out) // 2], out[0], out[-1])
+EOF
+)
+read -r size smin smax <<<"$sizes"
+echo "answer size: median $size bytes (min $smin, max $smax)"
+curl -s "http://127.0.0.1:$port/v1/users/1/recommendations?n=10" >"$work/sample.json"
+echo "sample: $(head -c 300 "$work/sample.json")..."
+python3 -c "import sys; sys.stdout.write('{\"items\":[' + 'x' * max(0, $size - 12) + ']}')" >"$work/body.json"
+
+nport=$(free_port)
+temps=""
+for t in $("$NGINX" -V 2>&1 | grep -o -- '--http-[a-z-]*-temp-path' | sed 's/--http-//; s/-temp-path//'); do
+    temps+="  ${t//-/_}_temp_path $work/nginx-$t;"$'\n'
+done
+cat >"$work/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+$temps  server {
+    listen 127.0.0.1:$nport;
+    location /v1/users/ {
+      default_type application/json;
+      alias $work/body.json;
+    }
+  }
+}
+EOF
+taskset -c "$SERVER_CPU" "$NGINX" -p "$work" -c "$work/nginx.conf" >/dev/null 2>&1 &
+pids+=($!)
+wait_url "http://127.0.0.1:$nport/v1/users/1/recommendations" "${pids[-1]}" || die "nginx did not come up"
+
+cat >"$work/zipf.lua" <<EOF
+local n, s = $USERS, $ZIPF_S
+local cdf, sum = {}, 0
+for i = 1, n do sum = sum + 1 / (i ^ s); cdf[i] = sum end
+for i = 1, n do cdf[i] = cdf[i] / sum end
+math.randomseed(42)
+request = function()
+  local r, lo, hi = math.random(), 1, n
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if cdf[mid] < r then lo = mid + 1 else hi = mid end
+  end
+  return wrk.format("GET", "/v1/users/" .. lo .. "/recommendations?n=10")
+end
+EOF
+
+# --- 1,000 events/s for the whole measurement
+taskset -c "$CLIENT_CPU" "$ATTUNE" load --url "http://127.0.0.1:$port" --rate "$LOAD_RATE" \
+    --duration 3600s --users "$USERS" --anonymous 0 --batch 10 --connections 2 --seed 8 \
+    >"$work/load.log" 2>&1 &
+pids+=($!)
+sleep 2
+
+run_wrk() { # name port
+    local out rps p99
+    out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$work/zipf.lua" \
+        "http://127.0.0.1:$2")
+    rps=$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')
+    p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
+    if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then
+        echo "$out" | grep 'Non-2xx\|Socket errors' | sed "s/^/  $1: /" >&2
+    fi
+    echo "$rps" >>"$work/$1.rps"
+    echo "$p99" >>"$work/$1.p99"
+    printf '  %-6s run %d: %10.0f req/s  p99 %7.3f ms\n' "$1" "$run" "$rps" "$p99"
+}
+echo "GET /v1/users/{zipf($ZIPF_S) of $USERS}/recommendations?n=10, wrk -t1 -c$CONNS -d$DURATION, servers on cpu $SERVER_CPU, wrk and $LOAD_RATE events/s on cpu $CLIENT_CPU"
+for run in $(seq "$RUNS"); do
+    run_wrk attune "$port"
+    run_wrk nginx "$nport"
+done
+a_rps=$(median <"$work/attune.rps")
+n_rps=$(median <"$work/nginx.rps")
+a_p99=$(median <"$work/attune.p99")
+n_p99=$(median <"$work/nginx.p99")
+curl -s "http://127.0.0.1:$port/metrics" | grep -E '^attune_(reco_items|reco_bytes|users|events_processed_total) ' | sed 's/^/  /' || true
+echo "median of $RUNS:"
+printf '  attune  %10.0f req/s  p99 %7.3f ms\n' "$a_rps" "$a_p99"
+printf '  nginx   %10.0f req/s  p99 %7.3f ms\n' "$n_rps" "$n_p99"
+awk -v a="$a_rps" -v n="$n_rps" 'BEGIN { printf "  ratio attune/nginx: %.2f\n", a / n }'

@@ -1,0 +1,68 @@
+/* reco_int.h - what the files of the recommender share: one partition's
+ * item table (reco.c) and the reads over every partition (reco_read.c).
+ *
+ * THREAD SAFETY: see at_reco.h: the item table is written under the
+ * part's write lock and read under its read lock.
+ */
+#ifndef AT_RECO_INT_H
+#define AT_RECO_INT_H
+
+#include "at_reco.h"
+
+#include <pthread.h>
+
+#define AT_RECO_F_CATALOG 1 /* the catalog has it (category, availability, attributes) */
+#define AT_RECO_F_UNAVAILABLE 2
+#define AT_RECO_BUCKETS 43  /* 12 + 24 + 7 */
+#define AT_RECO_REBASE 30.0 /* half-lives past the base before values are rescaled */
+
+typedef struct at_reco_nb {
+    uint32_t item; /* index in the same part */
+    float v;       /* decayed co-occurrence, scaled to the owner's base */
+} at_reco_nb_t;
+
+typedef struct at_reco_item {
+    char *id;
+    uint32_t id_len;
+    uint32_t cat_len;
+    char *cat;
+    char *attrs; /* the catalog's attributes as JSON text, or NULL */
+    uint32_t attrs_len;
+    uint8_t flags;
+    bool dirty;
+    uint16_t nnb, cap;
+    at_reco_nb_t *nb;
+    int64_t base;                /* AT_PROFILE_NONE: no value yet */
+    float pop;                   /* decayed interaction weight, scaled to base */
+    int64_t updated;             /* event time of the last change */
+    int64_t tb[AT_RECO_WINDOWS]; /* the newest bucket of each window, INT64_MIN: none */
+    float tv[AT_RECO_BUCKETS];
+} at_reco_item_t;
+
+struct at_reco_part {
+    at_reco_cfg_t cfg;
+    at_profile_cfg_t pcfg;
+    pthread_rwlock_t lock;
+    at_reco_item_t *items;
+    uint32_t n, cap;
+    uint32_t *slots; /* index + 1, 0: empty; a power of two, at most half full */
+    uint32_t nslots;
+    uint32_t *dirty;
+    uint32_t ndirty, dirty_cap;
+    int64_t clock; /* the newest event time seen, AT_PROFILE_NONE */
+    size_t bytes;
+};
+
+/* The windows' bucket widths and counts, and where their buckets start in tv. */
+extern const int64_t at_reco__wsize[AT_RECO_WINDOWS];
+extern const int at_reco__wcount[AT_RECO_WINDOWS];
+extern const int at_reco__woff[AT_RECO_WINDOWS];
+
+/* The index of item id, or AT_RECO_NONE. Under either lock. */
+uint32_t at_reco__find(const at_reco_part_t *rp, const char *id, size_t n);
+/* An item's decayed value v (scaled to its base) at time t. */
+double at_reco__at(const at_reco_part_t *rp, const at_reco_item_t *it, double v, int64_t t);
+/* Its weight in window w ending at t. */
+double at_reco__window_sum(const at_reco_item_t *it, int w, int64_t t);
+
+#endif

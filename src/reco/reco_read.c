@@ -1,0 +1,743 @@
+/* reco_read.c - reads over every partition's item aggregates: similar
+ * items, trending items (through a cache of merged, sorted lists), one
+ * user's blended recommendations, and their JSON.
+ *
+ * A read visits each part under its read lock and copies what it needs
+ * (ids, decayed values) out before letting go, so a partition's thread is
+ * held up for a lookup at a time, never for a whole request.
+ *
+ * Scores: an item's co-occurrence with a seed is the decayed pair weight
+ * over sqrt(popularity of the seed * popularity of the item) (a cosine
+ * over decayed, type-weighted interaction counts); a user's seeds are
+ * their recent items, newest first, each weighing its strongest kind of
+ * interaction (view, cart, purchase) times 0.8 per place further back.
+ * The blend: w_cooc * co-occurrence (scaled to the best candidate's) +
+ * w_affinity * (share of the user's interest in the item's category *
+ * the item's trend there, scaled to the category's best) + w_trending *
+ * (the item's trend scaled to the best's). The reason given is the term
+ * that contributed most.
+ *
+ * THREAD SAFETY: any thread.
+ */
+#include "reco_int.h"
+
+#include "at_json.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- candidates --------------------------------------------------------------------- */
+
+typedef struct at_rcand {
+    const char *id;
+    uint32_t n;
+    uint32_t hash;
+    const char *cat;
+    uint32_t cat_len;
+    uint8_t flags;
+    bool flags_known;
+    bool excluded;
+    double cooc, best, pop, aff, trend, score;
+    int best_seed;
+    int reason;
+    at_pstr_t via;
+} at_rcand_t;
+
+typedef struct at_rcmap {
+    at_rcand_t *v;
+    uint32_t n, cap;
+    uint32_t *slots;
+    uint32_t nslots;
+    at_arena_t *arena;
+} at_rcmap_t;
+
+static void at_rcmap_init(at_rcmap_t *m, at_arena_t *arena)
+{
+    memset(m, 0, sizeof *m);
+    m->arena = arena;
+}
+
+static void at_rcmap_deinit(at_rcmap_t *m)
+{
+    free(m->v);
+    free(m->slots);
+}
+
+static void at_rcmap_rehash(at_rcmap_t *m, uint32_t nslots)
+{
+    free(m->slots);
+    m->slots = at_xcalloc(nslots, sizeof *m->slots);
+    m->nslots = nslots;
+    for (uint32_t i = 0; i < m->n; i++) {
+        uint32_t h = m->v[i].hash & (nslots - 1);
+        while (m->slots[h])
+            h = (h + 1) & (nslots - 1);
+        m->slots[h] = i + 1;
+    }
+}
+
+/* The candidate for id (created, with a copy of id, when create). */
+static at_rcand_t *at_rcmap_get(at_rcmap_t *m, const char *id, size_t n, bool create)
+{
+    uint32_t hash = (uint32_t)at_hash64(id, n);
+    if (m->nslots) {
+        for (uint32_t h = hash & (m->nslots - 1);; h = (h + 1) & (m->nslots - 1)) {
+            uint32_t s = m->slots[h];
+            if (!s)
+                break;
+            at_rcand_t *c = &m->v[s - 1];
+            if (c->hash == hash && c->n == n && memcmp(c->id, id, n) == 0)
+                return c;
+        }
+    }
+    if (!create)
+        return NULL;
+    if ((m->n + 1) * 2 > m->nslots)
+        at_rcmap_rehash(m, m->nslots ? m->nslots * 2 : 64);
+    if (m->n == m->cap) {
+        m->cap = AT_MAX(32u, m->cap * 2);
+        m->v = at_xrealloc(m->v, m->cap * sizeof *m->v);
+    }
+    at_rcand_t *c = &m->v[m->n];
+    memset(c, 0, sizeof *c);
+    c->id = at_arena_strndup(m->arena, id, n);
+    c->n = (uint32_t)n;
+    c->hash = hash;
+    c->best_seed = -1;
+    uint32_t h = hash & (m->nslots - 1);
+    while (m->slots[h])
+        h = (h + 1) & (m->nslots - 1);
+    m->slots[h] = ++m->n;
+    return c;
+}
+
+static void at_rcand_set_cat(at_rcmap_t *m, at_rcand_t *c, const char *cat, uint32_t n)
+{
+    if (n && !c->cat_len) {
+        c->cat = at_arena_strndup(m->arena, cat, n);
+        c->cat_len = n;
+    }
+}
+
+static bool at_reco__in_category(const char *cat, size_t n, const char *prefix, size_t pn)
+{
+    if (!pn)
+        return true;
+    return n >= pn && memcmp(cat, prefix, pn) == 0 && (n == pn || cat[pn] == '/');
+}
+
+static int at_rcand_cmp_cooc(const void *a, const void *b)
+{
+    const at_rcand_t *x = *(const at_rcand_t *const *)a, *y = *(const at_rcand_t *const *)b;
+    if (x->cooc != y->cooc)
+        return x->cooc > y->cooc ? -1 : 1;
+    size_t n = AT_MIN(x->n, y->n);
+    int c = memcmp(x->id, y->id, n);
+    return c ? c : (x->n < y->n ? -1 : x->n > y->n);
+}
+
+static int at_rcand_cmp_score(const void *a, const void *b)
+{
+    const at_rcand_t *x = *(const at_rcand_t *const *)a, *y = *(const at_rcand_t *const *)b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    size_t n = AT_MIN(x->n, y->n);
+    int c = memcmp(x->id, y->id, n);
+    return c ? c : (x->n < y->n ? -1 : x->n > y->n);
+}
+
+/* The catalog partition of an item: where the record "i:ITEM" goes. */
+static int at_reco__catalog_part(const at_reco_set_t *s, const char *id, size_t n)
+{
+    char stack[256];
+    char *k = n + 2 <= sizeof stack ? stack : at_xmalloc(n + 2);
+    k[0] = 'i';
+    k[1] = ':';
+    memcpy(k + 2, id, n);
+    int p = at_partition_of(k, n + 2, s->n);
+    if (k != stack)
+        free(k);
+    return p;
+}
+
+/* Fills, for the candidates in top[0..m), their popularity summed over the
+ * parts and what the catalog says of them. */
+static void at_reco__pop_and_catalog(at_reco_set_t *s, at_rcmap_t *map, at_rcand_t **top, size_t m,
+                                     int64_t now)
+{
+    int *cp = at_xmalloc((m ? m : 1) * sizeof *cp);
+    for (size_t j = 0; j < m; j++)
+        cp[j] = at_reco__catalog_part(s, top[j]->id, top[j]->n);
+    for (int q = 0; q < s->n; q++) {
+        at_reco_part_t *rp = s->parts[q];
+        pthread_rwlock_rdlock(&rp->lock);
+        for (size_t j = 0; j < m; j++) {
+            at_rcand_t *c = top[j];
+            uint32_t i = at_reco__find(rp, c->id, c->n);
+            if (i == AT_RECO_NONE)
+                continue;
+            const at_reco_item_t *it = &rp->items[i];
+            c->pop += at_reco__at(rp, it, it->pop, now);
+            if (cp[j] == q && (it->flags & AT_RECO_F_CATALOG)) {
+                c->flags = it->flags;
+                c->flags_known = true;
+                if (it->cat_len) { /* the catalog's category wins */
+                    c->cat = at_arena_strndup(map->arena, it->cat, it->cat_len);
+                    c->cat_len = it->cat_len;
+                }
+            } else if (it->cat_len) {
+                at_rcand_set_cat(map, c, it->cat, it->cat_len);
+            }
+        }
+        pthread_rwlock_unlock(&rp->lock);
+    }
+    free(cp);
+}
+
+/* Whether a candidate may be shown under req. */
+static bool at_reco__allowed(const at_rcand_t *c, const at_reco_req_t *req)
+{
+    if (c->excluded || (c->flags & AT_RECO_F_UNAVAILABLE))
+        return false;
+    if (req->category_len &&
+        !at_reco__in_category(c->cat, c->cat_len, req->category, req->category_len))
+        return false;
+    for (size_t i = 0; i < req->nexclude; i++)
+        if (req->exclude[i].n == c->n && memcmp(req->exclude[i].s, c->id, c->n) == 0)
+            return false;
+    if (req->skip && req->skip(req->skip_ud, c->id, c->n))
+        return false;
+    return true;
+}
+
+/* The best req->n allowed candidates by score into out. */
+static void at_reco__finish(at_rcmap_t *map, const at_reco_req_t *req, at_reco_result_t *out)
+{
+    at_rcand_t **all = at_xmalloc((map->n ? map->n : 1) * sizeof *all);
+    size_t k = 0;
+    for (uint32_t i = 0; i < map->n; i++)
+        if (map->v[i].score > 0 && at_reco__allowed(&map->v[i], req))
+            all[k++] = &map->v[i];
+    qsort(all, k, sizeof *all, at_rcand_cmp_score);
+    size_t n = AT_MIN(k, req->n);
+    out->hits = at_arena_alloc(&out->arena, (n ? n : 1) * sizeof *out->hits);
+    for (size_t i = 0; i < n; i++) {
+        const at_rcand_t *c = all[i];
+        at_reco_hit_t *h = &out->hits[i];
+        h->item = (at_pstr_t){at_arena_strndup(&out->arena, c->id, c->n), c->n};
+        h->category = (at_pstr_t){
+            c->cat_len ? at_arena_strndup(&out->arena, c->cat, c->cat_len) : "", c->cat_len};
+        h->score = c->score;
+        h->reason = c->reason;
+        h->via = c->via.n ? (at_pstr_t){at_arena_strndup(&out->arena, c->via.s, c->via.n), c->via.n}
+                          : (at_pstr_t){"", 0};
+    }
+    out->n = n;
+    free(all);
+}
+
+/* ---- results -------------------------------------------------------------------------- */
+
+void at_reco_result_init(at_reco_result_t *r)
+{
+    memset(r, 0, sizeof *r);
+    at_arena_init(&r->arena, 0);
+}
+
+void at_reco_result_deinit(at_reco_result_t *r)
+{
+    at_arena_deinit(&r->arena);
+}
+
+int64_t at_reco_now(at_reco_set_t *s)
+{
+    int64_t now = AT_PROFILE_NONE;
+    for (int q = 0; q < s->n; q++) {
+        int64_t c = __atomic_load_n(&s->parts[q]->clock, __ATOMIC_RELAXED);
+        if (c != AT_PROFILE_NONE && (now == AT_PROFILE_NONE || c > now))
+            now = c;
+    }
+    return now;
+}
+
+/* ---- trending ------------------------------------------------------------------------- */
+
+typedef struct at_rtrend_e {
+    const char *id;
+    uint32_t n;
+    uint32_t cat_len;
+    const char *cat;
+    double score;
+    uint8_t flags;
+} at_rtrend_e_t;
+
+typedef struct at_rtrend {
+    atomic_int refs;
+    at_arena_t arena;
+    at_rtrend_e_t *v;
+    size_t n;
+    int64_t now, wall_ms;
+} at_rtrend_t;
+
+typedef struct at_reco_tcache {
+    pthread_mutex_t mu;
+    at_rtrend_t *cur[AT_RECO_WINDOWS];
+} at_reco_tcache_t;
+
+void at_reco_set_init(at_reco_set_t *s, at_reco_part_t **parts, int n)
+{
+    memset(s, 0, sizeof *s);
+    s->parts = parts;
+    s->n = n;
+    s->trend = at_xcalloc(1, sizeof *s->trend);
+    pthread_mutex_init(&s->trend->mu, NULL);
+}
+
+static void at_rtrend_unref(at_rtrend_t *t)
+{
+    if (t && atomic_fetch_sub(&t->refs, 1) == 1) {
+        free(t->v);
+        at_arena_deinit(&t->arena);
+        free(t);
+    }
+}
+
+void at_reco_set_deinit(at_reco_set_t *s)
+{
+    if (!s->trend)
+        return;
+    for (int w = 0; w < AT_RECO_WINDOWS; w++)
+        at_rtrend_unref(s->trend->cur[w]);
+    pthread_mutex_destroy(&s->trend->mu);
+    free(s->trend);
+    s->trend = NULL;
+}
+
+static int at_rtrend_cmp(const void *a, const void *b)
+{
+    const at_rtrend_e_t *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    size_t n = AT_MIN(x->n, y->n);
+    int c = memcmp(x->id, y->id, n);
+    return c ? c : (x->n < y->n ? -1 : x->n > y->n);
+}
+
+static at_rtrend_t *at_rtrend_build(at_reco_set_t *s, int w, int64_t now, int64_t wall)
+{
+    at_rtrend_t *t = at_xcalloc(1, sizeof *t);
+    atomic_init(&t->refs, 1);
+    at_arena_init(&t->arena, 0);
+    t->now = now;
+    t->wall_ms = wall;
+    at_rcmap_t m;
+    at_rcmap_init(&m, &t->arena);
+    for (int q = 0; now != AT_PROFILE_NONE && q < s->n; q++) {
+        at_reco_part_t *rp = s->parts[q];
+        pthread_rwlock_rdlock(&rp->lock);
+        for (uint32_t i = 0; i < rp->n; i++) {
+            const at_reco_item_t *it = &rp->items[i];
+            if (!it->id)
+                continue;
+            double sc = at_reco__window_sum(it, w, now);
+            bool cat = (it->flags & AT_RECO_F_CATALOG) != 0;
+            if (sc <= 0 && !cat)
+                continue;
+            at_rcand_t *c = at_rcmap_get(&m, it->id, it->id_len, true);
+            c->trend += sc;
+            if (cat) {
+                c->flags = it->flags;
+                c->flags_known = true;
+                if (it->cat_len) {
+                    c->cat = at_arena_strndup(m.arena, it->cat, it->cat_len);
+                    c->cat_len = it->cat_len;
+                }
+            } else if (it->cat_len && !c->flags_known) {
+                at_rcand_set_cat(&m, c, it->cat, it->cat_len);
+            }
+        }
+        pthread_rwlock_unlock(&rp->lock);
+    }
+    t->v = at_xmalloc((m.n ? m.n : 1) * sizeof *t->v);
+    for (uint32_t i = 0; i < m.n; i++) {
+        const at_rcand_t *c = &m.v[i];
+        if (c->trend <= 0)
+            continue;
+        t->v[t->n++] = (at_rtrend_e_t){c->id, c->n, c->cat_len, c->cat, c->trend, c->flags};
+    }
+    qsort(t->v, t->n, sizeof *t->v, at_rtrend_cmp);
+    at_rcmap_deinit(&m);
+    return t;
+}
+
+/* The current trending list of window w (a reference: unref it). */
+static at_rtrend_t *at_rtrend_get(at_reco_set_t *s, int w)
+{
+    int64_t now = at_reco_now(s);
+    int64_t wall = s->trend_by_data_time ? 0 : at_time_mono_ns() / 1000000;
+    at_reco_tcache_t *tc = s->trend;
+    pthread_mutex_lock(&tc->mu);
+    at_rtrend_t *t = tc->cur[w];
+    int64_t step = at_reco__wsize[w] / 10;
+    bool stale =
+        !t || (now != t->now &&
+               (s->trend_by_data_time ? now - t->now >= step || now < t->now
+                                      : wall - t->wall_ms >= 1000 ||
+                                            now / at_reco__wsize[w] != t->now / at_reco__wsize[w]));
+    if (stale) {
+        at_rtrend_unref(t);
+        t = tc->cur[w] = at_rtrend_build(s, w, now, wall);
+    }
+    atomic_fetch_add(&t->refs, 1);
+    pthread_mutex_unlock(&tc->mu);
+    return t;
+}
+
+/* Adds the best `want` allowed entries of t in category (prefix) to map
+ * with `weight * score / best`, into the trend (aff false) or affinity
+ * term; via is the category. */
+static void at_reco__from_trend(at_rcmap_t *map, const at_rtrend_t *t, const char *cat,
+                                size_t cat_len, size_t want, double weight, bool aff,
+                                const at_reco_req_t *req)
+{
+    double best = 0;
+    size_t got = 0;
+    for (size_t i = 0; i < t->n && got < want; i++) {
+        const at_rtrend_e_t *e = &t->v[i];
+        if (!at_reco__in_category(e->cat, e->cat_len, cat, cat_len))
+            continue;
+        if (req->category_len &&
+            !at_reco__in_category(e->cat, e->cat_len, req->category, req->category_len))
+            continue;
+        if (e->flags & AT_RECO_F_UNAVAILABLE)
+            continue;
+        if (best == 0)
+            best = e->score;
+        at_rcand_t *c = at_rcmap_get(map, e->id, e->n, true);
+        if (!c->flags_known) {
+            c->flags = e->flags;
+            c->flags_known = true;
+        }
+        at_rcand_set_cat(map, c, e->cat, e->cat_len);
+        double v = weight * e->score / best;
+        if (aff) {
+            if (v > c->aff) {
+                c->aff = v;
+                if (c->reason != AT_RECO_R_COOC)
+                    c->via =
+                        (at_pstr_t){at_arena_strndup(map->arena, cat, cat_len), (uint32_t)cat_len};
+            }
+        } else if (v > c->trend) {
+            c->trend = v;
+        }
+        if (at_reco__allowed(c, req))
+            got++;
+    }
+}
+
+void at_reco_trending(at_reco_set_t *s, const at_reco_req_t *req, at_reco_result_t *out)
+{
+    at_rtrend_t *t = at_rtrend_get(s, req->window);
+    at_arena_t arena;
+    at_arena_init(&arena, 0);
+    at_rcmap_t map;
+    at_rcmap_init(&map, &arena);
+    size_t got = 0;
+    for (size_t i = 0; i < t->n && got < req->n; i++) {
+        const at_rtrend_e_t *e = &t->v[i];
+        at_rcand_t *c = at_rcmap_get(&map, e->id, e->n, true);
+        c->flags = e->flags;
+        at_rcand_set_cat(&map, c, e->cat, e->cat_len);
+        c->score = e->score;
+        c->reason = AT_RECO_R_TRENDING;
+        if (at_reco__allowed(c, req))
+            got++;
+    }
+    at_reco__finish(&map, req, out);
+    at_rcmap_deinit(&map);
+    at_arena_deinit(&arena);
+    at_rtrend_unref(t);
+}
+
+/* ---- similar items --------------------------------------------------------------------- */
+
+void at_reco_similar(at_reco_set_t *s, const char *item, size_t len, const at_reco_req_t *req,
+                     at_reco_result_t *out)
+{
+    int64_t now = at_reco_now(s);
+    at_arena_t arena;
+    at_arena_init(&arena, 0);
+    at_rcmap_t map;
+    at_rcmap_init(&map, &arena);
+    double popx = 0;
+    for (int q = 0; q < s->n; q++) {
+        at_reco_part_t *rp = s->parts[q];
+        pthread_rwlock_rdlock(&rp->lock);
+        uint32_t i = at_reco__find(rp, item, len);
+        if (i != AT_RECO_NONE) {
+            const at_reco_item_t *it = &rp->items[i];
+            popx += at_reco__at(rp, it, it->pop, now);
+            for (uint16_t k = 0; k < it->nnb; k++) {
+                const at_reco_item_t *c = &rp->items[it->nb[k].item];
+                at_rcand_t *e = at_rcmap_get(&map, c->id, c->id_len, true);
+                e->cooc += at_reco__at(rp, it, it->nb[k].v, now);
+            }
+        }
+        pthread_rwlock_unlock(&rp->lock);
+    }
+    at_rcand_t **top = at_xmalloc((map.n ? map.n : 1) * sizeof *top);
+    for (uint32_t i = 0; i < map.n; i++)
+        top[i] = &map.v[i];
+    qsort(top, map.n, sizeof *top, at_rcand_cmp_cooc);
+    size_t m = AT_MIN((size_t)map.n, 4 * req->n + 20);
+    at_reco__pop_and_catalog(s, &map, top, m, now);
+    for (size_t j = 0; j < m; j++) {
+        at_rcand_t *c = top[j];
+        double d = sqrt(popx * c->pop);
+        c->score = d > 0 ? c->cooc / d : 0;
+        c->reason = AT_RECO_R_COOC;
+        c->via = (at_pstr_t){item, (uint32_t)len};
+    }
+    free(top);
+    at_reco__finish(&map, req, out);
+    at_rcmap_deinit(&map);
+    at_arena_deinit(&arena);
+}
+
+/* ---- one user -------------------------------------------------------------------------- */
+
+static double at_reco__kind_weight(const at_profile_cfg_t *pc, uint8_t kinds)
+{
+    double w = 0;
+    if (kinds & AT_PK_PURCHASE)
+        w = AT_MAX(w, at_profile_weight(pc, "purchase", 8));
+    if (kinds & AT_PK_CART)
+        w = AT_MAX(w, at_profile_weight(pc, "add_to_cart", 11));
+    if (kinds & AT_PK_VIEW)
+        w = AT_MAX(w, at_profile_weight(pc, "view_item", 9));
+    return w > 0 ? w : 1.0;
+}
+
+void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *req,
+                  at_reco_result_t *out)
+{
+    if (!s->n) {
+        out->n = 0;
+        return;
+    }
+    const at_reco_cfg_t *cfg = &s->parts[0]->cfg;
+    const at_profile_cfg_t *pc = &s->parts[0]->pcfg;
+    int64_t now = at_reco_now(s);
+    at_arena_t arena;
+    at_arena_init(&arena, 0);
+    at_rcmap_t map;
+    at_rcmap_init(&map, &arena);
+    uint32_t nseed = p ? p->nrecent : 0;
+    double *sw = at_xcalloc(nseed + 1, sizeof *sw), *spop = at_xcalloc(nseed + 1, sizeof *spop);
+    double f = 1.0;
+    for (uint32_t i = 0; i < nseed; i++, f *= 0.8)
+        sw[i] = at_reco__kind_weight(pc, p->recent[i].kinds) * f;
+    /* the seeds' popularity over every part, then their neighbours */
+    for (int q = 0; nseed && q < s->n; q++) {
+        at_reco_part_t *rp = s->parts[q];
+        pthread_rwlock_rdlock(&rp->lock);
+        for (uint32_t si = 0; si < nseed; si++) {
+            uint32_t i = at_reco__find(rp, p->recent[si].item.s, p->recent[si].item.n);
+            if (i != AT_RECO_NONE)
+                spop[si] += at_reco__at(rp, &rp->items[i], rp->items[i].pop, now);
+        }
+        pthread_rwlock_unlock(&rp->lock);
+    }
+    for (int q = 0; nseed && q < s->n; q++) {
+        at_reco_part_t *rp = s->parts[q];
+        pthread_rwlock_rdlock(&rp->lock);
+        for (uint32_t si = 0; si < nseed; si++) {
+            uint32_t i = at_reco__find(rp, p->recent[si].item.s, p->recent[si].item.n);
+            if (i == AT_RECO_NONE || spop[si] <= 0)
+                continue;
+            const at_reco_item_t *it = &rp->items[i];
+            for (uint16_t k = 0; k < it->nnb; k++) {
+                const at_reco_item_t *c = &rp->items[it->nb[k].item];
+                at_rcand_t *e = at_rcmap_get(&map, c->id, c->id_len, true);
+                double v = sw[si] * at_reco__at(rp, it, it->nb[k].v, now) / sqrt(spop[si]);
+                e->cooc += v;
+                if (v > e->best) {
+                    e->best = v;
+                    e->best_seed = (int)si;
+                }
+            }
+        }
+        pthread_rwlock_unlock(&rp->lock);
+    }
+    /* what the user has interacted with recently (bought included) is not
+     * recommended again */
+    for (uint32_t si = 0; si < nseed; si++) {
+        at_rcand_t *e = at_rcmap_get(&map, p->recent[si].item.s, p->recent[si].item.n, false);
+        if (e)
+            e->excluded = true;
+    }
+    at_rcand_t **top = at_xmalloc((map.n ? map.n : 1) * sizeof *top);
+    size_t nt = 0;
+    for (uint32_t i = 0; i < map.n; i++)
+        if (!map.v[i].excluded)
+            top[nt++] = &map.v[i];
+    qsort(top, nt, sizeof *top, at_rcand_cmp_cooc);
+    size_t m = AT_MIN(nt, 4 * req->n + 20);
+    at_reco__pop_and_catalog(s, &map, top, m, now);
+    double best = 0;
+    for (size_t j = 0; j < m; j++) {
+        at_rcand_t *c = top[j];
+        c->cooc = c->pop > 0 ? c->cooc / sqrt(c->pop) : 0;
+        best = AT_MAX(best, c->cooc);
+    }
+    for (size_t j = m; j < nt; j++)
+        top[j]->cooc = 0; /* beyond the best m: not considered */
+    for (size_t j = 0; j < m; j++) {
+        at_rcand_t *c = top[j];
+        c->cooc = best > 0 ? cfg->w_cooc * c->cooc / best : 0;
+        if (c->cooc > 0) {
+            c->reason = AT_RECO_R_COOC;
+            c->via = p->recent[c->best_seed].item;
+        }
+    }
+    free(top);
+    /* the user's categories, and what is trending */
+    at_rtrend_t *t = at_rtrend_get(s, req->window);
+    size_t want = 2 * req->n + 10;
+    if (p && p->naff) {
+        double total = 0;
+        for (uint32_t i = 0; i < p->naff; i++)
+            total += p->aff[i].score > 0 ? p->aff[i].score : 0;
+        uint32_t order[3], no = 0;
+        for (uint32_t r = 0; r < 3 && total > 0; r++) {
+            int bi = -1;
+            for (uint32_t i = 0; i < p->naff; i++) {
+                bool used = false;
+                for (uint32_t j = 0; j < no; j++)
+                    used |= order[j] == i;
+                if (!used && p->aff[i].score > 0 && (bi < 0 || p->aff[i].score > p->aff[bi].score))
+                    bi = (int)i;
+            }
+            if (bi < 0)
+                break;
+            order[no++] = (uint32_t)bi;
+        }
+        for (uint32_t j = 0; j < no; j++) {
+            const at_pstr_t cat = p->aff[order[j]].cat;
+            at_reco__from_trend(&map, t, cat.s, cat.n, want,
+                                cfg->w_affinity * p->aff[order[j]].score / total, true, req);
+        }
+    }
+    at_reco__from_trend(&map, t, "", 0, want, cfg->w_trending, false, req);
+    at_rtrend_unref(t);
+    for (uint32_t si = 0; si < nseed; si++) {
+        at_rcand_t *e = at_rcmap_get(&map, p->recent[si].item.s, p->recent[si].item.n, false);
+        if (e)
+            e->excluded = true;
+    }
+    for (uint32_t i = 0; i < map.n; i++) {
+        at_rcand_t *c = &map.v[i];
+        c->score = c->cooc + c->aff + c->trend;
+        if (c->score <= 0)
+            continue;
+        if (c->cooc >= c->aff && c->cooc >= c->trend && c->cooc > 0)
+            c->reason = AT_RECO_R_COOC;
+        else if (c->aff >= c->trend && c->aff > 0)
+            c->reason = AT_RECO_R_AFFINITY;
+        else {
+            c->reason = AT_RECO_R_TRENDING;
+            c->via = (at_pstr_t){"", 0};
+        }
+    }
+    free(sw);
+    free(spop);
+    at_reco__finish(&map, req, out);
+    at_rcmap_deinit(&map);
+    at_arena_deinit(&arena);
+}
+
+/* ---- JSON ------------------------------------------------------------------------------ */
+
+void at_reco_render(const at_reco_result_t *r, at_buf_t *out)
+{
+    static const char *const reasons[] = {"", "viewed_with", "affinity", "trending"};
+    at_json_w_raw(out, "{\"items\":[", 10);
+    for (size_t i = 0; i < r->n; i++) {
+        const at_reco_hit_t *h = &r->hits[i];
+        if (i)
+            at_json_w_raw(out, ",", 1);
+        at_json_w_raw(out, "{\"item_id\":", 11);
+        AT_ASSERT(at_buf_json_str(out, h->item.s, h->item.n) == 0);
+        AT_ASSERT(at_buf_printf(out, ",\"score\":%.6g,\"reason\":\"%s\"", h->score,
+                                reasons[h->reason]) >= 0);
+        if (h->via.n) {
+            at_json_w_raw(out,
+                          h->reason == AT_RECO_R_AFFINITY ? ",\"category_of_interest\":"
+                                                          : ",\"because\":",
+                          h->reason == AT_RECO_R_AFFINITY ? 24 : 11);
+            AT_ASSERT(at_buf_json_str(out, h->via.s, h->via.n) == 0);
+        }
+        if (h->category.n) {
+            at_json_w_raw(out, ",\"category\":", 12);
+            AT_ASSERT(at_buf_json_str(out, h->category.s, h->category.n) == 0);
+        }
+        at_json_w_raw(out, "}", 1);
+    }
+    at_json_w_raw(out, "]}", 2);
+}
+
+int at_reco_item_render(at_reco_set_t *s, const char *item, size_t len, at_buf_t *out)
+{
+    int64_t now = at_reco_now(s);
+    int cp = at_reco__catalog_part(s, item, len);
+    bool found = false, catalog = false, unavailable = false;
+    double pop = 0;
+    at_buf_t cat, attrs;
+    at_buf_init(&cat, 0);
+    at_buf_init(&attrs, 0);
+    for (int q = 0; q < s->n; q++) {
+        at_reco_part_t *rp = s->parts[q];
+        pthread_rwlock_rdlock(&rp->lock);
+        uint32_t i = at_reco__find(rp, item, len);
+        if (i != AT_RECO_NONE) {
+            const at_reco_item_t *it = &rp->items[i];
+            found = true;
+            pop += at_reco__at(rp, it, it->pop, now);
+            if (q == cp && (it->flags & AT_RECO_F_CATALOG)) {
+                catalog = true;
+                unavailable = (it->flags & AT_RECO_F_UNAVAILABLE) != 0;
+                if (it->cat_len) {
+                    at_buf_reset(&cat);
+                    AT_ASSERT(at_buf_append(&cat, it->cat, it->cat_len) == 0);
+                }
+                if (it->attrs_len)
+                    AT_ASSERT(at_buf_append(&attrs, it->attrs, it->attrs_len) == 0);
+            } else if (!catalog && !cat.len && it->cat_len) {
+                AT_ASSERT(at_buf_append(&cat, it->cat, it->cat_len) == 0);
+            }
+        }
+        pthread_rwlock_unlock(&rp->lock);
+    }
+    if (found) {
+        at_json_w_raw(out, "{\"item_id\":", 11);
+        AT_ASSERT(at_buf_json_str(out, item, len) == 0);
+        at_json_w_raw(out, ",\"category\":", 12);
+        if (cat.len)
+            AT_ASSERT(at_buf_json_str(out, cat.data, cat.len) == 0);
+        else
+            at_json_w_raw(out, "null", 4);
+        AT_ASSERT(at_buf_printf(out, ",\"available\":%s,\"catalog\":%s,\"popularity\":%.6g",
+                                unavailable ? "false" : "true", catalog ? "true" : "false",
+                                pop) >= 0);
+        if (attrs.len) {
+            at_json_w_raw(out, ",\"attributes\":", 14);
+            at_json_w_raw(out, attrs.data, attrs.len);
+        }
+        at_json_w_raw(out, "}", 1);
+    }
+    at_buf_deinit(&cat);
+    at_buf_deinit(&attrs);
+    return found ? 0 : AT_ENOTFOUND;
+}
