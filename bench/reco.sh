@@ -86,19 +86,21 @@ import random, sys, urllib.request
 n, s, port = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 w = [1 / (i ** s) for i in range(1, n + 1)]
 random.seed(1)
-out = []
+out, known = [], 0
 for u in random.choices(range(1, n + 1), weights=w, k=200):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/users/{u}/recommendations?n=10") as r:
-        out.append(len(r.read()))
+        b = r.read()
+        out.append(len(b))
+        known += b'"known":true' in b
 out.sort()
-print(out[len(out) // 2], out[0], out[-1])
+print(out[len(out) // 2], out[0], out[-1], known * 100 // len(out))
 EOF
 )
-read -r size smin smax <<<"$sizes"
-echo "answer size: median $size bytes (min $smin, max $smax)"
+read -r size smin smax known <<<"$sizes"
+echo "answer size: median $size bytes (min $smin, max $smax); $known% of the users asked for have a history"
 curl -s "http://127.0.0.1:$port/v1/users/1/recommendations?n=10" >"$work/sample.json"
 echo "sample: $(head -c 300 "$work/sample.json")..."
-python3 -c "import sys; sys.stdout.write('{\"items\":[' + 'x' * max(0, $size - 12) + ']}')" >"$work/body.json"
+body=$(python3 -c "print('{\"items\":[\"' + 'x' * max(0, $size - 14) + '\"]}')")
 
 nport=$(free_port)
 temps=""
@@ -117,7 +119,7 @@ $temps  server {
     listen 127.0.0.1:$nport;
     location /v1/users/ {
       default_type application/json;
-      alias $work/body.json;
+      return 200 '$body';
     }
   }
 }

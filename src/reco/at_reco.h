@@ -37,6 +37,7 @@
 #define AT_RECO_FORMAT 1
 #define AT_RECO_MAX_NEIGHBOURS 200
 #define AT_RECO_NONE UINT32_MAX
+#define AT_RECO_SEEDS 10 /* a user's most recent items that recommendations start from */
 
 /* Settings (reco.* in the configuration). */
 typedef struct at_reco_cfg {
@@ -45,6 +46,7 @@ typedef struct at_reco_cfg {
     int64_t pair_window_ms; /* items interacted with this close together pair up; default 30 min */
     int max_pairs; /* an interaction pairs with at most this many recent items; default 10 */
     double w_cooc, w_affinity, w_trending; /* the blend; defaults 1, 0.3, 0.1 */
+    int64_t cache_ms;                      /* reads reuse merged item data this long; default 1 s */
 } at_reco_cfg_t;
 
 void at_reco_cfg_defaults(at_reco_cfg_t *c);
@@ -95,6 +97,9 @@ typedef struct at_reco_set {
     int n;
     struct at_reco_tcache *trend; /* the trending cache (owned) */
     bool trend_by_data_time;      /* refresh as data time moves, not with the clock (eval) */
+    int64_t cache_ms;             /* merged item data is reused this long by a thread (the parts'
+                                     reco.cache); 0: never (every read sees every update: tests, eval) */
+    uint64_t gen;                 /* tells one set's cached data from another's */
 } at_reco_set_t;
 
 void at_reco_set_init(at_reco_set_t *s, at_reco_part_t **parts, int n);

@@ -35,6 +35,7 @@ void at_reco_cfg_defaults(at_reco_cfg_t *c)
     c->w_cooc = 1.0;
     c->w_affinity = 0.3;
     c->w_trending = 0.1;
+    c->cache_ms = 1000;
 }
 
 int at_reco_window_of(int64_t ms)
@@ -89,31 +90,36 @@ void at_reco_part_free(at_reco_part_t *rp)
 
 /* ---- the table ------------------------------------------------------------------- */
 
-static uint32_t at_reco__hash(const char *s, size_t n)
+uint32_t at_reco__hash(const char *s, size_t n)
 {
     return (uint32_t)at_hash64(s, n);
 }
 
-uint32_t at_reco__find(const at_reco_part_t *rp, const char *id, size_t n)
+uint32_t at_reco__find_h(const at_reco_part_t *rp, const char *id, size_t n, uint32_t hash)
 {
     if (!rp->nslots)
         return AT_RECO_NONE;
     uint32_t mask = rp->nslots - 1;
-    for (uint32_t h = at_reco__hash(id, n) & mask;; h = (h + 1) & mask) {
+    for (uint32_t h = hash & mask;; h = (h + 1) & mask) {
         uint32_t s = rp->slots[h];
         if (!s)
             return AT_RECO_NONE;
         const at_reco_item_t *it = &rp->items[s - 1];
-        if (it->id_len == n && memcmp(it->id, id, n) == 0)
+        if (it->hash == hash && it->id_len == n && memcmp(it->id, id, n) == 0)
             return s - 1;
     }
+}
+
+uint32_t at_reco__find(const at_reco_part_t *rp, const char *id, size_t n)
+{
+    return at_reco__find_h(rp, id, n, at_reco__hash(id, n));
 }
 
 static void at_reco__slot_put(uint32_t *slots, uint32_t nslots, const at_reco_item_t *it,
                               uint32_t index)
 {
     uint32_t mask = nslots - 1;
-    uint32_t h = at_reco__hash(it->id, it->id_len) & mask;
+    uint32_t h = it->hash & mask;
     while (slots[h])
         h = (h + 1) & mask;
     slots[h] = index + 1;
@@ -147,6 +153,7 @@ static void at_reco__item_init(at_reco_item_t *it, const char *id, size_t n)
     memset(it, 0, sizeof *it);
     it->id = at_xstrndup(id, n);
     it->id_len = (uint32_t)n;
+    it->hash = at_reco__hash(id, n);
     it->base = AT_PROFILE_NONE;
     it->updated = AT_PROFILE_NONE;
     for (int w = 0; w < AT_RECO_WINDOWS; w++)

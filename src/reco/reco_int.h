@@ -24,6 +24,7 @@ typedef struct at_reco_nb {
 typedef struct at_reco_item {
     char *id;
     uint32_t id_len;
+    uint32_t hash; /* at_reco__hash of id */
     uint32_t cat_len;
     char *cat;
     char *attrs; /* the catalog's attributes as JSON text, or NULL */
@@ -58,7 +59,11 @@ extern const int64_t at_reco__wsize[AT_RECO_WINDOWS];
 extern const int at_reco__wcount[AT_RECO_WINDOWS];
 extern const int at_reco__woff[AT_RECO_WINDOWS];
 
-/* The index of item id, or AT_RECO_NONE. Under either lock. */
+/* The hash items are found by. */
+uint32_t at_reco__hash(const char *s, size_t n);
+/* The index of item id (whose hash is given), or AT_RECO_NONE. Under
+ * either lock. */
+uint32_t at_reco__find_h(const at_reco_part_t *rp, const char *id, size_t n, uint32_t hash);
 uint32_t at_reco__find(const at_reco_part_t *rp, const char *id, size_t n);
 /* An item's decayed value v (scaled to its base) at time t. */
 double at_reco__at(const at_reco_part_t *rp, const at_reco_item_t *it, double v, int64_t t);

@@ -78,10 +78,11 @@ static void at_rcmap_rehash(at_rcmap_t *m, uint32_t nslots)
     }
 }
 
-/* The candidate for id (created, with a copy of id, when create). */
-static at_rcand_t *at_rcmap_get(at_rcmap_t *m, const char *id, size_t n, bool create)
+/* The candidate for id, whose at_reco__hash is hash (created, with a copy
+ * of id, when create). */
+static at_rcand_t *at_rcmap_get_h(at_rcmap_t *m, const char *id, size_t n, uint32_t hash,
+                                  bool create)
 {
-    uint32_t hash = (uint32_t)at_hash64(id, n);
     if (m->nslots) {
         for (uint32_t h = hash & (m->nslots - 1);; h = (h + 1) & (m->nslots - 1)) {
             uint32_t s = m->slots[h];
@@ -111,6 +112,11 @@ static at_rcand_t *at_rcmap_get(at_rcmap_t *m, const char *id, size_t n, bool cr
         h = (h + 1) & (m->nslots - 1);
     m->slots[h] = ++m->n;
     return c;
+}
+
+static at_rcand_t *at_rcmap_get(at_rcmap_t *m, const char *id, size_t n, bool create)
+{
+    return at_rcmap_get_h(m, id, n, at_reco__hash(id, n), create);
 }
 
 static void at_rcand_set_cat(at_rcmap_t *m, at_rcand_t *c, const char *cat, uint32_t n)
@@ -148,6 +154,43 @@ static int at_rcand_cmp_score(const void *a, const void *b)
     return c ? c : (x->n < y->n ? -1 : x->n > y->n);
 }
 
+/* Puts the best m of v[0..n) (by cmp) first, in order: a selection
+ * (quickselect) and a sort of those m, not a sort of all n. */
+static void at_rcand_best(at_rcand_t **v, size_t n, size_t m,
+                          int (*cmp)(const void *, const void *))
+{
+    if (m >= n) {
+        qsort(v, n, sizeof *v, cmp);
+        return;
+    }
+    size_t lo = 0, hi = n; /* the m-th best is in [lo, hi) */
+    while (hi - lo > 1) {
+        at_rcand_t *pivot = v[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        /* three-way: [lo, i) better, [i, j) equal, [j, hi) worse */
+        for (size_t k = lo; k < j;) {
+            int c = cmp(&v[k], &pivot);
+            at_rcand_t *t;
+            if (c < 0) {
+                t = v[k], v[k] = v[i], v[i] = t;
+                i++, k++;
+            } else if (c > 0) {
+                j--;
+                t = v[k], v[k] = v[j], v[j] = t;
+            } else {
+                k++;
+            }
+        }
+        if (m < i)
+            hi = i;
+        else if (m >= j)
+            lo = j;
+        else
+            break;
+    }
+    qsort(v, m, sizeof *v, cmp);
+}
+
 /* The catalog partition of an item: where the record "i:ITEM" goes. */
 static int at_reco__catalog_part(const at_reco_set_t *s, const char *id, size_t n)
 {
@@ -162,38 +205,242 @@ static int at_reco__catalog_part(const at_reco_set_t *s, const char *id, size_t 
     return p;
 }
 
+/* ---- merged item information, cached per thread ------------------------------- */
+
+/* What every partition knows of one item, merged: popularity, catalog
+ * flags, category, and (when asked for) its neighbours summed over the
+ * partitions, the best AT_RINFO_NB of them. Built at wall time built_ms
+ * and reused for s->cache_ms by the thread that built it. */
+#define AT_RINFO_NB 64
+#define AT_RCACHE_MAX 16384
+
+typedef struct at_rnb {
+    const char *id;
+    uint32_t n, hash;
+    double v;
+} at_rnb_t;
+
+typedef struct at_rinfo {
+    uint32_t hash, n;
+    char *id;
+    int64_t built_ms;
+    bool found, nb_done;
+    uint8_t flags; /* the catalog's (AT_RECO_F_*), when catalog */
+    bool catalog;
+    double pop;
+    char *cat;
+    uint32_t cat_len;
+    at_rnb_t *nb;
+    uint32_t nnb;
+    char *nbmem;
+} at_rinfo_t;
+
+typedef struct at_rcache {
+    uint64_t gen; /* the set it is for */
+    at_rinfo_t **slots;
+    uint32_t nslots, n;
+} at_rcache_t;
+
+static _Atomic uint64_t at_reco__gen = 1;
+static pthread_key_t at_reco__key;
+static pthread_once_t at_reco__once = PTHREAD_ONCE_INIT;
+
+static void at_rinfo_free(at_rinfo_t *e)
+{
+    if (!e)
+        return;
+    free(e->id);
+    free(e->cat);
+    free(e->nb);
+    free(e->nbmem);
+    free(e);
+}
+
+static void at_rcache_clear(at_rcache_t *c)
+{
+    for (uint32_t i = 0; i < c->nslots; i++) {
+        at_rinfo_free(c->slots[i]);
+        c->slots[i] = NULL;
+    }
+    c->n = 0;
+}
+
+static void at_rcache_free(void *p)
+{
+    at_rcache_t *c = p;
+    if (!c)
+        return;
+    at_rcache_clear(c);
+    free(c->slots);
+    free(c);
+}
+
+static void at_reco__key_init(void)
+{
+    AT_ASSERT(pthread_key_create(&at_reco__key, at_rcache_free) == 0);
+}
+
+/* This thread's cache for set s (emptied when it was another set's). */
+static at_rcache_t *at_rcache_of(const at_reco_set_t *s)
+{
+    pthread_once(&at_reco__once, at_reco__key_init);
+    at_rcache_t *c = pthread_getspecific(at_reco__key);
+    if (!c) {
+        c = at_xcalloc(1, sizeof *c);
+        c->nslots = 2 * AT_RCACHE_MAX;
+        c->slots = at_xcalloc(c->nslots, sizeof *c->slots);
+        AT_ASSERT(pthread_setspecific(at_reco__key, c) == 0);
+    }
+    if (c->gen != s->gen) {
+        at_rcache_clear(c);
+        c->gen = s->gen;
+    }
+    return c;
+}
+
+static int at_rnb_cmp(const void *a, const void *b)
+{
+    const at_rnb_t *x = a, *y = b;
+    if (x->v != y->v)
+        return x->v > y->v ? -1 : 1;
+    size_t n = AT_MIN(x->n, y->n);
+    int c = memcmp(x->id, y->id, n);
+    return c ? c : (x->n < y->n ? -1 : x->n > y->n);
+}
+
+/* Fills e (id and hash set) from every part at time now. */
+static void at_rinfo_build(at_reco_set_t *s, at_rinfo_t *e, bool nb, int64_t now)
+{
+    int cp = -1;
+    {
+        char stack[256];
+        char *k = e->n + 2 <= sizeof stack ? stack : at_xmalloc(e->n + 2);
+        k[0] = 'i';
+        k[1] = ':';
+        memcpy(k + 2, e->id, e->n);
+        cp = at_partition_of(k, e->n + 2, s->n);
+        if (k != stack)
+            free(k);
+    }
+    at_arena_t arena;
+    at_arena_init(&arena, 0);
+    at_rcmap_t m;
+    at_rcmap_init(&m, &arena);
+    e->pop = 0;
+    e->found = e->catalog = false;
+    for (int q = 0; q < s->n; q++) {
+        at_reco_part_t *rp = s->parts[q];
+        pthread_rwlock_rdlock(&rp->lock);
+        uint32_t i = at_reco__find_h(rp, e->id, e->n, e->hash);
+        if (i != AT_RECO_NONE) {
+            const at_reco_item_t *it = &rp->items[i];
+            e->found = true;
+            e->pop += at_reco__at(rp, it, it->pop, now);
+            bool cat = q == cp && (it->flags & AT_RECO_F_CATALOG);
+            if (cat) {
+                e->catalog = true;
+                e->flags = it->flags;
+            }
+            if (it->cat_len && (cat || (!e->catalog && !e->cat_len))) {
+                free(e->cat);
+                e->cat = at_xstrndup(it->cat, it->cat_len);
+                e->cat_len = it->cat_len;
+            }
+            for (uint16_t k = 0; nb && k < it->nnb; k++) {
+                const at_reco_item_t *c = &rp->items[it->nb[k].item];
+                at_rcand_t *x = at_rcmap_get_h(&m, c->id, c->id_len, c->hash, true);
+                x->cooc += at_reco__at(rp, it, it->nb[k].v, now);
+            }
+        }
+        pthread_rwlock_unlock(&rp->lock);
+    }
+    if (nb) {
+        at_rnb_t *all = at_xmalloc((m.n ? m.n : 1) * sizeof *all);
+        size_t bytes = 0;
+        for (uint32_t i = 0; i < m.n; i++)
+            all[i] = (at_rnb_t){m.v[i].id, m.v[i].n, m.v[i].hash, m.v[i].cooc};
+        qsort(all, m.n, sizeof *all, at_rnb_cmp);
+        uint32_t k = AT_MIN(m.n, (uint32_t)AT_RINFO_NB);
+        for (uint32_t i = 0; i < k; i++)
+            bytes += all[i].n;
+        free(e->nb);
+        free(e->nbmem);
+        e->nb = at_xmalloc((k ? k : 1) * sizeof *e->nb);
+        e->nbmem = at_xmalloc(bytes ? bytes : 1);
+        char *p = e->nbmem;
+        for (uint32_t i = 0; i < k; i++) {
+            memcpy(p, all[i].id, all[i].n);
+            e->nb[i] = (at_rnb_t){p, all[i].n, all[i].hash, all[i].v};
+            p += all[i].n;
+        }
+        e->nnb = k;
+        e->nb_done = true;
+        free(all);
+    }
+    at_rcmap_deinit(&m);
+    at_arena_deinit(&arena);
+}
+
+/* What is known of item id (hash given): from this thread's cache when it
+ * is fresh, else built. Valid until the next call on this thread with
+ * another set or a full cache (callers copy what they keep). With a
+ * cache_ms of 0 nothing is reused, so answers follow every update (eval). */
+static const at_rinfo_t *at_rinfo_get(at_reco_set_t *s, at_rcache_t *c, const char *id, uint32_t n,
+                                      uint32_t hash, bool nb, int64_t now, int64_t wall)
+{
+    uint32_t mask = c->nslots - 1, h = hash & mask;
+    at_rinfo_t *e = NULL;
+    for (;; h = (h + 1) & mask) {
+        e = c->slots[h];
+        if (!e || (e->hash == hash && e->n == n && memcmp(e->id, id, n) == 0))
+            break;
+    }
+    if (e && s->cache_ms > 0 && wall - e->built_ms < s->cache_ms && (!nb || e->nb_done))
+        return e;
+    if (!e) {
+        if (c->n >= AT_RCACHE_MAX) { /* full: start again */
+            at_rcache_clear(c);
+            for (h = hash & mask; c->slots[h]; h = (h + 1) & mask)
+                ;
+        }
+        e = at_xcalloc(1, sizeof *e);
+        e->id = at_xstrndup(id, n);
+        e->n = n;
+        e->hash = hash;
+        c->slots[h] = e;
+        c->n++;
+    }
+    e->nb_done = false;
+    e->built_ms = wall;
+    at_rinfo_build(s, e, nb, now);
+    return e;
+}
+
+static int64_t at_reco__wall(const at_reco_set_t *s)
+{
+    return s->cache_ms > 0 ? at_time_mono_ns() / 1000000 : 0;
+}
+
 /* Fills, for the candidates in top[0..m), their popularity summed over the
  * parts and what the catalog says of them. */
 static void at_reco__pop_and_catalog(at_reco_set_t *s, at_rcmap_t *map, at_rcand_t **top, size_t m,
                                      int64_t now)
 {
-    int *cp = at_xmalloc((m ? m : 1) * sizeof *cp);
-    for (size_t j = 0; j < m; j++)
-        cp[j] = at_reco__catalog_part(s, top[j]->id, top[j]->n);
-    for (int q = 0; q < s->n; q++) {
-        at_reco_part_t *rp = s->parts[q];
-        pthread_rwlock_rdlock(&rp->lock);
-        for (size_t j = 0; j < m; j++) {
-            at_rcand_t *c = top[j];
-            uint32_t i = at_reco__find(rp, c->id, c->n);
-            if (i == AT_RECO_NONE)
-                continue;
-            const at_reco_item_t *it = &rp->items[i];
-            c->pop += at_reco__at(rp, it, it->pop, now);
-            if (cp[j] == q && (it->flags & AT_RECO_F_CATALOG)) {
-                c->flags = it->flags;
-                c->flags_known = true;
-                if (it->cat_len) { /* the catalog's category wins */
-                    c->cat = at_arena_strndup(map->arena, it->cat, it->cat_len);
-                    c->cat_len = it->cat_len;
-                }
-            } else if (it->cat_len) {
-                at_rcand_set_cat(map, c, it->cat, it->cat_len);
-            }
+    at_rcache_t *c = at_rcache_of(s);
+    int64_t wall = at_reco__wall(s);
+    for (size_t j = 0; j < m; j++) {
+        at_rcand_t *x = top[j];
+        const at_rinfo_t *e = at_rinfo_get(s, c, x->id, x->n, x->hash, false, now, wall);
+        x->pop = e->pop;
+        if (e->catalog) {
+            x->flags = e->flags;
+            x->flags_known = true;
         }
-        pthread_rwlock_unlock(&rp->lock);
+        if (e->cat_len && (e->catalog || !x->cat_len)) {
+            x->cat = at_arena_strndup(map->arena, e->cat, e->cat_len);
+            x->cat_len = e->cat_len;
+        }
     }
-    free(cp);
 }
 
 /* Whether a candidate may be shown under req. */
@@ -220,8 +467,8 @@ static void at_reco__finish(at_rcmap_t *map, const at_reco_req_t *req, at_reco_r
     for (uint32_t i = 0; i < map->n; i++)
         if (map->v[i].score > 0 && at_reco__allowed(&map->v[i], req))
             all[k++] = &map->v[i];
-    qsort(all, k, sizeof *all, at_rcand_cmp_score);
     size_t n = AT_MIN(k, req->n);
+    at_rcand_best(all, k, n, at_rcand_cmp_score);
     out->hits = at_arena_alloc(&out->arena, (n ? n : 1) * sizeof *out->hits);
     for (size_t i = 0; i < n; i++) {
         const at_rcand_t *c = all[i];
@@ -273,12 +520,19 @@ typedef struct at_rtrend_e {
     uint8_t flags;
 } at_rtrend_e_t;
 
+typedef struct at_rtcat {
+    uint32_t *idx; /* entries in the category or below it, best first */
+    uint32_t n, cap;
+} at_rtcat_t;
+
 typedef struct at_rtrend {
     atomic_int refs;
     at_arena_t arena;
     at_rtrend_e_t *v;
     size_t n;
     int64_t now, wall_ms;
+    at_rcmap_t cm;    /* category prefix -> its index in cats */
+    at_rtcat_t *cats; /* [cm.n] */
 } at_rtrend_t;
 
 typedef struct at_reco_tcache {
@@ -291,6 +545,8 @@ void at_reco_set_init(at_reco_set_t *s, at_reco_part_t **parts, int n)
     memset(s, 0, sizeof *s);
     s->parts = parts;
     s->n = n;
+    s->gen = atomic_fetch_add(&at_reco__gen, 1);
+    s->cache_ms = n > 0 ? parts[0]->cfg.cache_ms : 0;
     s->trend = at_xcalloc(1, sizeof *s->trend);
     pthread_mutex_init(&s->trend->mu, NULL);
 }
@@ -298,6 +554,10 @@ void at_reco_set_init(at_reco_set_t *s, at_reco_part_t **parts, int n)
 static void at_rtrend_unref(at_rtrend_t *t)
 {
     if (t && atomic_fetch_sub(&t->refs, 1) == 1) {
+        for (uint32_t i = 0; i < t->cm.n; i++)
+            free(t->cats[i].idx);
+        free(t->cats);
+        at_rcmap_deinit(&t->cm);
         free(t->v);
         at_arena_deinit(&t->arena);
         free(t);
@@ -345,7 +605,7 @@ static at_rtrend_t *at_rtrend_build(at_reco_set_t *s, int w, int64_t now, int64_
             bool cat = (it->flags & AT_RECO_F_CATALOG) != 0;
             if (sc <= 0 && !cat)
                 continue;
-            at_rcand_t *c = at_rcmap_get(&m, it->id, it->id_len, true);
+            at_rcand_t *c = at_rcmap_get_h(&m, it->id, it->id_len, it->hash, true);
             c->trend += sc;
             if (cat) {
                 c->flags = it->flags;
@@ -369,6 +629,31 @@ static at_rtrend_t *at_rtrend_build(at_reco_set_t *s, int w, int64_t now, int64_
     }
     qsort(t->v, t->n, sizeof *t->v, at_rtrend_cmp);
     at_rcmap_deinit(&m);
+    /* every category prefix's entries, so a category's best are found
+     * without a scan of the others */
+    at_rcmap_init(&t->cm, &t->arena);
+    uint32_t capc = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const at_rtrend_e_t *e = &t->v[i];
+        for (uint32_t l = 1; l <= e->cat_len; l++) {
+            if (l < e->cat_len && e->cat[l] != '/')
+                continue;
+            at_rcand_t *c = at_rcmap_get(&t->cm, e->cat, l, true);
+            uint32_t k = (uint32_t)(c - t->cm.v);
+            if (k >= capc) {
+                uint32_t nc = AT_MAX(16u, capc * 2);
+                t->cats = at_xrealloc(t->cats, nc * sizeof *t->cats);
+                memset(t->cats + capc, 0, (nc - capc) * sizeof *t->cats);
+                capc = nc;
+            }
+            at_rtcat_t *tc = &t->cats[k];
+            if (tc->n == tc->cap) {
+                tc->cap = AT_MAX(8u, tc->cap * 2);
+                tc->idx = at_xrealloc(tc->idx, tc->cap * sizeof *tc->idx);
+            }
+            tc->idx[tc->n++] = (uint32_t)i;
+        }
+    }
     return t;
 }
 
@@ -398,14 +683,32 @@ static at_rtrend_t *at_rtrend_get(at_reco_set_t *s, int w)
 /* Adds the best `want` allowed entries of t in category (prefix) to map
  * with `weight * score / best`, into the trend (aff false) or affinity
  * term; via is the category. */
+/* The entries of t in category prefix cat (all when empty): *idx NULL
+ * means every entry in order; returns how many. */
+static size_t at_rtrend_list(const at_rtrend_t *t, const char *cat, size_t n, const uint32_t **idx)
+{
+    *idx = NULL;
+    if (!n)
+        return t->n;
+    at_rcand_t *c = at_rcmap_get((at_rcmap_t *)&t->cm, cat, n, false);
+    if (!c)
+        return 0;
+    const at_rtcat_t *tc = &t->cats[c - t->cm.v];
+    *idx = tc->idx;
+    return tc->n;
+}
+
 static void at_reco__from_trend(at_rcmap_t *map, const at_rtrend_t *t, const char *cat,
                                 size_t cat_len, size_t want, double weight, bool aff,
                                 const at_reco_req_t *req)
 {
     double best = 0;
     size_t got = 0;
-    for (size_t i = 0; i < t->n && got < want; i++) {
-        const at_rtrend_e_t *e = &t->v[i];
+    const uint32_t *idx;
+    size_t nl = cat_len ? at_rtrend_list(t, cat, cat_len, &idx)
+                        : at_rtrend_list(t, req->category, req->category_len, &idx);
+    for (size_t j = 0; j < nl && got < want; j++) {
+        const at_rtrend_e_t *e = &t->v[idx ? idx[j] : j];
         if (!at_reco__in_category(e->cat, e->cat_len, cat, cat_len))
             continue;
         if (req->category_len &&
@@ -445,8 +748,10 @@ void at_reco_trending(at_reco_set_t *s, const at_reco_req_t *req, at_reco_result
     at_rcmap_t map;
     at_rcmap_init(&map, &arena);
     size_t got = 0;
-    for (size_t i = 0; i < t->n && got < req->n; i++) {
-        const at_rtrend_e_t *e = &t->v[i];
+    const uint32_t *idx;
+    size_t nl = at_rtrend_list(t, req->category, req->category_len, &idx);
+    for (size_t j = 0; j < nl && got < req->n; j++) {
+        const at_rtrend_e_t *e = &t->v[idx ? idx[j] : j];
         at_rcand_t *c = at_rcmap_get(&map, e->id, e->n, true);
         c->flags = e->flags;
         at_rcand_set_cat(&map, c, e->cat, e->cat_len);
@@ -466,32 +771,24 @@ void at_reco_trending(at_reco_set_t *s, const at_reco_req_t *req, at_reco_result
 void at_reco_similar(at_reco_set_t *s, const char *item, size_t len, const at_reco_req_t *req,
                      at_reco_result_t *out)
 {
-    int64_t now = at_reco_now(s);
+    int64_t now = at_reco_now(s), wall = at_reco__wall(s);
     at_arena_t arena;
     at_arena_init(&arena, 0);
     at_rcmap_t map;
     at_rcmap_init(&map, &arena);
-    double popx = 0;
-    for (int q = 0; q < s->n; q++) {
-        at_reco_part_t *rp = s->parts[q];
-        pthread_rwlock_rdlock(&rp->lock);
-        uint32_t i = at_reco__find(rp, item, len);
-        if (i != AT_RECO_NONE) {
-            const at_reco_item_t *it = &rp->items[i];
-            popx += at_reco__at(rp, it, it->pop, now);
-            for (uint16_t k = 0; k < it->nnb; k++) {
-                const at_reco_item_t *c = &rp->items[it->nb[k].item];
-                at_rcand_t *e = at_rcmap_get(&map, c->id, c->id_len, true);
-                e->cooc += at_reco__at(rp, it, it->nb[k].v, now);
-            }
-        }
-        pthread_rwlock_unlock(&rp->lock);
+    at_rcache_t *cache = at_rcache_of(s);
+    const at_rinfo_t *x =
+        at_rinfo_get(s, cache, item, (uint32_t)len, at_reco__hash(item, len), true, now, wall);
+    double popx = x->pop;
+    for (uint32_t k = 0; k < x->nnb; k++) {
+        at_rcand_t *e = at_rcmap_get_h(&map, x->nb[k].id, x->nb[k].n, x->nb[k].hash, true);
+        e->cooc += x->nb[k].v;
     }
     at_rcand_t **top = at_xmalloc((map.n ? map.n : 1) * sizeof *top);
     for (uint32_t i = 0; i < map.n; i++)
         top[i] = &map.v[i];
-    qsort(top, map.n, sizeof *top, at_rcand_cmp_cooc);
     size_t m = AT_MIN((size_t)map.n, 4 * req->n + 20);
+    at_rcand_best(top, map.n, m, at_rcand_cmp_cooc);
     at_reco__pop_and_catalog(s, &map, top, m, now);
     for (size_t j = 0; j < m; j++) {
         at_rcand_t *c = top[j];
@@ -534,46 +831,30 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
     at_arena_init(&arena, 0);
     at_rcmap_t map;
     at_rcmap_init(&map, &arena);
-    uint32_t nseed = p ? p->nrecent : 0;
-    double *sw = at_xcalloc(nseed + 1, sizeof *sw), *spop = at_xcalloc(nseed + 1, sizeof *spop);
+    uint32_t nseed = p ? AT_MIN(p->nrecent, (uint32_t)AT_RECO_SEEDS) : 0;
     double f = 1.0;
-    for (uint32_t i = 0; i < nseed; i++, f *= 0.8)
-        sw[i] = at_reco__kind_weight(pc, p->recent[i].kinds) * f;
-    /* the seeds' popularity over every part, then their neighbours */
-    for (int q = 0; nseed && q < s->n; q++) {
-        at_reco_part_t *rp = s->parts[q];
-        pthread_rwlock_rdlock(&rp->lock);
-        for (uint32_t si = 0; si < nseed; si++) {
-            uint32_t i = at_reco__find(rp, p->recent[si].item.s, p->recent[si].item.n);
-            if (i != AT_RECO_NONE)
-                spop[si] += at_reco__at(rp, &rp->items[i], rp->items[i].pop, now);
-        }
-        pthread_rwlock_unlock(&rp->lock);
-    }
-    for (int q = 0; nseed && q < s->n; q++) {
-        at_reco_part_t *rp = s->parts[q];
-        pthread_rwlock_rdlock(&rp->lock);
-        for (uint32_t si = 0; si < nseed; si++) {
-            uint32_t i = at_reco__find(rp, p->recent[si].item.s, p->recent[si].item.n);
-            if (i == AT_RECO_NONE || spop[si] <= 0)
-                continue;
-            const at_reco_item_t *it = &rp->items[i];
-            for (uint16_t k = 0; k < it->nnb; k++) {
-                const at_reco_item_t *c = &rp->items[it->nb[k].item];
-                at_rcand_t *e = at_rcmap_get(&map, c->id, c->id_len, true);
-                double v = sw[si] * at_reco__at(rp, it, it->nb[k].v, now) / sqrt(spop[si]);
-                e->cooc += v;
-                if (v > e->best) {
-                    e->best = v;
-                    e->best_seed = (int)si;
-                }
+    at_rcache_t *cache = at_rcache_of(s);
+    int64_t wall = at_reco__wall(s);
+    for (uint32_t si = 0; si < nseed; si++, f *= 0.8) {
+        at_pstr_t r = p->recent[si].item;
+        const at_rinfo_t *x =
+            at_rinfo_get(s, cache, r.s, r.n, at_reco__hash(r.s, r.n), true, now, wall);
+        if (x->pop <= 0)
+            continue;
+        double w = at_reco__kind_weight(pc, p->recent[si].kinds) * f / sqrt(x->pop);
+        for (uint32_t k = 0; k < x->nnb; k++) {
+            at_rcand_t *e = at_rcmap_get_h(&map, x->nb[k].id, x->nb[k].n, x->nb[k].hash, true);
+            double v = w * x->nb[k].v;
+            e->cooc += v;
+            if (v > e->best) {
+                e->best = v;
+                e->best_seed = (int)si;
             }
         }
-        pthread_rwlock_unlock(&rp->lock);
     }
     /* what the user has interacted with recently (bought included) is not
      * recommended again */
-    for (uint32_t si = 0; si < nseed; si++) {
+    for (uint32_t si = 0; p && si < p->nrecent; si++) {
         at_rcand_t *e = at_rcmap_get(&map, p->recent[si].item.s, p->recent[si].item.n, false);
         if (e)
             e->excluded = true;
@@ -583,8 +864,8 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
     for (uint32_t i = 0; i < map.n; i++)
         if (!map.v[i].excluded)
             top[nt++] = &map.v[i];
-    qsort(top, nt, sizeof *top, at_rcand_cmp_cooc);
     size_t m = AT_MIN(nt, 4 * req->n + 20);
+    at_rcand_best(top, nt, m, at_rcand_cmp_cooc);
     at_reco__pop_and_catalog(s, &map, top, m, now);
     double best = 0;
     for (size_t j = 0; j < m; j++) {
@@ -632,7 +913,7 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
     }
     at_reco__from_trend(&map, t, "", 0, want, cfg->w_trending, false, req);
     at_rtrend_unref(t);
-    for (uint32_t si = 0; si < nseed; si++) {
+    for (uint32_t si = 0; p && si < p->nrecent; si++) {
         at_rcand_t *e = at_rcmap_get(&map, p->recent[si].item.s, p->recent[si].item.n, false);
         if (e)
             e->excluded = true;
@@ -651,8 +932,6 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
             c->via = (at_pstr_t){"", 0};
         }
     }
-    free(sw);
-    free(spop);
     at_reco__finish(&map, req, out);
     at_rcmap_deinit(&map);
     at_arena_deinit(&arena);

@@ -3,11 +3,12 @@
  * recent items excluded, availability from the catalog, cold start,
  * trending windows, merging over partitions, checkpoint round trips, and
  * the OTTO sessions as a golden test of the weights. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include "at_reco.h"
 
@@ -47,6 +48,7 @@ static world_t *world_new(int nparts)
         w->parts[i] = at_reco_part_new(&w->cfg, &w->pcfg);
     at_reco_set_init(&w->set, w->parts, nparts);
     w->set.trend_by_data_time = true;
+    w->set.cache_ms = 0; /* every read sees every update */
     return w;
 }
 
@@ -387,6 +389,42 @@ static void test_affinity(void **state)
     world_free(w);
 }
 
+/* Merged item data is reused for cache_ms by the reading thread: an
+ * update shows after it, not before; 0 shows every update at once. */
+static void test_read_cache(void **state)
+{
+    (void)state;
+    world_t *w = world_new(2);
+    ev(w, "u1", "view_item", "A", "x", T0);
+    ev(w, "u1", "view_item", "B", "x", T0 + MIN_MS);
+    char got[256];
+    w->set.cache_ms = 3600000;
+    similar(w, "A", req_n(10), got, sizeof got);
+    assert_string_equal(got, "B");
+    ev(w, "u2", "view_item", "A", "x", T0 + 2 * MIN_MS);
+    ev(w, "u2", "view_item", "C", "x", T0 + 3 * MIN_MS);
+    similar(w, "A", req_n(10), got, sizeof got);
+    assert_string_equal(got, "B"); /* the cached neighbours */
+    w->set.cache_ms = 0;
+    similar(w, "A", req_n(10), got, sizeof got);
+    assert_string_equal(got, "C,B"); /* C's pair is a little fresher */
+    /* another set (same parts) never sees this set's cached data */
+    w->set.cache_ms = 3600000;
+    similar(w, "A", req_n(10), got, sizeof got);
+    ev(w, "u3", "view_item", "A", "x", T0 + 4 * MIN_MS);
+    ev(w, "u3", "view_item", "D", "x", T0 + 5 * MIN_MS);
+    at_reco_set_t s2;
+    at_reco_set_init(&s2, w->parts, w->nparts);
+    at_reco_req_t rq = req_n(10);
+    at_reco_result_t r;
+    at_reco_result_init(&r);
+    at_reco_similar(&s2, "A", 1, &rq, &r);
+    assert_int_equal(r.n, 3);
+    at_reco_result_deinit(&r);
+    at_reco_set_deinit(&s2);
+    world_free(w);
+}
+
 static void kv_restore(void *ud, const char *key, size_t klen, const void *val, size_t vlen)
 {
     assert_int_equal(at_reco_restore(ud, key, klen, val, vlen), 0);
@@ -427,6 +465,7 @@ static void test_checkpoint_roundtrip(void **state)
     at_reco_set_t s2;
     at_reco_set_init(&s2, &copy, 1);
     s2.trend_by_data_time = true;
+    s2.cache_ms = 0;
     at_reco_req_t rq = req_n(10);
     at_reco_result_t a, b;
     at_reco_result_init(&a);
@@ -528,6 +567,7 @@ static void otto_run(bool equal_weights, at_buf_t *out)
         }
         at_reco_set_init(&w->set, w->parts, w->nparts);
         w->set.trend_by_data_time = true;
+        w->set.cache_ms = 0;
     }
     char *line = NULL;
     size_t cap = 0;
@@ -613,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_exclusions),
         cmocka_unit_test(test_cold_start_and_trending),
         cmocka_unit_test(test_affinity),
+        cmocka_unit_test(test_read_cache),
         cmocka_unit_test(test_checkpoint_roundtrip),
         cmocka_unit_test(test_item_values),
         cmocka_unit_test(test_otto_golden),
