@@ -173,6 +173,19 @@ int attune_similar(attune_t *a, const char *item, size_t n, const attune_reco_qu
  * the window, newest event time as "now". */
 int attune_trending(attune_t *a, const attune_reco_query_t *q, char **json, size_t *len);
 
+/* ---- placements and decisions (DESIGN.md §4, §7) ------------------------------- */
+/* Decides a placement for a user: body {"user_id"|"anonymous_id"|"user",
+ * "placement","context"?:{..},"min_position"?}. Refused at once:
+ * ATTUNE_EPARSE, ATTUNE_EINVALID (err names the field), ATTUNE_ENOTFOUND
+ * (no such placement), ATTUNE_EUNAVAIL. Otherwise cb gets, from the user's
+ * shard, {"placement","user","known","variant","reason","rule"?,
+ * "condition"?,"experiment"?,"arm"?,"recommendations"?,"exposure"}. A
+ * read: what is shown is recorded by sending "exposure" as an event. */
+int attune_decide(attune_t *a, const char *body, size_t len, attune_done_cb cb, void *ud,
+                  attune_error_t *err);
+/* Owned JSON {"placements":[..]}: the configured placements. */
+int attune_placements(attune_t *a, char **json, size_t *len);
+
 /* ---- the output bus (segment and trigger events) ------------------------------ */
 typedef struct attune_outputs attune_outputs_t;
 /* One output: partition, offset in its output log, the message JSON. Return

@@ -121,6 +121,7 @@ typedef struct at_config {
     int64_t reco_cache_ms;       /* default 1 s */
     at_config_rules_t segments;
     at_config_rules_t triggers;
+    at_config_rules_t placements; /* POST /v1/decide (src/engine/decide.c) */
 } at_config_t;
 
 /* Fills c with the defaults. Returns owned fields: free with at_config_free(). */

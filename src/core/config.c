@@ -184,6 +184,10 @@ static const at_config__setting_t at_config__table[] = {
     {"segments", AT_CFG_RULES, OFF(segments), NULL, 0, 0, NULL, NULL,
      "Segment definitions: a list of `{name, filter, group_by, window, having, when, mode, "
      "rollout}` (docs/rules.md). Each becomes a version of the segment at start."},
+    {"placements", AT_CFG_RULES, OFF(placements), NULL, 0, 0, NULL, NULL,
+     "Placements for POST /v1/decide: a list of `{name, variants: [{name, when}], fallback, "
+     "recommendations, category, experiment: {name, holdout, arms: [{name, weight, variant}]}}` "
+     "(docs/api.md). The first variant whose condition holds is chosen."},
     {"triggers", AT_CFG_RULES, OFF(triggers), NULL, 0, 0, NULL, NULL,
      "Trigger definitions: a list of `{name, on, unless, within, cooldown, when, action, mode, "
      "rollout}` (docs/rules.md)."},

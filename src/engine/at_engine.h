@@ -109,6 +109,7 @@ struct attune {
     size_t ring_next;
 
     at_engine_metrics_t m;
+    at_placements_t *placements; /* decide.c: immutable once open */
 };
 
 /* writer.c */

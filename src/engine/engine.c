@@ -163,6 +163,7 @@ static void at_engine__free(attune_t *a)
     free(a->log_dir);
     free(a->rejected_dir);
     free(a->schema_dir);
+    at_placements_free(a->placements);
     at_config_free(&a->cfg);
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cv);
@@ -183,6 +184,8 @@ int attune_open(attune_t **out, const char *config_path, const char *const *over
                   : !strcmp(a->cfg.log_level, "warn")  ? AT_LOG_WARN
                   : !strcmp(a->cfg.log_level, "error") ? AT_LOG_ERROR
                                                        : AT_LOG_INFO);
+    if ((rc = at_placements_new(&a->cfg.placements, &a->placements, err, errlen)) < 0)
+        goto out;
     if ((rc = at_engine__open_parts(a, err, errlen)) < 0)
         goto out;
     if ((rc = at_engine__open_streams(a, err, errlen)) < 0)

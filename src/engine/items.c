@@ -239,3 +239,79 @@ int attune_item_get(attune_t *a, const char *item, size_t n, char **json, size_t
     }
     return at_items__answer(&b, json, len);
 }
+
+/* ---- decide --------------------------------------------------------------------- */
+
+int attune_decide(attune_t *a, const char *body, size_t len, attune_done_cb cb, void *ud,
+                  attune_error_t *err)
+{
+    at_error_t e = {0};
+    at_arena_t arena;
+    at_arena_init(&arena, 0);
+    at_json_t *v = NULL;
+    int rc = at_json_parse_all(body, len, &arena, 32, &v, &e);
+    if (rc == 0 && v->type != AT_JSON_OBJECT)
+        rc = at_error_set(&e, AT_EINVALID, "invalid_body", NULL,
+                          "a decision request is {user_id, placement, context}");
+    const at_json_t *pn = rc == 0 ? at_json_get(v, "placement", 9) : NULL;
+    const at_placement_t *pl = NULL;
+    if (rc == 0 && (!pn || pn->type != AT_JSON_STRING))
+        rc = at_error_set(&e, AT_EINVALID, "invalid_body", "placement", "placement is required");
+    if (rc == 0 && !(pl = at_placements_find(a->placements, pn->s, pn->len)))
+        rc = at_error_set(&e, AT_ENOTFOUND, "unknown_placement", "placement",
+                          "no placement %.*s in the configuration", (int)AT_MIN(pn->len, 200u),
+                          pn->s);
+    char key[1100];
+    size_t kl = 0;
+    if (rc == 0) {
+        const at_json_t *uid = at_json_get(v, "user_id", 7),
+                        *aid = at_json_get(v, "anonymous_id", 12), *u = at_json_get(v, "user", 4);
+        const at_json_t *id = uid ? uid : aid ? aid : u;
+        if (!id || id->type != AT_JSON_STRING || !id->len || id->len > 1024) {
+            rc = at_error_set(&e, AT_EINVALID, "invalid_body", "user_id",
+                              "user_id, anonymous_id or user (u:ID, a:ID) is required");
+        } else if (id == aid) {
+            key[0] = 'a';
+            key[1] = ':';
+            memcpy(key + 2, id->s, id->len);
+            kl = id->len + 2;
+        } else if (id == uid) {
+            key[0] = 'u';
+            key[1] = ':';
+            memcpy(key + 2, id->s, id->len);
+            kl = id->len + 2;
+        } else {
+            kl = at_engine__user_key(id->s, id->len, key, sizeof key);
+        }
+    }
+    const at_json_t *ctx = rc == 0 ? at_json_get(v, "context", 7) : NULL;
+    if (rc == 0 && ctx && ctx->type != AT_JSON_OBJECT)
+        rc = at_error_set(&e, AT_EINVALID, "invalid_body", "context", "context is an object");
+    int64_t min_offset = -1;
+    if (rc == 0) {
+        const at_json_t *mp = at_json_get(v, "min_position", 12);
+        if (mp && mp->type == AT_JSON_STRING) {
+            char pos[2048];
+            size_t n = AT_MIN((size_t)mp->len, sizeof pos - 1);
+            memcpy(pos, mp->s, n);
+            pos[n] = 0;
+            min_offset = at_engine__position_for(pos, at_partition_of(key, kl, a->partitions));
+        }
+        rc = at_streams_decide(a->streams, key, kl, pl, body, len, min_offset, at_time_now_ms(), cb,
+                               ud);
+        if (rc < 0)
+            rc = at_error_set(&e, AT_EUNAVAIL, "unavailable", NULL, "the engine is stopping");
+    }
+    at_arena_deinit(&arena);
+    if (rc < 0 && err)
+        memcpy(err, &e, sizeof *err);
+    return rc;
+}
+
+int attune_placements(attune_t *a, char **json, size_t *len)
+{
+    at_buf_t b;
+    at_buf_init(&b, 0);
+    at_placements_render(a->placements, &b);
+    return at_items__answer(&b, json, len);
+}

@@ -26,6 +26,7 @@
 #ifndef AT_PROC_H
 #define AT_PROC_H
 
+#include "at_config.h"
 #include "at_core.h"
 #include "at_log.h"
 #include "at_profile.h"
@@ -129,6 +130,25 @@ bool at_proc_alias(const at_proc_t *pr, const char *key, size_t n, at_pstr_t *ta
  * at *cursor (a slot position; updated). Returns how many. */
 size_t at_proc_members_page(at_proc_t *pr, const char *name, size_t n, uint32_t *cursor,
                             size_t limit, bool first, at_buf_t *out, bool *more);
+
+/* ---- placements (decide.c) --------------------------------------------------- */
+typedef struct at_placement at_placement_t;
+typedef struct at_placements at_placements_t;
+/* Parses and compiles the config's placement definitions; err names the
+ * placement, the field and (in a condition) the line and column. */
+int at_placements_new(const at_config_rules_t *defs, at_placements_t **out, char *err,
+                      size_t errlen);
+void at_placements_free(at_placements_t *ps);
+const at_placement_t *at_placements_find(const at_placements_t *ps, const char *name, size_t n);
+/* {"placements":[{"name","variants":[..],"fallback","experiment"?},..]} */
+void at_placements_render(const at_placements_t *ps, at_buf_t *out);
+/* Decides placement pl for user key (following no alias) with the request
+ * object req (its "context" is what context.* reads) at wall time now_ms;
+ * late: processing had not reached the position the request asked for.
+ * The answer JSON into out. */
+void at_proc_decide(at_proc_t *pr, const char *key, size_t klen, const at_placement_t *pl,
+                    const char *req, size_t req_len, bool late, int64_t now_ms, at_reco_set_t *set,
+                    at_buf_t *out);
 
 /* ---- checkpoints and digests ---------------------------------------------------- */
 /* The partition's meta: the input offset processing has reached, the

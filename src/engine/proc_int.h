@@ -178,6 +178,16 @@ bool at_proc__view_tree(at_proc_t *pr, const char *json, size_t len, int64_t ts,
 bool at_proc__canon(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_pevent_t *ev,
                     at_val_t *slot);
 void at_proc__prepare_fields(at_proc_t *pr);
+/* Classifies and splits one field path (owned copies in f). */
+void at_proc__fpath_init(at_fpath_t *f, const char *path, size_t n);
+void at_proc__fpath_free(at_fpath_t *f);
+/* The value of a field that is not an event field (profile.*, timestamp,
+ * received_at) for host h. */
+void at_proc__fetch_fp(at_host_t *h, const at_fpath_t *f, at_val_t *out);
+/* The JSON value at steps s[0..n) below v, or NULL; and a JSON value as
+ * an expression value (strings borrowed from src). */
+const at_json_t *at_proc__walk(const at_json_t *v, const at_expr_step_t *s, int n);
+void at_proc__jval(const at_json_t *v, const char *src, at_val_t *out);
 void at_proc__free_fields(at_proc_t *pr);
 int64_t at_proc__deadline(at_proc_t *pr, const at_user_t *u, int64_t after);
 void at_proc__emit(void *ud, const at_rule_out_t *o);

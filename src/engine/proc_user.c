@@ -129,13 +129,56 @@ bool at_proc__alias_at(const at_proc_t *pr, uint32_t slot, at_pstr_t *target)
 
 void at_proc__free_fields(at_proc_t *pr)
 {
-    for (size_t i = 0; i < pr->nfp; i++) {
-        free(pr->fp[i].buf);
-        free(pr->fp[i].path);
-    }
+    for (size_t i = 0; i < pr->nfp; i++)
+        at_proc__fpath_free(&pr->fp[i]);
     free(pr->fp);
     pr->fp = NULL;
     pr->nfp = 0;
+}
+
+void at_proc__fpath_init(at_fpath_t *f, const char *path, size_t n)
+{
+    memset(f, 0, sizeof *f);
+    f->path = at_xstrndup(path, n);
+    f->buf = at_xmalloc(n + 1);
+    f->nsteps = at_expr_path_split(f->path, n, f->steps, AT_PROC_MAX_STEPS, f->buf, n + 1);
+    if (f->nsteps <= 0) {
+        f->kind = AT_FP_NONE;
+        return;
+    }
+    const at_expr_step_t *s = f->steps;
+#define IS(k, w) (s[k].s && s[k].len == sizeof(w) - 1 && !memcmp(s[k].s, w, sizeof(w) - 1))
+    if (IS(0, "profile")) {
+        if (f->nsteps == 3 && IS(1, "counters"))
+            f->kind = AT_FP_COUNTER;
+        else if (f->nsteps == 2 && IS(1, "first_seen"))
+            f->kind = AT_FP_FIRST;
+        else if (f->nsteps == 2 && IS(1, "last_seen"))
+            f->kind = AT_FP_LAST;
+        else if (f->nsteps == 3 && IS(1, "session"))
+            f->kind = IS(2, "start")      ? AT_FP_SESS_START
+                      : IS(2, "events")   ? AT_FP_SESS_EVENTS
+                      : IS(2, "pages")    ? AT_FP_SESS_PAGES
+                      : IS(2, "duration") ? AT_FP_SESS_DURATION
+                                          : AT_FP_NONE;
+        else if (f->nsteps >= 3 && IS(1, "traits"))
+            f->kind = AT_FP_TRAIT;
+        else
+            f->kind = AT_FP_NONE;
+    } else if (f->nsteps == 1 && IS(0, "timestamp")) {
+        f->kind = AT_FP_TIMESTAMP;
+    } else if (f->nsteps == 1 && IS(0, "received_at")) {
+        f->kind = AT_FP_RECEIVED;
+    } else {
+        f->kind = AT_FP_EVENT;
+    }
+#undef IS
+}
+
+void at_proc__fpath_free(at_fpath_t *f)
+{
+    free(f->buf);
+    free(f->path);
 }
 
 /* Splits every field path of the rule set once, so fetching walks steps. */
@@ -145,47 +188,11 @@ void at_proc__prepare_fields(at_proc_t *pr)
     const at_ruleset_t *rs = pr->rs;
     pr->nfp = rs->nfields;
     pr->fp = at_xcalloc(rs->nfields + 1, sizeof *pr->fp);
-    for (size_t i = 0; i < rs->nfields; i++) {
-        at_fpath_t *f = &pr->fp[i];
-        size_t n = strlen(rs->fields[i]);
-        f->path = at_xstrndup(rs->fields[i], n);
-        f->buf = at_xmalloc(n + 1);
-        f->nsteps = at_expr_path_split(f->path, n, f->steps, AT_PROC_MAX_STEPS, f->buf, n + 1);
-        if (f->nsteps <= 0) {
-            f->kind = AT_FP_NONE;
-            continue;
-        }
-        const at_expr_step_t *s = f->steps;
-#define IS(k, w) (s[k].s && s[k].len == sizeof(w) - 1 && !memcmp(s[k].s, w, sizeof(w) - 1))
-        if (IS(0, "profile")) {
-            if (f->nsteps == 3 && IS(1, "counters"))
-                f->kind = AT_FP_COUNTER;
-            else if (f->nsteps == 2 && IS(1, "first_seen"))
-                f->kind = AT_FP_FIRST;
-            else if (f->nsteps == 2 && IS(1, "last_seen"))
-                f->kind = AT_FP_LAST;
-            else if (f->nsteps == 3 && IS(1, "session"))
-                f->kind = IS(2, "start")      ? AT_FP_SESS_START
-                          : IS(2, "events")   ? AT_FP_SESS_EVENTS
-                          : IS(2, "pages")    ? AT_FP_SESS_PAGES
-                          : IS(2, "duration") ? AT_FP_SESS_DURATION
-                                              : AT_FP_NONE;
-            else if (f->nsteps >= 3 && IS(1, "traits"))
-                f->kind = AT_FP_TRAIT;
-            else
-                f->kind = AT_FP_NONE;
-        } else if (f->nsteps == 1 && IS(0, "timestamp")) {
-            f->kind = AT_FP_TIMESTAMP;
-        } else if (f->nsteps == 1 && IS(0, "received_at")) {
-            f->kind = AT_FP_RECEIVED;
-        } else {
-            f->kind = AT_FP_EVENT;
-        }
-#undef IS
-    }
+    for (size_t i = 0; i < rs->nfields; i++)
+        at_proc__fpath_init(&pr->fp[i], rs->fields[i], strlen(rs->fields[i]));
 }
 
-static const at_json_t *at_proc__walk(const at_json_t *v, const at_expr_step_t *s, int n)
+const at_json_t *at_proc__walk(const at_json_t *v, const at_expr_step_t *s, int n)
 {
     for (int i = 0; v && i < n; i++) {
         if (s[i].s) {
@@ -202,7 +209,7 @@ static const at_json_t *at_proc__walk(const at_json_t *v, const at_expr_step_t *
     return v;
 }
 
-static void at_proc__jval(const at_json_t *v, const char *src, at_val_t *out)
+void at_proc__jval(const at_json_t *v, const char *src, at_val_t *out)
 {
     if (!v)
         return;
@@ -255,8 +262,18 @@ static void at_proc__field(void *ctx, int slot, at_val_t *out)
 
 static void at_proc__fetch(at_host_t *h, int slot, at_val_t *out)
 {
+    const at_fpath_t *f = &h->pr->fp[slot];
+    if (f->kind == AT_FP_EVENT) {
+        if (h->view && h->view->slot)
+            *out = h->view->slot[slot];
+        return;
+    }
+    at_proc__fetch_fp(h, f, out);
+}
+
+void at_proc__fetch_fp(at_host_t *h, const at_fpath_t *f, at_val_t *out)
+{
     at_proc_t *pr = h->pr;
-    const at_fpath_t *f = &pr->fp[slot];
     const at_profile_t *p = h->u ? &h->u->prof : NULL;
     switch (f->kind) {
     case AT_FP_TIMESTAMP:
@@ -266,10 +283,6 @@ static void at_proc__fetch(at_host_t *h, int slot, at_val_t *out)
     case AT_FP_RECEIVED:
         if (h->view)
             *out = at_val_time(h->recv);
-        break;
-    case AT_FP_EVENT:
-        if (h->view && h->view->slot)
-            *out = h->view->slot[slot];
         break;
     case AT_FP_COUNTER:
         if (p)

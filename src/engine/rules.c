@@ -304,6 +304,9 @@ int attune_check_rules(const struct at_config *cfg, char *err, size_t errlen)
     tmp.rules = at_ruleset_new();
     bool changed = false;
     int rc = at_rules__apply_config(&tmp, &changed, err, errlen);
+    at_placements_t *ps = NULL;
+    if (rc == 0 && (rc = at_placements_new(&cfg->placements, &ps, err, errlen)) == 0)
+        at_placements_free(ps);
     at_ruleset_unref(tmp.rules);
     for (size_t i = 0; i < tmp.nconfig_names; i++)
         free(tmp.config_names[i]);

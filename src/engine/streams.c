@@ -327,7 +327,7 @@ static void at_streams__maybe_ckpt(at_spart_t *pt, int64_t now_ms)
 
 /* ---- reads --------------------------------------------------------------------------- */
 
-enum { AT_SM_USER, AT_SM_MEMBERS, AT_SM_DIGEST, AT_SM_RECO };
+enum { AT_SM_USER, AT_SM_MEMBERS, AT_SM_DIGEST, AT_SM_RECO, AT_SM_DECIDE };
 
 typedef struct at_digest_acc {
     pthread_mutex_t mu;
@@ -353,7 +353,9 @@ typedef struct at_smsg {
     size_t limit, got;
     at_buf_t acc;
     at_digest_acc_t *dig;
-    at_reco_req_t *req; /* recommendations: the request (owned, one block) */
+    at_reco_req_t *req;       /* recommendations: the request (owned, one block) */
+    const at_placement_t *pl; /* decide: the placement, and the request body in acc */
+    int64_t now_ms;
     size_t klen;
     char key[]; /* user key or segment name */
 } at_smsg_t;
@@ -409,7 +411,10 @@ static void at_streams__user(at_spart_t *pt, at_smsg_t *m)
         n->cb = m->cb;
         n->ud = m->ud;
         n->req = m->req;
-        at_buf_deinit(&m->acc);
+        n->pl = m->pl;
+        n->now_ms = m->now_ms;
+        at_buf_deinit(&n->acc);
+        n->acc = m->acc; /* the decide request's body moves along */
         free(m);
         if (at_streams__post(n->s, n) < 0)
             return; /* stopping: the answer is lost with the engine */
@@ -420,6 +425,10 @@ static void at_streams__user(at_spart_t *pt, at_smsg_t *m)
     int rc = 0;
     if (m->kind == AT_SM_RECO)
         at_proc_render_reco(pt->proc, m->key, m->klen, &m->s->reco, m->req, &out);
+    else if (m->kind == AT_SM_DECIDE)
+        at_proc_decide(pt->proc, m->key, m->klen, m->pl, m->acc.data, m->acc.len,
+                       m->min_offset >= 0 && at_proc_next_offset(pt->proc) <= m->min_offset,
+                       m->now_ms, &m->s->reco, &out);
     else
         rc = at_proc_render_user(pt->proc, m->key, m->klen, m->what, &out);
     at_streams__finish(m, rc, out.data, out.len);
@@ -473,6 +482,7 @@ static void at_streams__serve(at_spart_t *pt, at_smsg_t *m)
     switch (m->kind) {
     case AT_SM_USER:
     case AT_SM_RECO:
+    case AT_SM_DECIDE:
         at_streams__user(pt, m);
         break;
     case AT_SM_MEMBERS:
@@ -490,8 +500,8 @@ static void at_streams__msg_fn(at_shard_msg_t *sm, void *ud)
     (void)ud;
     at_smsg_t *m = (at_smsg_t *)sm;
     at_spart_t *pt = &m->s->parts[m->p];
-    if ((m->kind == AT_SM_USER || m->kind == AT_SM_RECO) && m->min_offset >= 0 &&
-        at_proc_next_offset(pt->proc) <= m->min_offset &&
+    if ((m->kind == AT_SM_USER || m->kind == AT_SM_RECO || m->kind == AT_SM_DECIDE) &&
+        m->min_offset >= 0 && at_proc_next_offset(pt->proc) <= m->min_offset &&
         at_time_mono_ns() / 1000000 < m->deadline_ms) {
         at_swait_t *w = at_xcalloc(1, sizeof *w);
         w->msg = m;
@@ -559,6 +569,22 @@ int at_streams_recommend(at_streams_t *s, const char *key, size_t n, const at_re
     at_smsg_t *m = at_streams__msg(s, AT_SM_RECO, key, n);
     m->p = at_partition_of(key, n, s->cfg.partitions);
     m->req = at_streams__req_copy(req);
+    m->min_offset = min_offset;
+    m->deadline_ms = at_time_mono_ns() / 1000000 + AT_STREAMS_WAIT_MS;
+    m->cb = cb;
+    m->ud = ud;
+    return at_streams__post(s, m);
+}
+
+int at_streams_decide(at_streams_t *s, const char *key, size_t n, const at_placement_t *pl,
+                      const char *req, size_t req_len, int64_t min_offset, int64_t now_ms,
+                      at_streams_cb cb, void *ud)
+{
+    at_smsg_t *m = at_streams__msg(s, AT_SM_DECIDE, key, n);
+    m->p = at_partition_of(key, n, s->cfg.partitions);
+    m->pl = pl;
+    m->now_ms = now_ms;
+    AT_ASSERT(at_buf_append(&m->acc, req, req_len) == 0);
     m->min_offset = min_offset;
     m->deadline_ms = at_time_mono_ns() / 1000000 + AT_STREAMS_WAIT_MS;
     m->cb = cb;

@@ -73,6 +73,12 @@ int at_streams_user(at_streams_t *s, const char *key, size_t n, unsigned what, i
  * copied. */
 int at_streams_recommend(at_streams_t *s, const char *key, size_t n, const at_reco_req_t *req,
                          int64_t min_offset, at_streams_cb cb, void *ud);
+/* Decides placement pl for user key on its shard (at_proc_decide) with
+ * the request body req (copied), once the partition has processed
+ * min_offset (-1: no wait; past the wait's bound it is decided as late). */
+int at_streams_decide(at_streams_t *s, const char *key, size_t n, const at_placement_t *pl,
+                      const char *req, size_t req_len, int64_t min_offset, int64_t now_ms,
+                      at_streams_cb cb, void *ud);
 /* Every partition's item aggregates, for reads on the calling thread
  * (similar, trending, items). Valid until at_streams_close. */
 at_reco_set_t *at_streams_reco(at_streams_t *s);

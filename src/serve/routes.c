@@ -403,6 +403,8 @@ static int at_serve__handle(void *ud, at_http_req_t *r)
         return at_serve__items(s, r, strlen("/v1/items"));
     if (at_serve__path(r, "/v1/trending"))
         return at_serve__trending(s, r);
+    if (at_serve__path(r, "/v1/decide") || at_serve__path(r, "/v1/placements"))
+        return at_serve__decide(s, r);
     if (at_serve__prefix(r, "/v1/segments/"))
         return at_serve__rules(s, r, ATTUNE_SEGMENT, strlen("/v1/segments/"));
     if (at_serve__path(r, "/v1/segments"))

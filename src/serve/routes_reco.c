@@ -1,7 +1,8 @@
 /* routes_reco.c - the REST API of the item catalog and the recommender
  * (DESIGN.md §4, §7): POST /v1/items, GET /v1/items/{id},
- * GET /v1/items/{id}/similar, GET /v1/trending and
- * GET /v1/users/{id}/recommendations. Query parameters: n (1..100),
+ * GET /v1/items/{id}/similar, GET /v1/trending,
+ * GET /v1/users/{id}/recommendations, POST /v1/decide and
+ * GET /v1/placements. Query parameters: n (1..100),
  * category (a prefix: "electronics" matches "electronics/phones"),
  * exclude (comma separated item ids), window (1h, 24h, 7d). */
 #include "at_core.h"
@@ -179,5 +180,38 @@ int at_serve__items(at_serve_t *s, at_http_req_t *r, size_t prefix)
         at_serve__owned(s, r, rc, json, len, "no such item");
     }
     free(rq);
+    return 0;
+}
+
+int at_serve__decide(at_serve_t *s, at_http_req_t *r)
+{
+    if (r->path_len == strlen("/v1/placements")) {
+        if (!at_serve__is(r, "GET")) {
+            at_serve__error(s, r, 405, "Allow: GET\r\n", "method_not_allowed", NULL, "use GET");
+            return 0;
+        }
+        if (!at_serve__auth(s, r, ATTUNE_SCOPE_READ, NULL))
+            return 0;
+        char *json = NULL;
+        size_t len = 0;
+        int rc = attune_placements(s->a, &json, &len);
+        at_serve__owned(s, r, rc, json, len, "placements");
+        return 0;
+    }
+    if (!at_serve__is(r, "POST")) {
+        at_serve__error(s, r, 405, "Allow: POST\r\n", "method_not_allowed", NULL, "use POST");
+        return 0;
+    }
+    if (!at_serve__auth(s, r, ATTUNE_SCOPE_READ, NULL))
+        return 0;
+    attune_error_t err = {0};
+    at_serve_later_t *l = at_serve__later(s, r, "no such user");
+    int rc = attune_decide(s->a, r->body, r->body_len, at_serve__answer, l, &err);
+    if (rc == 0)
+        return AT_HTTP_DEFERRED;
+    free(l);
+    int st = at_serve__status(rc);
+    at_serve__error(s, r, st, at_serve__retry_after(st), err.code[0] ? err.code : "invalid_body",
+                    err.field[0] ? err.field : NULL, err.message[0] ? err.message : "refused");
     return 0;
 }

@@ -59,6 +59,8 @@ bool at_serve__unescape(const char *s, size_t n, char *out, size_t cap, size_t *
 /* routes_reco.c: return 0 or AT_HTTP_DEFERRED like a handler. */
 int at_serve__items(at_serve_t *s, at_http_req_t *r, size_t prefix);
 int at_serve__trending(at_serve_t *s, at_http_req_t *r);
+/* POST /v1/decide, GET /v1/placements */
+int at_serve__decide(at_serve_t *s, at_http_req_t *r);
 /* GET /v1/users/{id}/recommendations, authorized already. */
 int at_serve__recommendations(at_serve_t *s, at_http_req_t *r, const char *id, size_t n);
 
