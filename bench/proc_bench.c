@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The engine's own translation of the configuration (src/engine/engine.c). */
+void at_engine__proc_cfg(const at_config_t *c, at_proc_cfg_t *pc, int partitions);
+
 typedef struct bench_out {
     uint64_t n;
 } bench_out_t;
@@ -94,12 +97,7 @@ int main(int argc, char **argv)
         p = q;
     }
     at_proc_cfg_t pc;
-    memset(&pc, 0, sizeof pc);
-    at_profile_cfg_defaults(&pc.profile);
-    pc.lateness_ms = cfg.lateness_ms;
-    pc.ttl_ms = cfg.state_ttl_ms;
-    pc.partitions = 1;
-    pc.no_early = !cfg.early;
+    at_engine__proc_cfg(&cfg, &pc, 1); /* as the engine sets it up, reco.* included */
     at_ruleset_t *rs = bench_rules(&cfg);
     at_buf_t ctl;
     at_buf_init(&ctl, 0);

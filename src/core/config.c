@@ -169,10 +169,10 @@ static const at_config__setting_t at_config__table[] = {
     {"profile.max_categories", AT_CFG_INT, OFF(max_categories), "16", 1, 64, NULL, NULL,
      "Categories a profile keeps affinities for; past it the weakest is dropped."},
     /* ---- recommendations ---- */
-    {"reco.neighbours", AT_CFG_INT, OFF(reco_neighbours), "30", 1, 200, NULL, NULL,
+    {"reco.neighbours", AT_CFG_INT, OFF(reco_neighbours), "100", 1, 200, NULL, NULL,
      "Neighbours (co-occurring items) kept per item and partition; past it a heavier "
      "newcomer replaces the weakest."},
-    {"reco.half_life", AT_CFG_DURATION, OFF(reco_half_life_ms), "7d", 60000, 3650 * DAY_MS, NULL,
+    {"reco.half_life", AT_CFG_DURATION, OFF(reco_half_life_ms), "30d", 60000, 3650 * DAY_MS, NULL,
      NULL, "Half-life of co-occurrences and item popularity."},
     {"reco.pair_window", AT_CFG_DURATION, OFF(reco_pair_window_ms), "30m", 1000, DAY_MS, NULL, NULL,
      "Items one user interacts with this close together in time count as seen together."},

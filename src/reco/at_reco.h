@@ -41,8 +41,8 @@
 
 /* Settings (reco.* in the configuration). */
 typedef struct at_reco_cfg {
-    int neighbours;         /* K: neighbours kept per item and partition; default 30 */
-    int64_t half_life_ms;   /* co-occurrence and popularity decay; default 7 d */
+    int neighbours;         /* K: neighbours kept per item and partition; default 100 */
+    int64_t half_life_ms;   /* co-occurrence and popularity decay; default 30 d */
     int64_t pair_window_ms; /* items interacted with this close together pair up; default 30 min */
     int max_pairs; /* an interaction pairs with at most this many recent items; default 10 */
     double w_cooc, w_affinity, w_trending; /* the blend; defaults 1, 0.3, 0.1 */

@@ -28,8 +28,8 @@ const int at_reco__woff[AT_RECO_WINDOWS] = {0, 12, 36};
 void at_reco_cfg_defaults(at_reco_cfg_t *c)
 {
     memset(c, 0, sizeof *c);
-    c->neighbours = 30;
-    c->half_life_ms = 7LL * 86400000;
+    c->neighbours = 100;
+    c->half_life_ms = 30LL * 86400000;
     c->pair_window_ms = 30LL * 60000;
     c->max_pairs = 10;
     c->w_cooc = 1.0;
@@ -53,9 +53,23 @@ at_reco_part_t *at_reco_part_new(const at_reco_cfg_t *cfg, const at_profile_cfg_
 {
     at_reco_part_t *rp = at_xcalloc(1, sizeof *rp);
     rp->cfg = *cfg;
-    rp->cfg.neighbours = AT_MAX(1, AT_MIN(rp->cfg.neighbours, AT_RECO_MAX_NEIGHBOURS));
+    /* zero fields (a configuration that does not set them) take the defaults */
+    at_reco_cfg_t d;
+    at_reco_cfg_defaults(&d);
+    if (rp->cfg.neighbours <= 0)
+        rp->cfg.neighbours = d.neighbours;
+    rp->cfg.neighbours = AT_MIN(rp->cfg.neighbours, AT_RECO_MAX_NEIGHBOURS);
     if (rp->cfg.half_life_ms <= 0)
-        rp->cfg.half_life_ms = 7LL * 86400000;
+        rp->cfg.half_life_ms = d.half_life_ms;
+    if (rp->cfg.pair_window_ms <= 0)
+        rp->cfg.pair_window_ms = d.pair_window_ms;
+    if (rp->cfg.max_pairs <= 0)
+        rp->cfg.max_pairs = d.max_pairs;
+    if (rp->cfg.w_cooc == 0 && rp->cfg.w_affinity == 0 && rp->cfg.w_trending == 0) {
+        rp->cfg.w_cooc = d.w_cooc;
+        rp->cfg.w_affinity = d.w_affinity;
+        rp->cfg.w_trending = d.w_trending;
+    }
     rp->pcfg = *pcfg;
     pthread_rwlockattr_t at;
     pthread_rwlockattr_init(&at);

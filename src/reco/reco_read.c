@@ -211,7 +211,7 @@ static int at_reco__catalog_part(const at_reco_set_t *s, const char *id, size_t 
  * flags, category, and (when asked for) its neighbours summed over the
  * partitions, the best AT_RINFO_NB of them. Built at wall time built_ms
  * and reused for s->cache_ms by the thread that built it. */
-#define AT_RINFO_NB 64
+#define AT_RINFO_NB 128
 #define AT_RCACHE_MAX 16384
 
 typedef struct at_rnb {
