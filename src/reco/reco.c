@@ -223,6 +223,7 @@ static double at_reco__scale(at_reco_part_t *rp, at_reco_item_t *it, int64_t t)
     double e = (double)(t - it->base) / hl;
     if (e > AT_RECO_REBASE) {
         float f = (float)exp2(-e);
+        it->minok = false;
         it->pop *= f;
         for (uint16_t k = 0; k < it->nnb; k++)
             it->nb[k].v *= f;
@@ -282,32 +283,59 @@ double at_reco__window_sum(const at_reco_item_t *it, int w, int64_t t)
 
 /* ---- updates ----------------------------------------------------------------------- */
 
+/* Where neighbour b is, or goes, in it's list (kept sorted by index). */
+static uint16_t at_reco__nb_pos(const at_reco_item_t *it, uint32_t b)
+{
+    uint16_t lo = 0, hi = it->nnb;
+    while (lo < hi) {
+        uint16_t mid = (uint16_t)((lo + hi) / 2);
+        if (it->nb[mid].item < b)
+            lo = (uint16_t)(mid + 1);
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static void at_reco__nb_add(at_reco_part_t *rp, uint32_t a, uint32_t b, double w, int64_t t)
 {
     at_reco_item_t *it = &rp->items[a];
     float s = (float)(w * at_reco__scale(rp, it, t));
-    for (uint16_t k = 0; k < it->nnb; k++)
-        if (it->nb[k].item == b) {
-            it->nb[k].v += s;
-            return;
-        }
-    uint16_t kmax = (uint16_t)rp->cfg.neighbours;
-    if (it->nnb < kmax) {
-        if (it->nnb == it->cap) {
-            uint16_t cap = (uint16_t)AT_MIN(kmax, AT_MAX(4, it->cap * 2));
-            it->nb = at_xrealloc(it->nb, cap * sizeof *it->nb);
-            rp->bytes += (size_t)(cap - it->cap) * sizeof *it->nb;
-            it->cap = cap;
-        }
-        it->nb[it->nnb++] = (at_reco_nb_t){b, s};
+    uint16_t pos = at_reco__nb_pos(it, b);
+    if (pos < it->nnb && it->nb[pos].item == b) {
+        it->nb[pos].v += s;
+        if (pos == it->minpos)
+            it->minok = false; /* the weakest grew */
         return;
     }
-    uint16_t weakest = 0;
-    for (uint16_t k = 1; k < it->nnb; k++)
-        if (it->nb[k].v < it->nb[weakest].v)
-            weakest = k;
-    if (it->nb[weakest].v < s)
-        it->nb[weakest] = (at_reco_nb_t){b, s};
+    uint16_t kmax = (uint16_t)rp->cfg.neighbours;
+    if (it->nnb == kmax) { /* full: the newcomer replaces the weakest if heavier */
+        if (!it->minok) {
+            uint16_t m = 0;
+            for (uint16_t k = 1; k < it->nnb; k++)
+                if (it->nb[k].v < it->nb[m].v)
+                    m = k;
+            it->minpos = m;
+            it->minok = true;
+        }
+        uint16_t weakest = it->minpos;
+        if (!(it->nb[weakest].v < s))
+            return;
+        memmove(&it->nb[weakest], &it->nb[weakest + 1],
+                (size_t)(it->nnb - weakest - 1) * sizeof *it->nb);
+        it->nnb--;
+        if (weakest < pos)
+            pos--;
+    } else if (it->nnb == it->cap) {
+        uint16_t cap = (uint16_t)AT_MIN(kmax, AT_MAX(4, it->cap * 2));
+        it->nb = at_xrealloc(it->nb, cap * sizeof *it->nb);
+        rp->bytes += (size_t)(cap - it->cap) * sizeof *it->nb;
+        it->cap = cap;
+    }
+    memmove(&it->nb[pos + 1], &it->nb[pos], (size_t)(it->nnb - pos) * sizeof *it->nb);
+    it->nb[pos] = (at_reco_nb_t){b, s};
+    it->nnb++;
+    it->minok = false; /* positions moved */
 }
 
 static void at_reco__learn_category(at_reco_part_t *rp, at_reco_item_t *it, at_pstr_t cat)
@@ -594,6 +622,9 @@ int at_reco_restore(at_reco_part_t *rp, const char *key, size_t klen, const void
         if (ix > (1u << 28))
             d.bad = true;
     }
+    for (uint64_t j = 1; !d.bad && j < nnb; j++)
+        if (nb[j - 1].item >= nb[j].item)
+            d.bad = true; /* the lists are kept sorted by index, each neighbour once */
     if (d.bad || d.p != d.end) {
         free(nb);
         return AT_ECORRUPT;

@@ -16,6 +16,7 @@
 #define AT_RECO_BUCKETS 43  /* 12 + 24 + 7 */
 #define AT_RECO_REBASE 30.0 /* half-lives past the base before values are rescaled */
 
+/* A neighbour; an item's list is sorted by index. */
 typedef struct at_reco_nb {
     uint32_t item; /* index in the same part */
     float v;       /* decayed co-occurrence, scaled to the owner's base */
@@ -32,6 +33,8 @@ typedef struct at_reco_item {
     uint8_t flags;
     bool dirty;
     uint16_t nnb, cap;
+    uint16_t minpos; /* where the weakest neighbour is, when minok */
+    bool minok;
     at_reco_nb_t *nb;
     int64_t base;                /* AT_PROFILE_NONE: no value yet */
     float pop;                   /* decayed interaction weight, scaled to base */
