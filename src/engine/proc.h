@@ -43,6 +43,7 @@ typedef struct at_proc at_proc_t;
 typedef struct at_proc_cfg {
     at_profile_cfg_t profile;
     at_reco_cfg_t reco;
+    int reco_answers;    /* recommendation answers cached per partition (0: none) */
     int64_t lateness_ms; /* allowed lateness; default 5 s */
     int64_t ttl_ms;      /* state of users inactive this long expires; 0: never */
     int partitions;
@@ -76,6 +77,7 @@ typedef struct at_proc_stats {
     uint64_t outputs, outputs_suppressed, shadow_outputs, early_outputs;
     uint64_t expired_users, degraded;
     uint64_t items;         /* catalog records */
+    uint64_t reco_cached;   /* recommendation answers given from the cache */
     uint64_t pending;       /* events waiting for the watermark now */
     uint64_t pending_bytes; /* memory they hold */
     uint64_t users;

@@ -999,6 +999,7 @@ void at_streams_stats(at_streams_t *s, at_streams_stats_t *st)
         t->early_outputs += x.early_outputs;
         t->expired_users += x.expired_users;
         t->items += x.items;
+        t->reco_cached += x.reco_cached;
         t->degraded += x.degraded;
         t->pending += x.pending;
         t->pending_bytes += x.pending_bytes;

@@ -79,6 +79,24 @@ check "recommendations: category" jq_eq '[i["item_id"] for i in j["items"]]' '["
 req GET /v1/users/stranger/recommendations?n=2
 check "cold start: a new user gets what is trending" jq_eq '[j["known"], [i["reason"] for i in j["items"]]]' '[false, ["trending", "trending"]]'
 
+# the same request again is answered from the partition's cache, and a
+# new event of the user changes the answer at once
+req GET /v1/users/me/recommendations
+req GET /v1/users/me/recommendations
+cached=0
+for _ in $(seq 30); do # the figures are published every few hundred ms
+    req GET /metrics
+    cached=$(awk '$1 == "attune_reco_answers_cached_total" { print $2 }' "$T/body")
+    [ "${cached:-0}" -ge 1 ] && break
+    sleep 0.1
+done
+check "a repeated request is answered from the cache" test "${cached:-0}" -ge 1
+req GET /v1/users/me/recommendations
+check "the lamp is recommended before the user sees it" jq_eq '"lamp" in [i["item_id"] for i in j["items"]]' true
+req POST /v1/events -d "{\"type\":\"view_item\",\"user_id\":\"me\",\"item_id\":\"lamp\",\"category\":\"home\"}"
+req GET /v1/users/me/recommendations
+check "a new event of the user is seen at once, not after the cache" jq_eq '"lamp" in [i["item_id"] for i in j["items"]]' false
+
 # the catalog makes the charger available again
 req POST /v1/items -d '{"item_id":"charger","category":"el/acc","available":true}'
 sleep 1.2 # merged item data is reused for up to a second
@@ -92,7 +110,7 @@ check "metrics count catalog records and items" grep -q '^attune_reco_items ' "$
 stop_server
 start_server "$T/data" --config "$T/conf.yaml"
 req GET /v1/items/phone/similar
-check "similar items survive a restart" jq_eq '[i["item_id"] for i in j["items"]]' '["case", "charger"]'
+check "similar items survive a restart" jq_eq '[i["item_id"] for i in j["items"]]' '["case", "charger", "lamp"]'
 req GET /v1/items/charger
 check "so does the catalog" jq_eq 'j["available"]' true
 stop_server
