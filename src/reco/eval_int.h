@@ -64,5 +64,8 @@ static inline uint64_t at_eval__rand(uint64_t *s)
 
 /* Item-kNN's neighbourhood when the harness gives none (tests, no tuning). */
 #define AT_EVAL_KNN_DEFAULT 50
+/* Item-kNN looks at the user's most recent this many items
+ * (docs/decisions/0008-eval.md). */
+#define AT_EVAL_KNN_RECENT 10
 
 #endif

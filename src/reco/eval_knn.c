@@ -48,7 +48,7 @@ typedef struct at_eval__knn {
     /* a list's scratch, by item */
     double *score;
     uint32_t *touched, ntouched;
-    at_eval__scored_t *heap; /* a row's top N, then the candidates */
+    at_eval__scored_t *heap; /* a row's similarities, then the candidates */
     size_t heap_cap;
 } at_eval__knn_t;
 
@@ -57,8 +57,7 @@ static void *at_eval__knn_open(const void *opts)
     const at_eval_method_opts_t *o = opts;
     at_eval__knn_t *p = at_xcalloc(1, sizeof *p);
     p->neighbours = o && o->param ? o->param : AT_EVAL_KNN_DEFAULT;
-    const char *r = getenv("AT_KNN_RECENT"); /* TEMP measurement */
-    p->recent = r ? (size_t)atoi(r) : 0;
+    p->recent = AT_EVAL_KNN_RECENT;
     p->users = at_sdict_new(UINT32_MAX - 1, SIZE_MAX);
     p->items = at_sdict_new(UINT32_MAX - 1, SIZE_MAX);
     return p;
@@ -139,22 +138,25 @@ static inline bool at_eval__better(const at_eval__scored_t *a, const at_eval__sc
     return a->s != b->s ? a->s > b->s : a->id < b->id;
 }
 
-/* Sifts h[i] down in a heap of n whose top is the element that `top_of`
- * orders first: with worst_first the worst (a bounded best-N heap), else
- * the best (to pop candidates in order). */
-static void at_eval__sift(at_eval__scored_t *h, size_t n, size_t i, bool worst_first)
+static inline void at_eval__swap(at_eval__scored_t *a, size_t i, size_t j)
+{
+    at_eval__scored_t x = a[i];
+    a[i] = a[j];
+    a[j] = x;
+}
+
+/* Sifts h[i] down in a heap of n with the best on top. */
+static void at_eval__sift(at_eval__scored_t *h, size_t n, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, t = i;
-        if (l < n && (worst_first ? at_eval__better(&h[t], &h[l]) : at_eval__better(&h[l], &h[t])))
+        if (l < n && at_eval__better(&h[l], &h[t]))
             t = l;
-        if (r < n && (worst_first ? at_eval__better(&h[t], &h[r]) : at_eval__better(&h[r], &h[t])))
+        if (r < n && at_eval__better(&h[r], &h[t]))
             t = r;
         if (t == i)
             return;
-        at_eval__scored_t x = h[i];
-        h[i] = h[t];
-        h[t] = x;
+        at_eval__swap(h, i, t);
         i = t;
     }
 }
@@ -167,27 +169,43 @@ static void at_eval__knn_heap(at_eval__knn_t *p, size_t n)
     p->heap = at_xrealloc(p->heap, p->heap_cap * sizeof *p->heap);
 }
 
+/* Rearranges a[0, n) so that a[0, k) are its k best (in no order):
+ * quickselect, the middle element as pivot. The order is total (ids are
+ * unique), so which k are the best is exact. */
+static void at_eval__select(at_eval__scored_t *a, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        at_eval__swap(a, lo + (hi - lo) / 2, hi - 1);
+        size_t st = lo;
+        for (size_t i = lo; i < hi - 1; i++)
+            if (at_eval__better(&a[i], &a[hi - 1]))
+                at_eval__swap(a, i, st++);
+        at_eval__swap(a, st, hi - 1); /* [lo, st) better than a[st], the rest worse */
+        if (st == k || st + 1 == k)
+            return;
+        if (k < st)
+            hi = st;
+        else
+            lo = st + 1;
+    }
+}
+
 /* Adds item i's top-N neighbours' similarities to the scores. */
 static void at_eval__knn_row(at_eval__knn_t *p, uint32_t i)
 {
     const at_eval__kitem_t *x = &p->it[i];
-    size_t N = p->neighbours, h = 0;
     double inv = p->inv[i];
-    at_eval__knn_heap(p, N);
+    size_t h = 0;
+    at_eval__knn_heap(p, x->co.used);
     for (uint32_t s = 0; s < x->co.cap; s++) {
         const at_eval__cnt_t *e = &x->co.e[s];
-        if (!e->key)
-            continue;
-        at_eval__scored_t c = {(double)e->n * inv * p->inv[e->key - 1], e->key - 1};
-        if (h < N) {
-            p->heap[h++] = c;
-            if (h == N) /* heapify: the worst on top */
-                for (size_t k = N / 2; k-- > 0;)
-                    at_eval__sift(p->heap, N, k, true);
-        } else if (at_eval__better(&c, &p->heap[0])) {
-            p->heap[0] = c;
-            at_eval__sift(p->heap, N, 0, true);
-        }
+        if (e->key)
+            p->heap[h++] = (at_eval__scored_t){(double)e->n * inv * p->inv[e->key - 1], e->key - 1};
+    }
+    if (h > p->neighbours) {
+        at_eval__select(p->heap, h, p->neighbours);
+        h = p->neighbours;
     }
     for (size_t k = 0; k < h; k++) {
         uint32_t j = p->heap[k].id;
@@ -220,11 +238,11 @@ static size_t at_eval__knn_recommend(void *m, const char *user, size_t user_len,
         p->score[j] = 0.0;
     }
     for (size_t c = n / 2; c-- > 0;)
-        at_eval__sift(p->heap, n, c, false);
+        at_eval__sift(p->heap, n, c);
     while (n && got < k) {
         uint32_t j = p->heap[0].id;
         p->heap[0] = p->heap[--n];
-        at_eval__sift(p->heap, n, 0, false);
+        at_eval__sift(p->heap, n, 0);
         if (at_eval__set_has(&p->pairs, at_eval__pair(u, j)))
             continue; /* the user's own: skip() would say so too */
         const char *s;

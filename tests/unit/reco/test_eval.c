@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "at_eval.h"
+#include "eval_int.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -386,6 +387,128 @@ static void test_bootstrap(void **state)
     at_buf_deinit(&b);
 }
 
+/* ---- item-kNN against a brute-force reference ---------------------------- */
+
+#define RU 64
+#define RI 128
+
+typedef struct ref_nb {
+    double s;
+    uint32_t id;
+} ref_nb_t;
+
+/* The reference: sets as a matrix, co-occurrences counted afresh, every
+ * neighbour list sorted in full. Returns the hits and the sum of 1/rank. */
+static void knn_reference(const at_eval_data_t *d, size_t N, size_t k, uint64_t *hits,
+                          double *rr)
+{
+    static bool has[RU][RI];
+    static uint32_t mine[RU][RI];
+    static uint32_t nmine[RU], U[RI];
+    static char names[RI][8];
+    static char unames[RU][8];
+    uint32_t ni = 0, nu = 0;
+    memset(has, 0, sizeof has);
+    memset(nmine, 0, sizeof nmine);
+    memset(U, 0, sizeof U);
+    *hits = 0;
+    *rr = 0;
+    for (size_t x = 0; x < d->n; x++) {
+        const at_eval_ev_t *e = &d->ev[x];
+        uint32_t u = 0, t = 0;
+        while (u < nu && strcmp(unames[u], e->user))
+            u++;
+        if (u == nu)
+            (void)snprintf(unames[nu++], sizeof unames[0], "%s", e->user);
+        while (t < ni && strcmp(names[t], e->item))
+            t++;
+        bool known = t < ni;
+        if (!has[u][t]) {
+            double score[RI] = {0};
+            size_t from = nmine[u] > AT_EVAL_KNN_RECENT ? nmine[u] - AT_EVAL_KNN_RECENT : 0;
+            for (size_t a = from; a < nmine[u]; a++) {
+                uint32_t i = mine[u][a];
+                ref_nb_t nb[RI], tmp;
+                size_t n = 0;
+                for (uint32_t j = 0; j < ni; j++) {
+                    uint32_t c = 0;
+                    for (uint32_t v = 0; v < nu; v++)
+                        c += has[v][i] && has[v][j];
+                    if (j != i && c)
+                        nb[n++] = (ref_nb_t){
+                            (double)c * (1.0 / sqrt((double)U[i])) * (1.0 / sqrt((double)U[j])), j};
+                }
+                for (size_t p = 1; p < n; p++) /* insertion sort, best first */
+                    for (size_t q = p; q > 0 && (nb[q].s > nb[q - 1].s ||
+                                                 (nb[q].s == nb[q - 1].s && nb[q].id < nb[q - 1].id));
+                         q--)
+                        tmp = nb[q], nb[q] = nb[q - 1], nb[q - 1] = tmp;
+                for (size_t p = 0; p < n && p < N; p++)
+                    score[nb[p].id] += nb[p].s;
+            }
+            /* the list: best score, then the item seen first; not the user's */
+            bool used[RI] = {false};
+            for (size_t r = 1; r <= k; r++) {
+                int best = -1;
+                for (uint32_t j = 0; j < ni; j++)
+                    if (score[j] > 0 && !has[u][j] && !used[j] &&
+                        (best < 0 || score[j] > score[best]))
+                        best = (int)j;
+                if (best < 0)
+                    break;
+                used[best] = true;
+                if (known && (uint32_t)best == t) {
+                    (*hits)++;
+                    *rr += 1.0 / (double)r;
+                    break;
+                }
+            }
+        }
+        if (!known)
+            (void)snprintf(names[ni++], sizeof names[0], "%s", e->item);
+        if (!has[u][t]) {
+            has[u][t] = true;
+            mine[u][nmine[u]++] = t;
+            U[t]++;
+        }
+    }
+}
+
+static void test_itemknn_reference(void **state)
+{
+    (void)state;
+    at_buf_t b;
+    at_buf_init(&b, 0);
+    gen(&b);
+    at_eval_data_t d;
+    load(&d, b.data, AT_EVAL_FMT_CSV);
+    at_eval_opts_t o;
+    at_eval_opts_default(&o);
+    o.k = 5;
+    o.tune = 0;
+    o.resamples = 0;
+    static const size_t grid[][1] = {{1}, {2}, {3}, {5}, {8}, {50}};
+    for (size_t g = 0; g < AT_ARRAY_LEN(grid); g++) {
+        at_eval_method_t knn = at_eval_itemknn;
+        knn.grid = grid[g];
+        knn.ngrid = 1;
+        const at_eval_method_t *m[] = {&knn};
+        at_eval_result_t r;
+        run(&d, m, 1, &o, &r);
+        uint64_t hits;
+        double rr;
+        knn_reference(&d, grid[g][0], o.k, &hits, &rr);
+        if (r.m[0].hits != hits)
+            fail_msg("N=%zu: %llu hits, the reference %llu", grid[g][0],
+                     (unsigned long long)r.m[0].hits, (unsigned long long)hits);
+        assert_true(hits > 50);
+        assert_true(fabs(r.m[0].mrr.value - rr / (double)r.scored) < 1e-12);
+        at_eval_result_free(&r);
+    }
+    at_eval_data_deinit(&d);
+    at_buf_deinit(&b);
+}
+
 static void test_bad_options(void **state)
 {
     (void)state;
@@ -430,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_exclusion_and_order),
         cmocka_unit_test(test_ties_in_time_and_no_item),
         cmocka_unit_test(test_bootstrap),
+        cmocka_unit_test(test_itemknn_reference),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_registry),
     };
