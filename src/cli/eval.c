@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define AT_CLI__EVAL_METHODS 16 /* at most this many in one run */
+
 static void at_cli__eval_usage(FILE *f)
 {
     const at_eval_method_t *const *m;
@@ -72,8 +74,10 @@ static int at_cli__eval_methods(const char *s, const at_eval_method_t **out, siz
                 (void)fprintf(stderr, "attune eval: method '%s' given twice\n", m->name);
                 return -1;
             }
-        if (n == max)
+        if (n == max) {
+            (void)fprintf(stderr, "attune eval: at most %zu methods\n", max);
             return -1;
+        }
         out[n++] = m;
         s += len + (e ? 1 : 0);
     }
@@ -126,7 +130,7 @@ static int at_cli__eval_opts(int argc, char **argv, at_eval_opts_t *o, at_eval_f
             o->k = (size_t)v;
             break;
         case 'm':
-            if ((*nm = at_cli__eval_methods(optarg, ms, AT_EVAL_GRID_MAX)) < 0)
+            if ((*nm = at_cli__eval_methods(optarg, ms, AT_CLI__EVAL_METHODS)) < 0)
                 return 2;
             break;
         case 'T':
@@ -175,7 +179,7 @@ int at_cli_eval(int argc, char **argv)
     at_eval_opts_t o;
     at_eval_opts_default(&o);
     at_eval_format_t fmt = AT_EVAL_FMT_GUESS;
-    const at_eval_method_t *ms[AT_EVAL_GRID_MAX];
+    const at_eval_method_t *ms[AT_CLI__EVAL_METHODS];
     int nm = 0;
     bool json = false;
     int rc = at_cli__eval_opts(argc, argv, &o, &fmt, ms, &nm, &json);
@@ -184,7 +188,7 @@ int at_cli_eval(int argc, char **argv)
     if (!nm) {
         const at_eval_method_t *const *all;
         size_t n = at_eval_methods(&all);
-        for (size_t i = 0; i < n && i < AT_EVAL_GRID_MAX; i++)
+        for (size_t i = 0; i < n && i < AT_CLI__EVAL_METHODS; i++)
             ms[nm++] = all[i];
     }
     const char *path = argv[optind];

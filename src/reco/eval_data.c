@@ -389,7 +389,7 @@ out:
     return rc;
 }
 
-/* Whether [s, s + n) is a non-empty run of digits. */
+/* Whether v is a run of 1 to 15 digits. */
 static bool at_eval__digits(at_eval__str_t v)
 {
     if (!v.n || v.n > 15)
@@ -428,7 +428,9 @@ static int at_eval__movielens(at_eval_data_t *d, const char *src, size_t len, at
                               bad == 3 ? "not a whole number of seconds" : "is empty");
             break;
         }
-        int64_t secs = strtoll(f[3].s, NULL, 10);
+        int64_t secs = 0; /* at most 15 digits (at_eval__digits): no overflow */
+        for (size_t i = 0; i < f[3].n; i++)
+            secs = secs * 10 + (f[3].s[i] - '0');
         rc = at_eval__push(d, 'u', f[0], f[1], (at_eval__str_t){0}, (at_eval__str_t){0},
                            secs * 1000, err);
     }
