@@ -19,38 +19,36 @@ static void at_cli__eval_usage(FILE *f)
 {
     const at_eval_method_t *const *m;
     size_t nm = at_eval_methods(&m);
-    (void)fprintf(
-        f,
-        "usage: attune eval [OPTIONS] FILE\n\n"
-        "Replays the interactions in FILE ('-': standard input) in time order (ties\n"
-        "in input order) and, at each interaction whose item the user has not had\n"
-        "before, asks every method for the user's top k (the user's items excluded)\n"
-        "before showing it the interaction. Prints HR@k, MRR@k and NDCG@k per\n"
-        "method with 95%% bootstrap intervals (resampling users).\n\n"
-        "  -f, --format F       ndjson (attune events: user_id or anonymous_id,\n"
-        "                       item_id, type, timestamp, category), csv (a header\n"
-        "                       naming user, item, timestamp and optionally type and\n"
-        "                       category; comma or tab separated), or movielens\n"
-        "                       (u.data: user, item, rating, unix seconds, tab\n"
-        "                       separated); default: from the name (.ndjson .jsonl\n"
-        "                       .json, .csv .tsv, .data), else from the first byte\n"
-        "  -k, --k N            list length (default 10, at most %d)\n"
-        "  -m, --methods LIST   comma-separated, in the order printed (default: all):",
-        AT_EVAL_K_MAX);
+    (void)fprintf(f,
+                  "usage: attune eval [OPTIONS] FILE\n\n"
+                  "Replays the interactions in FILE ('-': standard input) in time order (ties\n"
+                  "in input order) and, at each interaction whose item the user has not had\n"
+                  "before, asks every method for the user's top k (the user's items excluded)\n"
+                  "before showing it the interaction. Prints HR@k, MRR@k and NDCG@k per\n"
+                  "method with 95%% bootstrap intervals (resampling users).\n\n"
+                  "  -f, --format F       ndjson (attune events: user_id or anonymous_id,\n"
+                  "                       item_id, type, timestamp, category), csv (a header\n"
+                  "                       naming user, item, timestamp and optionally type and\n"
+                  "                       category; comma or tab separated), or movielens\n"
+                  "                       (u.data: user, item, rating, unix seconds, tab\n"
+                  "                       separated); default: from the name (.ndjson .jsonl\n"
+                  "                       .json, .csv .tsv, .data), else from the first byte\n"
+                  "  -k, --k N            list length (default 10, at most %d)\n"
+                  "  -m, --methods LIST   comma-separated, in the order printed (default: all):",
+                  AT_EVAL_K_MAX);
     for (size_t i = 0; i < nm; i++)
         (void)fprintf(f, "%s %s", i ? "," : "", m[i]->name);
-    (void)fprintf(
-        f, "\n"
-           "      --tune F         the first fraction of the interactions (by time) on\n"
-           "                       which tunable methods are tuned, never scored\n"
-           "                       (default 0.1; item-kNN's neighbourhood size)\n"
-           "      --warmup F       the first fraction only observed, never scored\n"
-           "                       (default 0; scoring starts after both)\n"
-           "      --limit N        use only the first N interactions (by time)\n"
-           "      --resamples N    bootstrap resamples (default 1000; 0: no intervals)\n"
-           "      --seed N         the bootstrap's seed (default 1)\n"
-           "      --json           one JSON object instead of the table\n"
-           "  -h, --help           this help\n");
+    (void)fprintf(f, "\n"
+                     "      --tune F         the first fraction of the interactions (by time) on\n"
+                     "                       which tunable methods are tuned, never scored\n"
+                     "                       (default 0.1; item-kNN's neighbourhood size)\n"
+                     "      --warmup F       the first fraction only observed, never scored\n"
+                     "                       (default 0; scoring starts after both)\n"
+                     "      --limit N        use only the first N interactions (by time)\n"
+                     "      --resamples N    bootstrap resamples (default 1000; 0: no intervals)\n"
+                     "      --seed N         the bootstrap's seed (default 1)\n"
+                     "      --json           one JSON object instead of the table\n"
+                     "  -h, --help           this help\n");
 }
 
 /* Fills out (at most max) from the comma-separated list s. Returns the
@@ -104,11 +102,16 @@ static int at_cli__eval_opts(int argc, char **argv, at_eval_opts_t *o, at_eval_f
                              const at_eval_method_t **ms, int *nm, bool *json)
 {
     static const struct option opts[] = {
-        {"format", required_argument, NULL, 'f'},  {"k", required_argument, NULL, 'k'},
-        {"methods", required_argument, NULL, 'm'}, {"tune", required_argument, NULL, 'T'},
-        {"warmup", required_argument, NULL, 'W'},  {"limit", required_argument, NULL, 'L'},
-        {"resamples", required_argument, NULL, 'R'}, {"seed", required_argument, NULL, 'S'},
-        {"json", no_argument, NULL, 'J'},          {"help", no_argument, NULL, 'h'},
+        {"format", required_argument, NULL, 'f'},
+        {"k", required_argument, NULL, 'k'},
+        {"methods", required_argument, NULL, 'm'},
+        {"tune", required_argument, NULL, 'T'},
+        {"warmup", required_argument, NULL, 'W'},
+        {"limit", required_argument, NULL, 'L'},
+        {"resamples", required_argument, NULL, 'R'},
+        {"seed", required_argument, NULL, 'S'},
+        {"json", no_argument, NULL, 'J'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;

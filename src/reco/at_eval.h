@@ -87,7 +87,8 @@ typedef struct at_eval_method_opts {
  * many. now_ms is the time of the interaction being predicted. */
 typedef struct at_eval_method {
     const char *name;
-    void *(*open)(const void *opts); /* opts: const at_eval_method_opts_t *; returns owned */
+    void *(*open)(const void *opts); /* opts: const at_eval_method_opts_t *, borrowed for the
+                                        call; returns owned, freed by close() */
     void (*observe)(void *m, const at_eval_ev_t *ev);
     size_t (*recommend)(void *m, const char *user, size_t user_len, int64_t now_ms, size_t k,
                         at_eval_skip_fn skip, void *skip_ud, const char **items, size_t *lens);
@@ -139,28 +140,28 @@ typedef struct at_eval_ci {
 
 typedef struct at_eval_mresult {
     const at_eval_method_t *method;
-    size_t param;                       /* the tuned value used, 0: none */
-    size_t ngrid;                       /* tuning: the grid tried ... */
-    size_t grid[AT_EVAL_GRID_MAX];      /* ... its values ... */
-    double tune_hr[AT_EVAL_GRID_MAX];   /* ... and HR@k of each on the tuning part */
-    at_eval_ci_t hr, mrr, ndcg;         /* on the scored part */
-    uint64_t hits;                      /* scored interactions whose item was in the list */
-    double seconds, tune_seconds;       /* in the method (open, observe, recommend, close) */
+    size_t param;                     /* the tuned value used, 0: none */
+    size_t ngrid;                     /* tuning: the grid tried ... */
+    size_t grid[AT_EVAL_GRID_MAX];    /* ... its values ... */
+    double tune_hr[AT_EVAL_GRID_MAX]; /* ... and HR@k of each on the tuning part */
+    at_eval_ci_t hr, mrr, ndcg;       /* on the scored part */
+    uint64_t hits;                    /* scored interactions whose item was in the list */
+    double seconds, tune_seconds;     /* in the method (open, observe, recommend, close) */
 } at_eval_mresult_t;
 
 typedef struct at_eval_result {
     at_eval_opts_t opts;
-    size_t n;                  /* interactions used */
-    size_t users, items;       /* distinct, among them */
-    size_t tune_end;           /* interactions [0, tune_end) tune */
-    size_t score_from;         /* interactions [score_from, n) are scored */
-    uint64_t tune_scored;      /* new-item interactions scored while tuning */
-    uint64_t scored;           /* new-item interactions scored */
-    uint64_t repeats;          /* in the scored part, not scored: the user had the item */
-    uint64_t no_item;          /* in the scored part, not scored: no item */
-    size_t users_scored;       /* users with a scored interaction: the bootstrap's unit */
+    size_t n;             /* interactions used */
+    size_t users, items;  /* distinct, among them */
+    size_t tune_end;      /* interactions [0, tune_end) tune */
+    size_t score_from;    /* interactions [score_from, n) are scored */
+    uint64_t tune_scored; /* new-item interactions scored while tuning */
+    uint64_t scored;      /* new-item interactions scored */
+    uint64_t repeats;     /* in the scored part, not scored: the user had the item */
+    uint64_t no_item;     /* in the scored part, not scored: no item */
+    size_t users_scored;  /* users with a scored interaction: the bootstrap's unit */
     size_t nm;
-    at_eval_mresult_t *m;      /* nm, in the order asked */
+    at_eval_mresult_t *m; /* nm, in the order asked */
 } at_eval_result_t;
 
 /* Runs the prequential evaluation of the nm methods on d under o: each

@@ -62,12 +62,12 @@ typedef struct at_eval__pass {
     size_t nm;
     const at_eval_method_t *const *m;
     void **inst;
-    int64_t *ns;      /* time in each method */
+    int64_t *ns; /* time in each method */
     size_t score_from, score_to;
     uint64_t scored, repeats, no_item;
-    uint64_t *hits;   /* by method */
-    uint16_t **rank;  /* NULL, or by method: the rank of each scored interaction */
-    uint32_t *who;    /* with rank: the user of each scored interaction */
+    uint64_t *hits;  /* by method */
+    uint16_t **rank; /* NULL, or by method: the rank of each scored interaction */
+    uint32_t *who;   /* with rank: the user of each scored interaction */
 } at_eval__pass_t;
 
 /* The rank of item i's id in the method's list, 0 when absent. */
@@ -126,14 +126,14 @@ static void at_eval__pass(const at_eval__run_t *r, at_eval__pass_t *ps, size_t t
     at_eval__set_deinit(&seen);
 }
 
-static void *at_eval__open(const at_eval_method_t *m, size_t k, size_t param, int64_t *ns)
+/* Opens an instance of m with mo (which it may not keep) into *inst. */
+static void at_eval__open(const at_eval_method_t *m, const at_eval_method_opts_t *mo, void **inst,
+                          int64_t *ns)
 {
-    at_eval_method_opts_t mo = {.k = k, .param = param};
     int64_t t0 = at_time_mono_ns();
-    void *inst = m->open(&mo);
+    *inst = m->open(mo);
     *ns += at_time_mono_ns() - t0;
-    AT_ASSERT(inst);
-    return inst;
+    AT_ASSERT(*inst);
 }
 
 static void at_eval__close(const at_eval_method_t *m, void *inst, int64_t *ns)
@@ -155,7 +155,9 @@ static void at_eval__tune(const at_eval__run_t *r, at_eval_mresult_t *mr, size_t
     mr->param = m->grid[0];
     for (size_t g = 0; g < m->ngrid; g++) {
         uint64_t hits = 0;
-        void *inst = at_eval__open(m, r->k, m->grid[g], &ns);
+        void *inst;
+        at_eval_method_opts_t mo = {.k = r->k, .param = m->grid[g]};
+        at_eval__open(m, &mo, &inst, &ns);
         at_eval__pass_t ps = {.nm = 1, .m = &m, .inst = &inst, .ns = &ns, .hits = &hits};
         at_eval__pass(r, &ps, tune_end);
         at_eval__close(m, inst, &ns);
@@ -253,8 +255,7 @@ static int at_eval__check(const at_eval_method_t *const *methods, size_t nm,
     for (size_t j = 0; j < nm; j++)
         if (methods[j]->param && (!methods[j]->ngrid || methods[j]->ngrid > AT_EVAL_GRID_MAX))
             return at_error_set(err, AT_EINVALID, "invalid_option", "methods",
-                                "%s: a grid of 1 to %d values", methods[j]->name,
-                                AT_EVAL_GRID_MAX);
+                                "%s: a grid of 1 to %d values", methods[j]->name, AT_EVAL_GRID_MAX);
     return 0;
 }
 
@@ -284,8 +285,10 @@ static void at_eval__main(const at_eval__run_t *r, at_eval_result_t *res,
     void **inst = at_xcalloc(nm, sizeof *inst);
     int64_t *ns = at_xcalloc(nm, sizeof *ns);
     uint64_t *hits = at_xcalloc(nm, sizeof *hits);
-    for (size_t j = 0; j < nm; j++)
-        inst[j] = at_eval__open(methods[j], r->k, res->m[j].param, &ns[j]);
+    for (size_t j = 0; j < nm; j++) {
+        at_eval_method_opts_t mo = {.k = r->k, .param = res->m[j].param};
+        at_eval__open(methods[j], &mo, &inst[j], &ns[j]);
+    }
     at_eval__pass_t ps = {.nm = nm,
                           .m = methods,
                           .inst = inst,

@@ -205,9 +205,9 @@ static int at_eval__ndjson_line(at_eval_data_t *d, const at_eval__lines_t *it, a
     int64_t ms = 0;
     if (!ts)
         return at_eval__jfail(err, it, l, NULL, "timestamp", "is required");
-    if (ts->type == AT_JSON_NUMBER ? at_json_i64(ts, &ms) < 0
-                                   : ts->type != AT_JSON_STRING ||
-                                         at_time_parse_rfc3339(ts->s, ts->len, &ms) < 0)
+    if (ts->type == AT_JSON_NUMBER
+            ? at_json_i64(ts, &ms) < 0
+            : ts->type != AT_JSON_STRING || at_time_parse_rfc3339(ts->s, ts->len, &ms) < 0)
         return at_eval__jfail(err, it, l, ts, "timestamp",
                               "not a time (epoch milliseconds, or RFC 3339)");
     return at_eval__push(d, ns, user, item, type, cat, ms, err);
@@ -278,7 +278,14 @@ static int at_eval__split(at_eval__str_t l, char sep, at_buf_t *out, at_eval__st
     }
 }
 
-enum { AT_EVAL__C_USER, AT_EVAL__C_ITEM, AT_EVAL__C_TS, AT_EVAL__C_TYPE, AT_EVAL__C_CAT, AT_EVAL__NC };
+enum {
+    AT_EVAL__C_USER,
+    AT_EVAL__C_ITEM,
+    AT_EVAL__C_TS,
+    AT_EVAL__C_TYPE,
+    AT_EVAL__C_CAT,
+    AT_EVAL__NC
+};
 
 static const char *const at_eval__cname[AT_EVAL__NC] = {"user", "item", "timestamp", "type",
                                                         "category"};
@@ -290,10 +297,10 @@ static int at_eval__column(at_eval__str_t h)
         const char *name;
         int col;
     } alias[] = {
-        {"user", AT_EVAL__C_USER},      {"user_id", AT_EVAL__C_USER},   {"userid", AT_EVAL__C_USER},
-        {"item", AT_EVAL__C_ITEM},      {"item_id", AT_EVAL__C_ITEM},   {"itemid", AT_EVAL__C_ITEM},
-        {"timestamp", AT_EVAL__C_TS},   {"ts", AT_EVAL__C_TS},          {"time", AT_EVAL__C_TS},
-        {"type", AT_EVAL__C_TYPE},      {"event", AT_EVAL__C_TYPE},     {"category", AT_EVAL__C_CAT},
+        {"user", AT_EVAL__C_USER},    {"user_id", AT_EVAL__C_USER}, {"userid", AT_EVAL__C_USER},
+        {"item", AT_EVAL__C_ITEM},    {"item_id", AT_EVAL__C_ITEM}, {"itemid", AT_EVAL__C_ITEM},
+        {"timestamp", AT_EVAL__C_TS}, {"ts", AT_EVAL__C_TS},        {"time", AT_EVAL__C_TS},
+        {"type", AT_EVAL__C_TYPE},    {"event", AT_EVAL__C_TYPE},   {"category", AT_EVAL__C_CAT},
     };
     while (h.n && h.s[0] == ' ')
         h.s++, h.n--;
@@ -367,18 +374,16 @@ static int at_eval__csv(at_eval_data_t *d, const char *src, size_t len, at_error
             if (col[c] >= 0)
                 v[c] = f[col[c]];
         int64_t ms = 0;
-        int bad = !v[AT_EVAL__C_USER].n   ? AT_EVAL__C_USER
-                  : !v[AT_EVAL__C_ITEM].n ? AT_EVAL__C_ITEM
-                  : at_eval__time(v[AT_EVAL__C_TS].s, v[AT_EVAL__C_TS].n, &ms) < 0
-                      ? AT_EVAL__C_TS
-                      : -1;
+        int bad = !v[AT_EVAL__C_USER].n                                            ? AT_EVAL__C_USER
+                  : !v[AT_EVAL__C_ITEM].n                                          ? AT_EVAL__C_ITEM
+                  : at_eval__time(v[AT_EVAL__C_TS].s, v[AT_EVAL__C_TS].n, &ms) < 0 ? AT_EVAL__C_TS
+                                                                                   : -1;
         if (bad >= 0) {
-            rc = at_error_set(err, AT_EINVALID, "invalid_dataset", at_eval__cname[bad],
-                              "line %zu, field %d (%s): %s", it.line, col[bad] + 1,
-                              at_eval__cname[bad],
-                              bad == AT_EVAL__C_TS
-                                  ? "not a time (epoch seconds or milliseconds, or RFC 3339)"
-                                  : "is empty");
+            rc = at_error_set(
+                err, AT_EINVALID, "invalid_dataset", at_eval__cname[bad],
+                "line %zu, field %d (%s): %s", it.line, col[bad] + 1, at_eval__cname[bad],
+                bad == AT_EVAL__C_TS ? "not a time (epoch seconds or milliseconds, or RFC 3339)"
+                                     : "is empty");
             break;
         }
         rc = at_eval__push(d, 'u', v[AT_EVAL__C_USER], v[AT_EVAL__C_ITEM], v[AT_EVAL__C_TYPE],

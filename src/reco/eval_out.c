@@ -64,8 +64,8 @@ void at_eval_write_table(at_buf_t *b, const at_eval_result_t *r, const char *sou
     (void)snprintf(h[0], sizeof h[0], "HR@%zu", k);
     (void)snprintf(h[1], sizeof h[1], "MRR@%zu", k);
     (void)snprintf(h[2], sizeof h[2], "NDCG@%zu", k);
-    AT_ASSERT(at_buf_printf(b, "\n%-26s  %-23s  %-23s  %-23s  %8s  %8s\n", "method", h[0], h[1], h[2],
-                            "scored", "seconds") == 0);
+    AT_ASSERT(at_buf_printf(b, "\n%-26s  %-23s  %-23s  %-23s  %8s  %8s\n", "method", h[0], h[1],
+                            h[2], "scored", "seconds") == 0);
     for (size_t j = 0; j < r->nm; j++) {
         const at_eval_mresult_t *m = &r->m[j];
         char label[64];

@@ -213,7 +213,8 @@ static void probe_observe(void *m, const at_eval_ev_t *ev)
 }
 
 static size_t probe_recommend(void *m, const char *user, size_t user_len, int64_t now_ms, size_t k,
-                              at_eval_skip_fn skip_fn, void *skip_ud, const char **items, size_t *lens)
+                              at_eval_skip_fn skip_fn, void *skip_ud, const char **items,
+                              size_t *lens)
 {
     probe_t *p = m;
     (void)user;
@@ -399,8 +400,7 @@ typedef struct ref_nb {
 
 /* The reference: sets as a matrix, co-occurrences counted afresh, every
  * neighbour list sorted in full. Returns the hits and the sum of 1/rank. */
-static void knn_reference(const at_eval_data_t *d, size_t N, size_t k, uint64_t *hits,
-                          double *rr)
+static void knn_reference(const at_eval_data_t *d, size_t N, size_t k, uint64_t *hits, double *rr)
 {
     static bool has[RU][RI];
     static uint32_t mine[RU][RI];
@@ -439,8 +439,9 @@ static void knn_reference(const at_eval_data_t *d, size_t N, size_t k, uint64_t 
                             (double)c * (1.0 / sqrt((double)U[i])) * (1.0 / sqrt((double)U[j])), j};
                 }
                 for (size_t p = 1; p < n; p++) /* insertion sort, best first */
-                    for (size_t q = p; q > 0 && (nb[q].s > nb[q - 1].s ||
-                                                 (nb[q].s == nb[q - 1].s && nb[q].id < nb[q - 1].id));
+                    for (size_t q = p;
+                         q > 0 && (nb[q].s > nb[q - 1].s ||
+                                   (nb[q].s == nb[q - 1].s && nb[q].id < nb[q - 1].id));
                          q--)
                         tmp = nb[q], nb[q] = nb[q - 1], nb[q - 1] = tmp;
                 for (size_t p = 0; p < n && p < N; p++)

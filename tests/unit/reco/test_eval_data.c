@@ -79,9 +79,8 @@ static void test_csv(void **state)
     at_eval_data_deinit(&d);
 
     /* tab separated, only the three columns; ties keep input order */
-    assert_int_equal(parse(&d, "item\tuser\ttimestamp\nb\t1\t5\na\t2\t5\nc\t1\t4\n",
-                           AT_EVAL_FMT_CSV, &err),
-                     0);
+    assert_int_equal(
+        parse(&d, "item\tuser\ttimestamp\nb\t1\t5\na\t2\t5\nc\t1\t4\n", AT_EVAL_FMT_CSV, &err), 0);
     assert_int_equal(d.n, 3);
     assert_str(d.ev[0].item, d.ev[0].item_len, "c");
     assert_str(d.ev[1].item, d.ev[1].item_len, "b");
@@ -155,8 +154,8 @@ static void test_ndjson(void **state)
 static void test_ndjson_errors(void **state)
 {
     (void)state;
-    assert_fails("{\"user_id\":\"1\",\"timestamp\":1}\n{\"user_id\":\"1\",,}\n",
-                 AT_EVAL_FMT_NDJSON, AT_EPARSE, "", "line 2, column 16", NULL);
+    assert_fails("{\"user_id\":\"1\",\"timestamp\":1}\n{\"user_id\":\"1\",,}\n", AT_EVAL_FMT_NDJSON,
+                 AT_EPARSE, "", "line 2, column 16", NULL);
     assert_fails("{\"user_id\":\"1\",\"timestamp\":1} x\n", AT_EVAL_FMT_NDJSON, AT_EPARSE, "",
                  "line 1, column 31", "after the JSON value", NULL);
     assert_fails("[1]\n", AT_EVAL_FMT_NDJSON, AT_EINVALID, "", "line 1", "JSON object", NULL);
@@ -237,8 +236,7 @@ static void test_guess_and_load(void **state)
     assert_int_equal(d.n, 1);
     at_eval_data_deinit(&d);
     at_eval_data_init(&d);
-    assert_int_equal(at_eval_data_load(&d, "/nonexistent/x.csv", AT_EVAL_FMT_GUESS, &err),
-                     -ENOENT);
+    assert_int_equal(at_eval_data_load(&d, "/nonexistent/x.csv", AT_EVAL_FMT_GUESS, &err), -ENOENT);
     at_eval_data_deinit(&d);
     (void)remove(path);
 }
@@ -246,9 +244,9 @@ static void test_guess_and_load(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_csv),        cmocka_unit_test(test_csv_errors),
-        cmocka_unit_test(test_ndjson),     cmocka_unit_test(test_ndjson_errors),
-        cmocka_unit_test(test_movielens),  cmocka_unit_test(test_guess_and_load),
+        cmocka_unit_test(test_csv),       cmocka_unit_test(test_csv_errors),
+        cmocka_unit_test(test_ndjson),    cmocka_unit_test(test_ndjson_errors),
+        cmocka_unit_test(test_movielens), cmocka_unit_test(test_guess_and_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
