@@ -53,9 +53,11 @@ void at_eval_data_deinit(at_eval_data_t *d);
  * d, which must be freshly initialized, and sorts them by timestamp, ties
  * by input line (a stable sort). Blank lines are skipped; a CR before a
  * line's LF is ignored. Returns 0, or AT_EPARSE / AT_EINVALID with err
- * naming the line and the column or field ("line 3, column 2 (timestamp):
- * ..."; err->field is the field's name), or AT_ETOOBIG past 2^32 - 2
- * interactions. Borrows src: the strings are copied. Thread: any. */
+ * naming the line and the field ("line 3, field 2 (timestamp): ..." in
+ * CSV and u.data, "line 3, column 17 (timestamp): ..." in NDJSON, the
+ * column of the value; err->field is the field's name when there is one),
+ * or AT_ETOOBIG past 2^32 - 2 interactions. Borrows src: the strings are
+ * copied. Thread: any. */
 int at_eval_data_parse(at_eval_data_t *d, const char *src, size_t len, at_eval_format_t fmt,
                        at_error_t *err);
 /* at_eval_data_parse over the file at path ("-": standard input), fmt GUESS
