@@ -106,8 +106,9 @@ typedef struct at_eval_method {
  * included), ties by first appearance. */
 extern const at_eval_method_t at_eval_popularity;
 /* Item-kNN: cosine similarity between the items' sets of users seen so far;
- * a candidate scores the sum of its similarities to the user's items of
- * which it is one of the top-N neighbours; N ("neighbours") is tuned. */
+ * a candidate scores the sum of its similarities to the user's 10 most
+ * recent items of which it is one of the top-N neighbours; N
+ * ("neighbours") is tuned. */
 extern const at_eval_method_t at_eval_itemknn;
 /* attune's own recommender, adapted to this interface in
  * src/reco/eval_attune.c. Registered only when that file exists (see

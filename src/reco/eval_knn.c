@@ -11,9 +11,10 @@
  * C and U are kept up to date as interactions arrive: a user's first
  * interaction with an item adds one to C(item, j) and C(j, item) for each
  * item j the user already has. Similarities are computed when asked, for
- * the user's items only, from the counts of that moment: no cache to
- * invalidate, and a list costs the sum of the user's items' co-occurrence
- * rows (docs/decisions/0008-eval.md has the measurement).
+ * the user's AT_EVAL_KNN_RECENT (10) most recent items, from the counts of
+ * that moment: no cache to invalidate, and a list costs the sum of those
+ * items' co-occurrence rows (docs/decisions/0008-eval.md has the
+ * measurement that chose 10, and why not all of the user's items).
  *
  * THREAD SAFETY: an instance belongs to one thread.
  */
