@@ -9,5 +9,6 @@ int at_cli_load(int argc, char **argv);
 int at_cli_import(int argc, char **argv);
 int at_cli_replay(int argc, char **argv);
 int at_cli_check_config(int argc, char **argv);
+int at_cli_eval(int argc, char **argv);
 
 #endif

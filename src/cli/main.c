@@ -24,6 +24,7 @@ static const at_cli_cmd_t at_cli__cmds[] = {
     {"import", at_cli_import, "put historical events (NDJSON, CSV) through the engine"},
     {"load", at_cli_load, "generate shopper traffic against a server, or to a file"},
     {"replay", at_cli_replay, "print the event log as NDJSON"},
+    {"eval", at_cli_eval, "measure recommendation quality on a dataset (HR, MRR, NDCG)"},
     {"check-config", at_cli_check_config, "check a configuration file"},
     {"version", at_cli__version, "print the version"},
 };
