@@ -31,7 +31,8 @@ check "table says what was scored" grep -q '^scored: [0-9]* interactions whose i
 "$ATTUNE" eval --json "$T/d.csv" > "$T/j2"
 BODY=$(cat "$T/j1")
 check "json: 3000 interactions" jq_eq 'j["interactions"]' 3000
-check "json: methods in order" jq_eq '[m["name"] for m in j["methods"]]' '["popularity", "itemknn"]'
+check "json: methods in order, attune's own among them" jq_eq '[m["name"] for m in j["methods"]]' '["popularity", "itemknn", "attune"]'
+check "json: attune's recommender finds next items" jq_eq 'j["methods"][2]["hits"] > 0' true
 check "json: counts add up" jq_eq 'j["scored"] + j["repeats"] + j["without_item"] + j["scored_from"]' 3000
 check "json: scoring starts after the tuning tenth" jq_eq 'j["scored_from"]' 300
 check "json: bootstrap over users" jq_eq 'j["bootstrap"]["unit"]' user
