@@ -23,6 +23,7 @@ NGINX_PORT=${NGINX_PORT:-18081}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+source "$root/bench/lib.sh"
 
 die() { echo "http.sh: $*" >&2; exit 1; }
 for tool in wrk taskset curl; do
@@ -44,30 +45,11 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# nginx.conf: one worker, no access log, temp paths inside $work so it runs
-# without root. Only the temp path directives this build knows are set.
 write_nginx_conf() {
-  local temps="" t
-  for t in $("$NGINX" -V 2>&1 | grep -o -- '--http-[a-z-]*-temp-path' | sed 's/--http-//; s/-temp-path//'); do
-    temps+="  ${t//-/_}_temp_path $work/nginx-$t;"$'\n'
-  done
-  cat >"$work/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-$temps  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location = /healthz {
+  nginx_conf "$NGINX" "$work" "$NGINX_PORT" "    location = /healthz {
       default_type application/json;
-      return 200 '{"status":"ok"}';
-    }
-  }
-}
-EOF
+      return 200 '{\"status\":\"ok\"}';
+    }"
 }
 
 wait_ready() { # url pid
@@ -79,21 +61,11 @@ wait_ready() { # url pid
   return 1
 }
 
-# Converts wrk's latency ("812.00us", "1.20ms", "1.01s") to milliseconds.
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    n = v + 0
-    if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000
-    printf "%.3f", n }'
-}
-
-median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-
 run_wrk() { # name url
   local out rps p99
   out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$2")
   rps=$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')
-  p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
+  p99=$(wrk_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
   if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then
     echo "$out" | grep 'Non-2xx\|Socket errors' | sed "s/^/  $1: /" >&2
   fi
@@ -121,10 +93,10 @@ for run in $(seq "$RUNS"); do
   run_wrk nginx "http://127.0.0.1:$NGINX_PORT/healthz"
 done
 
-a_rps=$(median <"$work/attune.rps")
-n_rps=$(median <"$work/nginx.rps")
-a_p99=$(median <"$work/attune.p99")
-n_p99=$(median <"$work/nginx.p99")
+a_rps=$(median_of <"$work/attune.rps")
+n_rps=$(median_of <"$work/nginx.rps")
+a_p99=$(median_of <"$work/attune.p99")
+n_p99=$(median_of <"$work/nginx.p99")
 echo "median of $RUNS:"
 printf '  attune  %10.0f req/s  p99 %7.3f ms\n' "$a_rps" "$a_p99"
 printf '  nginx   %10.0f req/s  p99 %7.3f ms\n' "$n_rps" "$n_p99"

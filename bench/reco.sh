@@ -46,12 +46,6 @@ cleanup_all() {
 }
 trap cleanup_all EXIT
 
-median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-to_ms() {
-    awk -v v="$1" 'BEGIN { n = v + 0
-        if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000
-        printf "%.3f", n }'
-}
 wait_url() { # url pid
     for _ in $(seq 300); do
         curl -fs -o /dev/null "$1" && return 0
@@ -69,7 +63,7 @@ rate=$(( HIST_EVENTS / HIST_SECONDS ))
 t0=$(date +%s.%N)
 "$ATTUNE" import -d "$work/data" "$work/hist.ndjson" 2>/dev/null >/dev/null
 t1=$(date +%s.%N)
-awk -v n="$HIST_EVENTS" -v a="$t0" -v b="$t1" 'BEGIN { printf "history: %d events of %s users imported in %.1f s (%.0f events/s)\n", n, ENVIRON["USERS"], b - a, n / (b - a) }'
+awk -v n="$HIST_EVENTS" -v u="$USERS" -v a="$t0" -v b="$t1" 'BEGIN { printf "history: %d events of %d users imported in %.1f s (%.0f events/s)\n", n, u, b - a, n / (b - a) }'
 rm -f "$work/hist.ndjson"
 
 # --- the servers
@@ -103,27 +97,10 @@ echo "sample: $(head -c 300 "$work/sample.json")..."
 body=$(python3 -c "print('{\"items\":[\"' + 'x' * max(0, $size - 14) + '\"]}')")
 
 nport=$(free_port)
-temps=""
-for t in $("$NGINX" -V 2>&1 | grep -o -- '--http-[a-z-]*-temp-path' | sed 's/--http-//; s/-temp-path//'); do
-    temps+="  ${t//-/_}_temp_path $work/nginx-$t;"$'\n'
-done
-cat >"$work/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-$temps  server {
-    listen 127.0.0.1:$nport;
-    location /v1/users/ {
+nginx_conf "$NGINX" "$work" "$nport" "    location /v1/users/ {
       default_type application/json;
       return 200 '$body';
-    }
-  }
-}
-EOF
+    }"
 taskset -c "$SERVER_CPU" "$NGINX" -p "$work" -c "$work/nginx.conf" >/dev/null 2>&1 &
 pids+=($!)
 wait_url "http://127.0.0.1:$nport/v1/users/1/recommendations" "${pids[-1]}" || die "nginx did not come up"
@@ -156,7 +133,7 @@ run_wrk() { # name port
     out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$work/zipf.lua" \
         "http://127.0.0.1:$2")
     rps=$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')
-    p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
+    p99=$(wrk_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
     if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then
         echo "$out" | grep 'Non-2xx\|Socket errors' | sed "s/^/  $1: /" >&2
     fi
@@ -169,10 +146,10 @@ for run in $(seq "$RUNS"); do
     run_wrk attune "$port"
     run_wrk nginx "$nport"
 done
-a_rps=$(median <"$work/attune.rps")
-n_rps=$(median <"$work/nginx.rps")
-a_p99=$(median <"$work/attune.p99")
-n_p99=$(median <"$work/nginx.p99")
+a_rps=$(median_of <"$work/attune.rps")
+n_rps=$(median_of <"$work/nginx.rps")
+a_p99=$(median_of <"$work/attune.p99")
+n_p99=$(median_of <"$work/nginx.p99")
 curl -s "http://127.0.0.1:$port/metrics" | grep -E '^attune_(reco_items|reco_bytes|users|events_processed_total) ' | sed 's/^/  /' || true
 echo "median of $RUNS:"
 printf '  attune  %10.0f req/s  p99 %7.3f ms\n' "$a_rps" "$a_p99"

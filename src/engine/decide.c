@@ -371,18 +371,9 @@ void at_proc_decide(at_proc_t *pr, const char *key, size_t klen, const at_placem
     d.key = key;
     d.klen = klen;
     at_user_t u;
-    uint32_t slot = at_keyed_find(pr->users, key, klen);
-    bool known = false;
-    if (slot != AT_KEYED_NONE) {
-        at_proc__load(pr, slot, &u);
-        if (!u.alias) {
-            at_pev_t **items;
-            size_t npend = at_proc__pending_of(pr, slot, &items);
-            for (size_t i = 0; i < npend; i++)
-                at_profile_apply(&u.prof, &pr->cfg.profile, &items[i]->view.pev, false);
-            known = u.prof.events > 0;
-        }
-    }
+    size_t npend;
+    bool known = at_proc__live(pr, at_keyed_find(pr->users, key, klen), &u, NULL, &npend) &&
+                 u.prof.events > 0;
     if (known) {
         d.u = &u;
         at_proc__host(pr, &d.h, &u, NULL, now_ms, now_ms, now_ms);
@@ -471,13 +462,7 @@ void at_proc_decide(at_proc_t *pr, const char *key, size_t klen, const at_placem
         at_reco_result_init(&r);
         at_reco_user(set, known ? &u.prof : NULL, &rq, &r);
         AT_ASSERT(at_buf_puts(out, ",\"recommendations\":") == 0);
-        size_t at = out->len;
         at_reco_render(&r, out);
-        /* {"items":[..]} -> [..] */
-        size_t body = out->len - at;
-        memmove(out->data + at, out->data + at + 9, body - 10);
-        out->len = at + body - 10;
-        out->data[out->len] = 0;
         at_reco_result_deinit(&r);
     }
     /* the event to send when the variant is shown */

@@ -196,11 +196,9 @@ int attune_similar(attune_t *a, const char *item, size_t n, const attune_reco_qu
     at_reco_similar(s, item, n, &r, &res);
     AT_ASSERT(at_buf_puts(&b, "{\"item_id\":") == 0);
     AT_ASSERT(at_buf_json_str(&b, item, n) == 0);
-    AT_ASSERT(at_buf_putc(&b, ',') == 0);
-    size_t at = b.len;
+    AT_ASSERT(at_buf_puts(&b, ",\"items\":") == 0);
     at_reco_render(&res, &b);
-    memmove(b.data + at, b.data + at + 1, b.len - at - 1); /* one object */
-    b.data[--b.len] = 0;
+    AT_ASSERT(at_buf_putc(&b, '}') == 0);
     at_reco_result_deinit(&res);
     return at_items__answer(&b, json, len);
 }
@@ -218,11 +216,9 @@ int attune_trending(attune_t *a, const attune_reco_query_t *q, char **json, size
     at_buf_t b;
     at_buf_init(&b, 0);
     static const char *const wname[] = {"1h", "24h", "7d"};
-    AT_ASSERT(at_buf_printf(&b, "{\"window\":\"%s\",", wname[r.window]) >= 0);
-    size_t at = b.len;
+    AT_ASSERT(at_buf_printf(&b, "{\"window\":\"%s\",\"items\":", wname[r.window]) >= 0);
     at_reco_render(&res, &b);
-    memmove(b.data + at, b.data + at + 1, b.len - at - 1);
-    b.data[--b.len] = 0;
+    AT_ASSERT(at_buf_putc(&b, '}') == 0);
     at_reco_result_deinit(&res);
     return at_items__answer(&b, json, len);
 }

@@ -188,6 +188,11 @@ bool at_proc__view_tree(at_proc_t *pr, const char *json, size_t len, int64_t ts,
 bool at_proc__canon(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_pevent_t *ev,
                     at_val_t *slot);
 void at_proc__prepare_fields(at_proc_t *pr);
+/* The live view of the user in slot (AT_KEYED_NONE allowed): the stored
+ * state with the pending events applied to the profile; *pending (may be
+ * NULL) and *npend the pending events, oldest first. False (nothing
+ * loaded) for no user or an alias. */
+bool at_proc__live(at_proc_t *pr, uint32_t slot, at_user_t *u, at_pev_t ***pending, size_t *npend);
 /* Classifies and splits one field path (owned copies in f). */
 void at_proc__fpath_init(at_fpath_t *f, const char *path, size_t n);
 void at_proc__fpath_free(at_fpath_t *f);

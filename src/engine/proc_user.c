@@ -540,20 +540,34 @@ void at_proc__emit(void *ud, const at_rule_out_t *o)
 
 /* ---- reads ---------------------------------------------------------------------------- */
 
+bool at_proc__live(at_proc_t *pr, uint32_t slot, at_user_t *u, at_pev_t ***pending, size_t *npend)
+{
+    *npend = 0;
+    if (slot == AT_KEYED_NONE)
+        return false;
+    at_proc__load(pr, slot, u);
+    if (u->alias)
+        return false;
+    at_pev_t **items;
+    size_t n = at_proc__pending_of(pr, slot, &items);
+    for (size_t i = 0; i < n; i++)
+        at_profile_apply(&u->prof, &pr->cfg.profile, &items[i]->view.pev, false);
+    if (pending)
+        *pending = items;
+    *npend = n;
+    return true;
+}
+
 int at_proc_render_user(at_proc_t *pr, const char *key, size_t n, unsigned what, at_buf_t *out)
 {
     uint32_t slot = at_keyed_find(pr->users, key, n);
     if (slot == AT_KEYED_NONE)
         return AT_ENOTFOUND;
     at_user_t u;
-    at_proc__load(pr, slot, &u);
-    if (u.alias)
-        return AT_ENOTFOUND; /* the caller follows aliases */
-    /* the live view: pending events applied to a copy of the profile */
     at_pev_t **items;
-    size_t npend = at_proc__pending_of(pr, slot, &items);
-    for (size_t i = 0; i < npend; i++)
-        at_profile_apply(&u.prof, &pr->cfg.profile, &items[i]->view.pev, false);
+    size_t npend;
+    if (!at_proc__live(pr, slot, &u, &items, &npend))
+        return AT_ENOTFOUND; /* an alias: the caller follows it */
     AT_ASSERT(at_buf_puts(out, "{\"user\":") == 0);
     AT_ASSERT(at_buf_json_str(out, key, n) == 0);
     if (what & (AT_PROC_R_PROFILE | AT_PROC_R_EXPORT)) {
@@ -753,29 +767,17 @@ void at_proc_render_reco(at_proc_t *pr, const char *key, size_t n, at_reco_set_t
     }
     size_t start = out->len;
     at_user_t u;
-    bool known = false;
-    if (slot != AT_KEYED_NONE) {
-        at_proc__load(pr, slot, &u);
-        if (!u.alias) { /* the live view, as for the profile */
-            at_pev_t **items;
-            size_t npend = at_proc__pending_of(pr, slot, &items);
-            for (size_t i = 0; i < npend; i++)
-                at_profile_apply(&u.prof, &pr->cfg.profile, &items[i]->view.pev, false);
-            known = u.prof.events > 0;
-        }
-    }
+    size_t npend;
+    bool known = at_proc__live(pr, slot, &u, NULL, &npend) && u.prof.events > 0;
     at_reco_result_t r;
     at_reco_result_init(&r);
     at_reco_user(set, known ? &u.prof : NULL, req, &r);
     AT_ASSERT(at_buf_puts(out, "{\"user\":") == 0);
     AT_ASSERT(at_buf_json_str(out, key, n) == 0);
-    AT_ASSERT(at_buf_puts(out, known ? ",\"known\":true," : ",\"known\":false,") == 0);
-    size_t at = out->len;
+    AT_ASSERT(at_buf_puts(out, known ? ",\"known\":true,\"items\":"
+                                     : ",\"known\":false,\"items\":") == 0);
     at_reco_render(&r, out);
-    /* {"items":[..]} -> "items":[..]} : one object */
-    memmove(out->data + at, out->data + at + 1, out->len - at - 1);
-    out->len--;
-    out->data[out->len] = 0;
+    AT_ASSERT(at_buf_putc(out, '}') == 0);
     at_reco_result_deinit(&r);
     if (ce) {
         free(ce->json);

@@ -149,8 +149,8 @@ void at_reco_similar(at_reco_set_t *s, const char *item, size_t len, const at_re
                      at_reco_result_t *out);
 /* The items with the most (type-weighted) interactions in req's window. */
 void at_reco_trending(at_reco_set_t *s, const at_reco_req_t *req, at_reco_result_t *out);
-/* Renders a result as {"items":[{"item_id","score","reason","category"?,
- * "because"?},..]}. */
+/* Renders a result's items as a JSON array: [{"item_id","score","reason",
+ * "because"|"category_of_interest"?,"category"?},..]. */
 void at_reco_render(const at_reco_result_t *r, at_buf_t *out);
 
 /* What is known of an item: {"item_id","category","available","attributes",

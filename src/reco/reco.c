@@ -338,9 +338,12 @@ static void at_reco__nb_add(at_reco_part_t *rp, uint32_t a, uint32_t b, double w
     it->minok = false; /* positions moved */
 }
 
-static void at_reco__learn_category(at_reco_part_t *rp, at_reco_item_t *it, at_pstr_t cat)
+/* Sets the item's category; one learned from an event (catalog false)
+ * never replaces the catalog's. */
+static void at_reco__set_category(at_reco_part_t *rp, at_reco_item_t *it, at_pstr_t cat,
+                                  bool catalog)
 {
-    if (!cat.n || (it->flags & AT_RECO_F_CATALOG) ||
+    if (!cat.n || (!catalog && (it->flags & AT_RECO_F_CATALOG)) ||
         (it->cat_len == cat.n && memcmp(it->cat, cat.s, cat.n) == 0))
         return;
     rp->bytes += cat.n;
@@ -356,7 +359,7 @@ static void at_reco__touch(at_reco_part_t *rp, const at_profile_t *p, at_pstr_t 
 {
     uint32_t x = at_reco__get(rp, item.s, item.n);
     at_reco_item_t *it = &rp->items[x];
-    at_reco__learn_category(rp, it, cat);
+    at_reco__set_category(rp, it, cat, false);
     it->pop += (float)(w * at_reco__scale(rp, it, t));
     at_reco__trend_add(it, w, t);
     it->updated = AT_MAX(it->updated, t);
@@ -504,10 +507,8 @@ int at_reco_catalog(at_reco_part_t *rp, const char *json, size_t len, int64_t ts
     pthread_rwlock_wrlock(&rp->lock);
     uint32_t x = at_reco__get(rp, idv->s, idv->len);
     at_reco_item_t *it = &rp->items[x];
-    if (cat && cat->type == AT_JSON_STRING) {
-        it->flags &= (uint8_t)~AT_RECO_F_CATALOG; /* so that the category is taken */
-        at_reco__learn_category(rp, it, (at_pstr_t){cat->s, cat->len});
-    }
+    if (cat && cat->type == AT_JSON_STRING)
+        at_reco__set_category(rp, it, (at_pstr_t){cat->s, cat->len}, true);
     it->flags |= AT_RECO_F_CATALOG;
     if (avail && avail->type == AT_JSON_FALSE)
         it->flags |= AT_RECO_F_UNAVAILABLE;

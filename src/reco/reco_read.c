@@ -311,17 +311,7 @@ static int at_rnb_cmp(const void *a, const void *b)
 /* Fills e (id and hash set) from every part at time now. */
 static void at_rinfo_build(at_reco_set_t *s, at_rinfo_t *e, bool nb, int64_t now)
 {
-    int cp = -1;
-    {
-        char stack[256];
-        char *k = e->n + 2 <= sizeof stack ? stack : at_xmalloc(e->n + 2);
-        k[0] = 'i';
-        k[1] = ':';
-        memcpy(k + 2, e->id, e->n);
-        cp = at_partition_of(k, e->n + 2, s->n);
-        if (k != stack)
-            free(k);
-    }
+    int cp = at_reco__catalog_part(s, e->id, e->n);
     at_arena_t arena;
     at_arena_init(&arena, 0);
     at_rcmap_t m;
@@ -831,6 +821,10 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
     at_arena_init(&arena, 0);
     at_rcmap_t map;
     at_rcmap_init(&map, &arena);
+    /* what the user has interacted with recently (bought included) is not
+     * recommended again: in the map from the start, excluded */
+    for (uint32_t si = 0; p && si < p->nrecent; si++)
+        at_rcmap_get(&map, p->recent[si].item.s, p->recent[si].item.n, true)->excluded = true;
     uint32_t nseed = p ? AT_MIN(p->nrecent, (uint32_t)AT_RECO_SEEDS) : 0;
     double f = 1.0;
     at_rcache_t *cache = at_rcache_of(s);
@@ -851,13 +845,6 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
                 e->best_seed = (int)si;
             }
         }
-    }
-    /* what the user has interacted with recently (bought included) is not
-     * recommended again */
-    for (uint32_t si = 0; p && si < p->nrecent; si++) {
-        at_rcand_t *e = at_rcmap_get(&map, p->recent[si].item.s, p->recent[si].item.n, false);
-        if (e)
-            e->excluded = true;
     }
     at_rcand_t **top = at_xmalloc((map.n ? map.n : 1) * sizeof *top);
     size_t nt = 0;
@@ -913,11 +900,6 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
     }
     at_reco__from_trend(&map, t, "", 0, want, cfg->w_trending, false, req);
     at_rtrend_unref(t);
-    for (uint32_t si = 0; p && si < p->nrecent; si++) {
-        at_rcand_t *e = at_rcmap_get(&map, p->recent[si].item.s, p->recent[si].item.n, false);
-        if (e)
-            e->excluded = true;
-    }
     for (uint32_t i = 0; i < map.n; i++) {
         at_rcand_t *c = &map.v[i];
         c->score = c->cooc + c->aff + c->trend;
@@ -942,7 +924,7 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
 void at_reco_render(const at_reco_result_t *r, at_buf_t *out)
 {
     static const char *const reasons[] = {"", "viewed_with", "affinity", "trending"};
-    at_json_w_raw(out, "{\"items\":[", 10);
+    at_json_w_raw(out, "[", 1);
     for (size_t i = 0; i < r->n; i++) {
         const at_reco_hit_t *h = &r->hits[i];
         if (i)
@@ -964,7 +946,7 @@ void at_reco_render(const at_reco_result_t *r, at_buf_t *out)
         }
         at_json_w_raw(out, "}", 1);
     }
-    at_json_w_raw(out, "]}", 2);
+    at_json_w_raw(out, "]", 1);
 }
 
 int at_reco_item_render(at_reco_set_t *s, const char *item, size_t len, at_buf_t *out)

@@ -117,6 +117,13 @@ int at_serve__trending(at_serve_t *s, at_http_req_t *r)
     return 0;
 }
 
+/* A call the engine refused at once: its status and error. */
+static void at_serve__refused(at_serve_t *s, at_http_req_t *r, int rc, const attune_error_t *err)
+{
+    int st = at_serve__status(rc);
+    at_serve__error(s, r, st, at_serve__retry_after(st), err->code, err->field, err->message);
+}
+
 static int at_serve__items_post(at_serve_t *s, at_http_req_t *r)
 {
     if (!at_serve__auth(s, r, ATTUNE_SCOPE_ADMIN, NULL))
@@ -127,9 +134,7 @@ static int at_serve__items_post(at_serve_t *s, at_http_req_t *r)
     if (rc == 0)
         return AT_HTTP_DEFERRED;
     free(l);
-    int st = at_serve__status(rc);
-    at_serve__error(s, r, st, at_serve__retry_after(st), err.code[0] ? err.code : "invalid_item",
-                    err.field[0] ? err.field : NULL, err.message[0] ? err.message : "refused");
+    at_serve__refused(s, r, rc, &err);
     return 0;
 }
 
@@ -210,8 +215,6 @@ int at_serve__decide(at_serve_t *s, at_http_req_t *r)
     if (rc == 0)
         return AT_HTTP_DEFERRED;
     free(l);
-    int st = at_serve__status(rc);
-    at_serve__error(s, r, st, at_serve__retry_after(st), err.code[0] ? err.code : "invalid_body",
-                    err.field[0] ? err.field : NULL, err.message[0] ? err.message : "refused");
+    at_serve__refused(s, r, rc, &err);
     return 0;
 }
