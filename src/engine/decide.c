@@ -445,7 +445,7 @@ void at_proc_decide(at_proc_t *pr, const char *key, size_t klen, const at_placem
                       0);
         }
     }
-    const char *arm_name = holdout ? "holdout" : arm ? arm->name : NULL;
+    const char *arm_name = holdout ? "holdout" : arm ? arm->name : ""; /* "": no arm */
     if (pl->exp) {
         AT_ASSERT(at_buf_puts(out, ",\"experiment\":") == 0);
         AT_ASSERT(at_buf_json_str(out, pl->exp, strlen(pl->exp)) == 0);

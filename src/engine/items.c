@@ -253,7 +253,7 @@ int attune_decide(attune_t *a, const char *body, size_t len, attune_done_cb cb, 
     const at_placement_t *pl = NULL;
     if (rc == 0 && (!pn || pn->type != AT_JSON_STRING))
         rc = at_error_set(&e, AT_EINVALID, "invalid_body", "placement", "placement is required");
-    if (rc == 0 && !(pl = at_placements_find(a->placements, pn->s, pn->len)))
+    else if (rc == 0 && !(pl = at_placements_find(a->placements, pn->s, pn->len)))
         rc = at_error_set(&e, AT_ENOTFOUND, "unknown_placement", "placement",
                           "no placement %.*s in the configuration", (int)AT_MIN(pn->len, 200u),
                           pn->s);

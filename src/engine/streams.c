@@ -804,7 +804,7 @@ int at_streams_open(at_streams_t **out, const at_streams_cfg_t *cfg, const at_st
         rc = at_streams__open_part(s, &s->parts[p], err, errlen);
     }
     if (rc == 0) {
-        s->rparts = at_xcalloc((size_t)P, sizeof *s->rparts);
+        s->rparts = at_xcalloc((size_t)P, sizeof(at_reco_part_t *));
         for (int p = 0; p < P; p++)
             s->rparts[p] = at_proc_reco(s->parts[p].proc);
         at_reco_set_init(&s->reco, s->rparts, P);

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const int64_t at_reco__wsize[AT_RECO_WINDOWS] = {5 * 60000, 3600000, 86400000};
+const int64_t at_reco__wsize[AT_RECO_WINDOWS] = {300000, 3600000, 86400000};
 const int at_reco__wcount[AT_RECO_WINDOWS] = {12, 24, 7};
 const int at_reco__woff[AT_RECO_WINDOWS] = {0, 12, 36};
 

@@ -160,7 +160,7 @@ static void at_rcand_best(at_rcand_t **v, size_t n, size_t m,
                           int (*cmp)(const void *, const void *))
 {
     if (m >= n) {
-        qsort(v, n, sizeof *v, cmp);
+        qsort(v, n, sizeof(at_rcand_t *), cmp);
         return;
     }
     size_t lo = 0, hi = n; /* the m-th best is in [lo, hi) */
@@ -188,7 +188,7 @@ static void at_rcand_best(at_rcand_t **v, size_t n, size_t m,
         else
             break;
     }
-    qsort(v, m, sizeof *v, cmp);
+    qsort(v, m, sizeof(at_rcand_t *), cmp);
 }
 
 /* The catalog partition of an item: where the record "i:ITEM" goes. */
@@ -288,7 +288,7 @@ static at_rcache_t *at_rcache_of(const at_reco_set_t *s)
     if (!c) {
         c = at_xcalloc(1, sizeof *c);
         c->nslots = 2 * AT_RCACHE_MAX;
-        c->slots = at_xcalloc(c->nslots, sizeof *c->slots);
+        c->slots = at_xcalloc(c->nslots, sizeof(at_rinfo_t *));
         AT_ASSERT(pthread_setspecific(at_reco__key, c) == 0);
     }
     if (c->gen != s->gen) {
@@ -452,7 +452,7 @@ static bool at_reco__allowed(const at_rcand_t *c, const at_reco_req_t *req)
 /* The best req->n allowed candidates by score into out. */
 static void at_reco__finish(at_rcmap_t *map, const at_reco_req_t *req, at_reco_result_t *out)
 {
-    at_rcand_t **all = at_xmalloc((map->n ? map->n : 1) * sizeof *all);
+    at_rcand_t **all = at_xmalloc((map->n ? map->n : 1) * sizeof(at_rcand_t *));
     size_t k = 0;
     for (uint32_t i = 0; i < map->n; i++)
         if (map->v[i].score > 0 && at_reco__allowed(&map->v[i], req))
@@ -774,7 +774,7 @@ void at_reco_similar(at_reco_set_t *s, const char *item, size_t len, const at_re
         at_rcand_t *e = at_rcmap_get_h(&map, x->nb[k].id, x->nb[k].n, x->nb[k].hash, true);
         e->cooc += x->nb[k].v;
     }
-    at_rcand_t **top = at_xmalloc((map.n ? map.n : 1) * sizeof *top);
+    at_rcand_t **top = at_xmalloc((map.n ? map.n : 1) * sizeof(at_rcand_t *));
     for (uint32_t i = 0; i < map.n; i++)
         top[i] = &map.v[i];
     size_t m = AT_MIN((size_t)map.n, 4 * req->n + 20);
@@ -846,7 +846,7 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
             }
         }
     }
-    at_rcand_t **top = at_xmalloc((map.n ? map.n : 1) * sizeof *top);
+    at_rcand_t **top = at_xmalloc((map.n ? map.n : 1) * sizeof(at_rcand_t *));
     size_t nt = 0;
     for (uint32_t i = 0; i < map.n; i++)
         if (!map.v[i].excluded)
