@@ -118,7 +118,7 @@ typedef struct at_config {
     int64_t reco_half_life_ms;   /* default 7 d */
     int64_t reco_pair_window_ms; /* default 30 min */
     int reco_max_pairs;          /* default 10 */
-    int64_t reco_cache_ms;       /* default 1 s */
+    int64_t reco_cache_ms;       /* default 10 s */
     int reco_answers;            /* default 1024 */
     at_config_rules_t segments;
     at_config_rules_t triggers;

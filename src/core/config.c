@@ -176,7 +176,7 @@ static const at_config__setting_t at_config__table[] = {
      NULL, "Half-life of co-occurrences and item popularity."},
     {"reco.pair_window", AT_CFG_DURATION, OFF(reco_pair_window_ms), "30m", 1000, DAY_MS, NULL, NULL,
      "Items one user interacts with this close together in time count as seen together."},
-    {"reco.cache", AT_CFG_DURATION, OFF(reco_cache_ms), "1s", 0, 3600000, NULL, NULL,
+    {"reco.cache", AT_CFG_DURATION, OFF(reco_cache_ms), "10s", 0, 3600000, NULL, NULL,
      "How long a reading thread reuses an item's data merged over the partitions (its "
      "neighbours, popularity, availability); 0: merged again for every read."},
     {"reco.answers", AT_CFG_INT, OFF(reco_answers), "1024", 0, 1 << 20, NULL, NULL,

@@ -35,7 +35,7 @@ void at_reco_cfg_defaults(at_reco_cfg_t *c)
     c->w_cooc = 1.0;
     c->w_affinity = 0.3;
     c->w_trending = 0.1;
-    c->cache_ms = 1000;
+    c->cache_ms = 10000;
 }
 
 int at_reco_window_of(int64_t ms)

@@ -13,6 +13,8 @@ stream:
   idle_tick: 100ms
 checkpoint:
   interval: 1s
+reco:
+  cache: 1s
 YAML
 start_server "$T/data" --config "$T/conf.yaml"
 
