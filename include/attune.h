@@ -186,6 +186,20 @@ int attune_decide(attune_t *a, const char *body, size_t len, attune_done_cb cb, 
 /* Owned JSON {"placements":[..]}: the configured placements. */
 int attune_placements(attune_t *a, char **json, size_t *len);
 
+/* ---- watched users (push re-decides for them, DESIGN.md §7) --------------------- */
+/* Runs on a shard thread after a record of a watched user (an event, a
+ * merge, a handoff, a forwarded event) was processed, with the user's
+ * namespaced key ("u:42"); what the user's reads return may have changed.
+ * Must not block: hand the key over to another thread. */
+typedef void (*attune_change_fn)(void *ud, const char *user_key, size_t len);
+/* Sets the one callback; call it before the first attune_watch. */
+void attune_watch_callback(attune_t *a, attune_change_fn fn, void *ud);
+/* Watches a user (id as for attune_user). Counted: a user watched twice
+ * is watched until unwatched twice. ATTUNE_EINVALID for a bad id. Any
+ * thread. */
+int attune_watch(attune_t *a, const char *id, size_t n);
+void attune_unwatch(attune_t *a, const char *id, size_t n);
+
 /* ---- the output bus (segment and trigger events) ------------------------------ */
 typedef struct attune_outputs attune_outputs_t;
 /* One output: partition, offset in its output log, the message JSON. Return

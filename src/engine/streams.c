@@ -23,6 +23,7 @@
 #include "at_ckpt.h"
 #include "at_metrics.h"
 #include "at_stream.h"
+#include "watch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -646,6 +647,9 @@ static void at_streams__record(void *ud, const at_rec_t *rec)
     pt->cur_seq = rec->seq;
     at_proc_record(pt->proc, rec);
     atomic_store_explicit(&pt->next_offset, at_proc_next_offset(pt->proc), memory_order_relaxed);
+    if (sh->s->cfg.watch && (rec->type == AT_REC_EVENT || rec->type == AT_REC_MERGE ||
+                             rec->type == AT_REC_HANDOFF || rec->type == AT_REC_FORWARDED))
+        at_watch_hit(sh->s->cfg.watch, rec->key, rec->key_len);
 }
 
 static void at_streams__publish_stats(at_spart_t *pt)
