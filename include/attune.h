@@ -165,6 +165,13 @@ int attune_item_get(attune_t *a, const char *item, size_t n, char **json, size_t
  * a bad query. */
 int attune_recommend(attune_t *a, const char *user, size_t n, const attune_reco_query_t *q,
                      const char *min_position, attune_done_cb cb, void *ud);
+/* The same answer on the calling thread when a recent one is kept
+ * (reco.answers): built for the same user and query within reco.cache,
+ * with no record of the user processed since, and the user's partition
+ * past min_position. 0 and owned JSON (attune_free), else
+ * ATTUNE_ENOTFOUND (ask attune_recommend) or ATTUNE_EINVALID. */
+int attune_recommend_cached(attune_t *a, const char *user, size_t n, const attune_reco_query_t *q,
+                            const char *min_position, char **json, size_t *len);
 /* Owned JSON {"item_id","items":[..]}: items seen together with item;
  * ATTUNE_ENOTFOUND for an item never seen. */
 int attune_similar(attune_t *a, const char *item, size_t n, const attune_reco_query_t *q,
