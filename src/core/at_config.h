@@ -120,6 +120,7 @@ typedef struct at_config {
     int reco_max_pairs;          /* default 10 */
     int64_t reco_cache_ms;       /* default 10 s */
     int reco_answers;            /* default 4096 */
+    int64_t reco_answer_ttl_ms;  /* default 60 s */
     at_config_rules_t segments;
     at_config_rules_t triggers;
     at_config_rules_t placements; /* POST /v1/decide (src/engine/decide.c) */

@@ -183,6 +183,10 @@ static const at_config__setting_t at_config__table[] = {
      "Recommendation answers each partition keeps for `reco.cache`: the same user asking the "
      "same again, with no new event of theirs processed since, gets it from the HTTP thread "
      "without a new computation. 0: none."},
+    {"reco.answer_ttl", AT_CFG_DURATION, OFF(reco_answer_ttl_ms), "60s", 0, 3600000, NULL, NULL,
+     "How long a kept recommendation answer is served while the user has no new event (their "
+     "own events make it invalid at once): the most its items' aggregates can lag behind, "
+     "with `reco.cache`. 0: answers are not kept."},
     {"reco.max_pairs", AT_CFG_INT, OFF(reco_max_pairs), "10", 1, 100, NULL, NULL,
      "An interaction pairs with at most this many of the user's most recent other items."},
     {"segments", AT_CFG_RULES, OFF(segments), NULL, 0, 0, NULL, NULL,

@@ -8,7 +8,9 @@
  * processed (an event, a merge, a handoff, a forwarded event), so a new
  * event of the user makes the user's old answers invalid at once. Users
  * sharing an entry invalidate each other's answers, which costs a rebuild,
- * never a stale answer.
+ * never a stale answer. The table is two-way set associative: a new
+ * answer replaces the one of its pair served least recently, so a user
+ * asked for often keeps their answer when a rarer one lands beside it.
  *
  * THREAD SAFETY: at_answers_touch and at_answers_put on the partition's
  * shard thread; at_answers_get from any thread (a mutex per partition
@@ -28,6 +30,7 @@ typedef struct at_answer {
     uint32_t gen;
     uint32_t len;
     int64_t built_ms;
+    int64_t used_ms; /* last served or built: the older of a pair is replaced */
     char *json;
 } at_answer_t;
 
@@ -39,7 +42,7 @@ typedef struct at_apart {
 
 struct at_answers {
     int partitions;
-    size_t n; /* answers per partition, a power of two */
+    size_t n; /* answers per partition, a power of two, at least 2 */
     int64_t ttl_ms;
     at_apart_t *parts;
     _Atomic uint64_t hits, misses;
@@ -52,7 +55,7 @@ at_answers_t *at_answers_new(int partitions, int per_partition, int64_t ttl_ms)
     at_answers_t *a = at_xcalloc(1, sizeof *a);
     a->partitions = partitions;
     a->ttl_ms = ttl_ms;
-    a->n = 1;
+    a->n = 2;
     while (a->n < (size_t)per_partition)
         a->n *= 2;
     a->parts = at_xcalloc((size_t)partitions, sizeof *a->parts);
@@ -115,10 +118,14 @@ bool at_answers_get(at_answers_t *a, int p, uint64_t user, uint64_t tag, int64_t
     at_apart_t *ap = &a->parts[p];
     bool hit = false;
     pthread_mutex_lock(&ap->mu);
-    at_answer_t *e = &ap->v[tag & (a->n - 1)];
-    if (e->json && e->tag == tag && e->gen == gen && now_ms - e->built_ms < a->ttl_ms) {
-        AT_ASSERT(at_buf_append(out, e->json, e->len) == 0);
-        hit = true;
+    at_answer_t *set = &ap->v[tag & (a->n - 2)];
+    for (int w = 0; w < 2 && !hit; w++) {
+        at_answer_t *e = &set[w];
+        if (e->json && e->tag == tag && e->gen == gen && now_ms - e->built_ms < a->ttl_ms) {
+            AT_ASSERT(at_buf_append(out, e->json, e->len) == 0);
+            e->used_ms = now_ms;
+            hit = true;
+        }
     }
     pthread_mutex_unlock(&ap->mu);
     atomic_fetch_add_explicit(hit ? &a->hits : &a->misses, 1, memory_order_relaxed);
@@ -133,10 +140,25 @@ void at_answers_put(at_answers_t *a, int p, uint64_t tag, uint32_t gen, int64_t 
     char *copy = at_xstrndup(json, len);
     at_apart_t *ap = &a->parts[p];
     pthread_mutex_lock(&ap->mu);
-    at_answer_t *e = &ap->v[tag & (a->n - 1)];
+    at_answer_t *set = &ap->v[tag & (a->n - 2)];
+    /* the same request's old answer, else an empty or expired way, else
+     * the way served least recently */
+    at_answer_t *e = NULL;
+    for (int w = 0; w < 2 && !e; w++)
+        if (set[w].json && set[w].tag == tag)
+            e = &set[w];
+    for (int w = 0; w < 2 && !e; w++)
+        if (!set[w].json || now_ms - set[w].built_ms >= a->ttl_ms)
+            e = &set[w];
+    if (!e)
+        e = set[0].used_ms <= set[1].used_ms ? &set[0] : &set[1];
     char *old = e->json;
-    *e = (at_answer_t){
-        .tag = tag, .gen = gen, .len = (uint32_t)len, .built_ms = now_ms, .json = copy};
+    *e = (at_answer_t){.tag = tag,
+                       .gen = gen,
+                       .len = (uint32_t)len,
+                       .built_ms = now_ms,
+                       .used_ms = now_ms,
+                       .json = copy};
     pthread_mutex_unlock(&ap->mu);
     free(old);
 }

@@ -106,6 +106,7 @@ void at_engine__proc_cfg(const at_config_t *c, at_proc_cfg_t *pc, int partitions
     pc->reco.max_pairs = c->reco_max_pairs;
     pc->reco.cache_ms = c->reco_cache_ms;
     pc->reco_answers = c->reco_answers;
+    pc->reco_answer_ttl_ms = c->reco_answer_ttl_ms;
     pc->lateness_ms = c->lateness_ms;
     pc->ttl_ms = c->state_ttl_ms;
     pc->partitions = partitions;

@@ -854,7 +854,7 @@ int at_streams_open(at_streams_t **out, const at_streams_cfg_t *cfg, const at_st
             s->rparts[p] = at_proc_reco(s->parts[p].proc);
         at_reco_set_init(&s->reco, s->rparts, P);
         s->reco_init = true;
-        s->answers = at_answers_new(P, cfg->proc.reco_answers, cfg->proc.reco.cache_ms);
+        s->answers = at_answers_new(P, cfg->proc.reco_answers, cfg->proc.reco_answer_ttl_ms);
     }
     if (rc == 0 && (rc = -pthread_create(&s->ckth, NULL, at_streams__ck_main, s)) == 0)
         s->ckth_started = true;

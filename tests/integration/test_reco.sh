@@ -15,6 +15,7 @@ checkpoint:
   interval: 1s
 reco:
   cache: 1s
+  answer_ttl: 1s
 YAML
 start_server "$T/data" --config "$T/conf.yaml"
 
