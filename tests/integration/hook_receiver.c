@@ -11,12 +11,14 @@
  *
  *   ATTEMPT ID KEY SEQ SIG(ok|bad) STATUS
  *
- * A bad signature is answered 401. Runs until killed. */
+ * A bad signature is answered 401. HOOK_PORT in the environment picks the
+ * port. Runs until killed. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +153,9 @@ int main(int argc, char **argv)
     int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    const char *fixed = getenv("HOOK_PORT"); /* to come back on the same port */
+    if (fixed)
+        sa.sin_port = htons((uint16_t)atoi(fixed));
     socklen_t sl = sizeof sa;
     if (!logf_ || bind(ls, (struct sockaddr *)&sa, sizeof sa) || listen(ls, 128) ||
         getsockname(ls, (struct sockaddr *)&sa, &sl)) {
