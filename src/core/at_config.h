@@ -57,20 +57,20 @@ typedef struct at_config_rules {
 
 /* A webhook sink (DESIGN.md §6 "Outputs", docs/api.md "Webhooks"). */
 typedef struct at_config_webhook {
-    char *name;     /* the sink's name: DATA_DIR/sinks/NAME, metrics label */
-    char *url;      /* http:// or https:// */
-    char *secret;   /* HMAC-SHA256 key of the signature */
-    int events;     /* AT_SINK_EV_* bits; default all */
-    char **segments; /* NULL-terminated names, or NULL: all */
-    char **triggers; /* NULL-terminated names, or NULL: all */
-    int64_t timeout_ms;       /* one attempt; default 5 s */
-    int max_attempts;         /* default 8 */
-    int64_t backoff_ms;       /* first retry delay bound; default 1 s */
-    int64_t backoff_max_ms;   /* default 5 min */
-    int concurrency;          /* deliveries in flight; default 4 */
-    int breaker_failures;     /* consecutive failures that open the breaker; default 5 */
+    char *name;                  /* the sink's name: DATA_DIR/sinks/NAME, metrics label */
+    char *url;                   /* http:// or https:// */
+    char *secret;                /* HMAC-SHA256 key of the signature */
+    int events;                  /* AT_SINK_EV_* bits; default all */
+    char **segments;             /* NULL-terminated names, or NULL: all */
+    char **triggers;             /* NULL-terminated names, or NULL: all */
+    int64_t timeout_ms;          /* one attempt; default 5 s */
+    int max_attempts;            /* default 8 */
+    int64_t backoff_ms;          /* first retry delay bound; default 1 s */
+    int64_t backoff_max_ms;      /* default 5 min */
+    int concurrency;             /* deliveries in flight; default 4 */
+    int breaker_failures;        /* consecutive failures that open the breaker; default 5 */
     int64_t breaker_cooldown_ms; /* open this long, then one probe; default 30 s */
-    int line, col;            /* where it was defined */
+    int line, col;               /* where it was defined */
 } at_config_webhook_t;
 
 enum { AT_SINK_EV_ENTER = 1, AT_SINK_EV_EXIT = 2, AT_SINK_EV_TRIGGER = 4, AT_SINK_EV_ALL = 7 };

@@ -22,7 +22,7 @@ typedef struct at_hookld {
 } at_hookld_t;
 
 __attribute__((format(printf, 3, 4))) static int at_hook__fail(at_hookld_t *ld, yaml_mark_t m,
-                                                                const char *fmt, ...)
+                                                               const char *fmt, ...)
 {
     char msg[400];
     va_list ap;
@@ -129,7 +129,7 @@ static int at_hook__events(at_hookld_t *ld, yaml_node_t *n, int *events)
 typedef struct at_hook__num {
     const char *name;
     size_t off;
-    bool duration;   /* int64_t ms, else int */
+    bool duration; /* int64_t ms, else int */
     int64_t min, max;
 } at_hook__num_t;
 
@@ -167,8 +167,9 @@ static int at_hook__number(at_hookld_t *ld, const at_hook__num_t *d, yaml_node_t
         x = l;
     }
     if (x < d->min || x > d->max)
-        return at_hook__fail(ld, vn->start_mark, "sinks.webhooks.%s: %lld is out of range %lld..%lld",
-                             d->name, (long long)x, (long long)d->min, (long long)d->max);
+        return at_hook__fail(ld, vn->start_mark,
+                             "sinks.webhooks.%s: %lld is out of range %lld..%lld", d->name,
+                             (long long)x, (long long)d->min, (long long)d->max);
     if (d->duration)
         *(int64_t *)((char *)w + d->off) = x;
     else
@@ -258,8 +259,9 @@ static int at_hook__load_one(at_hookld_t *ld, yaml_node_t *n, at_config_webhook_
     w->line = (int)n->start_mark.line + 1;
     w->col = (int)n->start_mark.column + 1;
     if (n->type != YAML_MAPPING_NODE)
-        return at_hook__fail(ld, n->start_mark,
-                             "sinks.webhooks: each webhook must be a mapping {name, url, secret, ...}");
+        return at_hook__fail(
+            ld, n->start_mark,
+            "sinks.webhooks: each webhook must be a mapping {name, url, secret, ...}");
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = at_hook__node(ld, p->key);
         for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p; q++) {

@@ -21,27 +21,23 @@ static void at_sinks__one(at_sinks_t *s, at_sink_t *k, at_buf_t *b)
     (void)at_buf_json_str(b, k->cfg->url, strlen(k->cfg->url));
     (void)at_buf_printf(b, ",\"state\":\"%s\",\"breaker\":\"%s\",\"breaker_opened\":%llu",
                         br == AT_BREAKER_CLOSED ? "delivering" : "paused",
-                        at_sinks__breaker_name(br),
-                        (unsigned long long)atomic_load(&k->a_opened));
+                        at_sinks__breaker_name(br), (unsigned long long)atomic_load(&k->a_opened));
     (void)at_buf_puts(b, ",\"position\":[");
     pthread_mutex_lock(&k->mu);
     for (int p = 0; p < k->partitions; p++)
         (void)at_buf_printf(b, "%s%lld", p ? "," : "", (long long)k->snap[p]);
     pthread_mutex_unlock(&k->mu);
-    (void)at_buf_printf(b,
-                        "],\"lag\":%lld,\"inflight\":%d,\"counts\":{\"ok\":%llu,\"retry\":%llu,"
-                        "\"dead\":%llu,\"skipped\":%llu,\"attempts\":%llu},\"dead\":%llu,"
-                        "\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"count\":%llu}}",
-                        (long long)at_sinks__lag(s, k), atomic_load(&k->a_inflight),
-                        (unsigned long long)atomic_load(&k->n_ok),
-                        (unsigned long long)atomic_load(&k->n_retry),
-                        (unsigned long long)atomic_load(&k->n_dead),
-                        (unsigned long long)atomic_load(&k->n_skipped),
-                        (unsigned long long)atomic_load(&k->n_attempts),
-                        (unsigned long long)atomic_load(&k->a_dead),
-                        (double)at_lat_quantile_ns(&k->lat, 0.5) / 1e6,
-                        (double)at_lat_quantile_ns(&k->lat, 0.99) / 1e6,
-                        (unsigned long long)at_lat_count(&k->lat));
+    (void)at_buf_printf(
+        b,
+        "],\"lag\":%lld,\"inflight\":%d,\"counts\":{\"ok\":%llu,\"retry\":%llu,"
+        "\"dead\":%llu,\"skipped\":%llu,\"attempts\":%llu},\"dead\":%llu,"
+        "\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"count\":%llu}}",
+        (long long)at_sinks__lag(s, k), atomic_load(&k->a_inflight),
+        (unsigned long long)atomic_load(&k->n_ok), (unsigned long long)atomic_load(&k->n_retry),
+        (unsigned long long)atomic_load(&k->n_dead), (unsigned long long)atomic_load(&k->n_skipped),
+        (unsigned long long)atomic_load(&k->n_attempts),
+        (unsigned long long)atomic_load(&k->a_dead), (double)at_lat_quantile_ns(&k->lat, 0.5) / 1e6,
+        (double)at_lat_quantile_ns(&k->lat, 0.99) / 1e6, (unsigned long long)at_lat_count(&k->lat));
 }
 
 int at_sinks_list(at_sinks_t *s, char **json, size_t *len)
@@ -188,7 +184,7 @@ int at_sinks_metrics(at_sinks_t *s, at_buf_t *out)
                      "Times the endpoint's circuit breaker opened.", at_sinks__m_opened);
     at_sinks__family(s, out, "attune_sink_lag", "gauge",
                      "Outputs on the bus past the sink's durable position.", at_sinks__m_lag);
-    at_sinks__family(s, out, "attune_sink_dead", "gauge",
-                     "Dead letters of the sink not replayed.", at_sinks__m_dead);
+    at_sinks__family(s, out, "attune_sink_dead", "gauge", "Dead letters of the sink not replayed.",
+                     at_sinks__m_dead);
     return 0;
 }

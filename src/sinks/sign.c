@@ -3,8 +3,8 @@
  * delivery"). */
 #include "at_sinks.h"
 
-#include <openssl/evp.h>
 #include <openssl/core_names.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 
 void at_sink_sign(const char *secret, size_t slen, int64_t ts, const char *body, size_t blen,

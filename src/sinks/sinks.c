@@ -14,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define AT_SINK_WINDOW 1024  /* outputs read ahead and not finished, per sink */
-#define AT_SINK_SAVE_MS 50   /* positions are written at most this often */
-#define AT_SINK_POLL_MS 100  /* longest sleep of the delivery thread */
+#define AT_SINK_WINDOW 1024 /* outputs read ahead and not finished, per sink */
+#define AT_SINK_SAVE_MS 50  /* positions are written at most this often */
+#define AT_SINK_POLL_MS 100 /* longest sleep of the delivery thread */
 
 struct at_sinks {
     attune_t *a;
@@ -87,8 +87,7 @@ static void at_sinks__finish(at_sink_t *k, at_sink_item_t *it)
         char *data = NULL;
         size_t len = 0;
         if (at_sinks__read_dead(k, &data, &len) == 0)
-            atomic_store(&k->a_dead,
-                         at_sinks__count_dead(data, len, atomic_load(&k->dead_done)));
+            atomic_store(&k->a_dead, at_sinks__count_dead(data, len, atomic_load(&k->dead_done)));
         free(data);
     }
 }
@@ -512,8 +511,8 @@ static void *at_sinks__head_main(void *ud)
 
 /* ---- start and stop ------------------------------------------------------------------ */
 
-static int at_sinks__open_sink(at_sinks_t *s, at_sink_t *k, const at_config_webhook_t *c,
-                               char *err, size_t errlen)
+static int at_sinks__open_sink(at_sinks_t *s, at_sink_t *k, const at_config_webhook_t *c, char *err,
+                               size_t errlen)
 {
     k->cfg = c;
     k->partitions = s->partitions;

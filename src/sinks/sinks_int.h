@@ -22,9 +22,9 @@ typedef struct at_sink at_sink_t;
 /* One output on its way to one sink. */
 typedef struct at_sink_item {
     at_sink_t *sink;
-    int partition;        /* -1: a dead letter being replayed */
-    int64_t offset;       /* in the output log; a replay: in the dead-letter log */
-    char *json;           /* the output, owned */
+    int partition;  /* -1: a dead letter being replayed */
+    int64_t offset; /* in the output log; a replay: in the dead-letter log */
+    char *json;     /* the output, owned */
     size_t len;
     char id[40];          /* the output's id: Attune-Id, Idempotency-Key */
     int64_t seq;          /* Attune-Seq */
@@ -43,12 +43,12 @@ struct at_sink {
     char dir[4096]; /* DATA_DIR/sinks/NAME */
     int partitions;
     attune_outputs_t *reader;
-    int64_t *next_read; /* per partition: the offset after the last one read */
-    int64_t *pos;       /* per partition: the oldest output not finished */
+    int64_t *next_read;   /* per partition: the offset after the last one read */
+    int64_t *pos;         /* per partition: the oldest output not finished */
     at_sink_item_t **win; /* unfinished items, in the order read */
     size_t nwin, capwin;
-    size_t nlive;         /* of them, from the bus (not replays) */
-    size_t nreplay;       /* of them, replays */
+    size_t nlive;   /* of them, from the bus (not replays) */
+    size_t nreplay; /* of them, replays */
     int inflight;
     at_sink_breaker_t br;
     uint64_t rng;
@@ -64,7 +64,7 @@ struct at_sink {
     _Atomic bool replay_req;
     _Atomic uint64_t n_ok, n_retry, n_dead, n_skipped, n_attempts;
     _Atomic int a_inflight;
-    _Atomic int a_breaker;    /* at_breaker_state_t */
+    _Atomic int a_breaker;     /* at_breaker_state_t */
     _Atomic uint64_t a_opened; /* breaker openings */
     _Atomic uint64_t a_dead;   /* current dead letters */
     at_lat_t lat;              /* read off the bus -> 2xx */

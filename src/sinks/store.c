@@ -231,8 +231,8 @@ int at_sinks__save_replay(at_sink_t *k)
 {
     char path[4200], text[64];
     int rc = at_sinks__path(k, "replay", path, sizeof path);
-    int n = snprintf(text, sizeof text, "%llu %llu\n",
-                     (unsigned long long)atomic_load(&k->dead_done),
-                     (unsigned long long)atomic_load(&k->dead_target));
+    int n =
+        snprintf(text, sizeof text, "%llu %llu\n", (unsigned long long)atomic_load(&k->dead_done),
+                 (unsigned long long)atomic_load(&k->dead_target));
     return rc < 0 ? rc : at_file_write_atomic(path, text, (size_t)n);
 }
