@@ -27,7 +27,7 @@ void at_sink_sign(const char *secret, size_t slen, int64_t ts, const char *body,
     EVP_MAC_CTX_free(c);
     EVP_MAC_free(m);
     static const char digits[] = "0123456789abcdef";
-    for (unsigned int i = 0; i < mlen && i < 32; i++) {
+    for (size_t i = 0; i < mlen && i < 32; i++) {
         hex[2 * i] = digits[mac[i] >> 4];
         hex[2 * i + 1] = digits[mac[i] & 15];
     }

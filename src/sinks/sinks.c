@@ -44,7 +44,7 @@ static void at_sinks__push(at_sink_t *k, at_sink_item_t *it)
 {
     if (k->nwin == k->capwin) {
         k->capwin = k->capwin ? 2 * k->capwin : 64;
-        k->win = at_xrealloc(k->win, k->capwin * sizeof *k->win);
+        k->win = at_xrealloc(k->win, k->capwin * sizeof(at_sink_item_t *));
     }
     k->win[k->nwin++] = it;
     if (it->partition >= 0)
@@ -67,7 +67,7 @@ static void at_sinks__finish(at_sink_t *k, at_sink_item_t *it)
 {
     for (size_t i = 0; i < k->nwin; i++) {
         if (k->win[i] == it) {
-            memmove(&k->win[i], &k->win[i + 1], (k->nwin - i - 1) * sizeof *k->win);
+            memmove(&k->win[i], &k->win[i + 1], (k->nwin - i - 1) * sizeof(at_sink_item_t *));
             k->nwin--;
             break;
         }
