@@ -31,13 +31,16 @@ static void at_sinks__one(at_sinks_t *s, at_sink_t *k, at_buf_t *b)
         b,
         "],\"lag\":%lld,\"inflight\":%d,\"counts\":{\"ok\":%llu,\"retry\":%llu,"
         "\"dead\":%llu,\"skipped\":%llu,\"attempts\":%llu},\"dead\":%llu,"
-        "\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"count\":%llu}}",
+        "\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"count\":%llu},"
+        "\"event_latency_ms\":{\"p50\":%.3f,\"p99\":%.3f}}",
         (long long)at_sinks__lag(s, k), atomic_load(&k->a_inflight),
         (unsigned long long)atomic_load(&k->n_ok), (unsigned long long)atomic_load(&k->n_retry),
         (unsigned long long)atomic_load(&k->n_dead), (unsigned long long)atomic_load(&k->n_skipped),
         (unsigned long long)atomic_load(&k->n_attempts),
         (unsigned long long)atomic_load(&k->a_dead), (double)at_lat_quantile_ns(&k->lat, 0.5) / 1e6,
-        (double)at_lat_quantile_ns(&k->lat, 0.99) / 1e6, (unsigned long long)at_lat_count(&k->lat));
+        (double)at_lat_quantile_ns(&k->lat, 0.99) / 1e6, (unsigned long long)at_lat_count(&k->lat),
+        (double)at_lat_quantile_ns(&k->lat_event, 0.5) / 1e6,
+        (double)at_lat_quantile_ns(&k->lat_event, 0.99) / 1e6);
 }
 
 int at_sinks_list(at_sinks_t *s, char **json, size_t *len)

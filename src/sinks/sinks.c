@@ -187,6 +187,9 @@ static void at_sinks__ids(at_sink_item_t *it, const at_json_t *o)
     const at_json_t *seq = at_json_get(o, "seq", 3);
     if (seq)
         (void)at_json_i64(seq, &it->seq);
+    const at_json_t *ts = at_json_get(o, "ts", 2);
+    if (ts)
+        (void)at_json_i64(ts, &it->ts);
 }
 
 static int at_sinks__on_output(void *ud, int p, int64_t off, const char *json, size_t len)
@@ -206,10 +209,8 @@ static int at_sinks__on_output(void *ud, int p, int64_t off, const char *json, s
         return 0;
     at_sink_item_t *it = at_sinks__item(k, p, off, json, len);
     at_sinks__ids(it, o);
-    int64_t ts = 0;
-    const at_json_t *t = at_json_get(o, "ts", 2);
     int64_t max_age = x->s->cfg->sinks_max_age_ms;
-    if (max_age > 0 && t && at_json_i64(t, &ts) == 0 && at_time_now_ms() - ts > max_age) {
+    if (max_age > 0 && it->ts > 0 && at_time_now_ms() - it->ts > max_age) {
         at_sinks__record(k, false, it, "max_age");
         atomic_fetch_add(&k->n_skipped, 1);
         at_sinks__item_free(it);
@@ -386,6 +387,9 @@ static void at_sinks__done(at_sinks_t *s, at_sink_item_t *it, CURLcode cc)
     if (ok) {
         atomic_fetch_add(&k->n_ok, 1);
         at_lat_observe_ns(&k->lat, at_time_mono_ns() - it->read_ns);
+        int64_t age = at_time_now_ms() - it->ts;
+        if (it->ts > 0 && age >= 0)
+            at_lat_observe_ns(&k->lat_event, age * 1000000);
         at_sinks__finish(k, it);
     } else if (permanent || it->attempts >= k->cfg->max_attempts) {
         at_sinks__record(k, true, it, permanent ? "rejected" : "max_attempts");
@@ -521,6 +525,7 @@ static int at_sinks__open_sink(at_sinks_t *s, at_sink_t *k, const at_config_webh
     k->snap = at_xcalloc((size_t)s->partitions, sizeof *k->snap);
     k->rng = (uint64_t)at_time_mono_ns() | 1;
     at_lat_init(&k->lat);
+    at_lat_init(&k->lat_event);
     pthread_mutex_init(&k->mu, NULL);
     at_sink_breaker_init(&k->br, c->breaker_failures, c->breaker_cooldown_ms);
     int rc = at_sinks__open_files(k, s->cfg->data_dir, err, errlen);

@@ -28,6 +28,7 @@ typedef struct at_sink_item {
     size_t len;
     char id[40];          /* the output's id: Attune-Id, Idempotency-Key */
     int64_t seq;          /* Attune-Seq */
+    int64_t ts;           /* the output's event time, epoch ms */
     int attempts;         /* made so far */
     int state;            /* AT_ITEM_* */
     int64_t due_ms;       /* monotonic ms: not tried again before */
@@ -68,6 +69,7 @@ struct at_sink {
     _Atomic uint64_t a_opened; /* breaker openings */
     _Atomic uint64_t a_dead;   /* current dead letters */
     at_lat_t lat;              /* read off the bus -> 2xx */
+    at_lat_t lat_event;        /* the output's event time -> 2xx (wall clock) */
     pthread_mutex_t mu;        /* guards snap */
     int64_t *snap;             /* a copy of pos */
 };
