@@ -133,6 +133,30 @@ sinks=$(curl -s "$AT_URL/v1/sinks")
 [ "$(jq -r '.sinks[] | select(.name == "crm") | .counts.ok' <<<"$sinks")" = 40 ] || at_fail "GET /v1/sinks: $sinks"
 echo "sinks: dead endpoint -> 5 dead letters after 3 attempts, breaker opened"
 
+# a replay interrupted by kill -9 resumes at the next start: the endpoint
+# hangs (SIGSTOP) while the replayed attempts are in flight
+last=$(curl -s "$AT_URL/v1/sinks/dead/dead" | jq '.dead[-1].offset')
+kill -STOP "$DEAD_PID"
+curl -s -X POST "$AT_URL/v1/sinks/dead/dead/replay" >/dev/null
+for i in $(seq 100); do
+    [ "$(curl -s "$AT_URL/v1/sinks" | jq '.sinks[] | select(.name == "dead") | .inflight')" -gt 0 ] && break
+    at_sleep_ms 50
+done
+[ "$(curl -s "$AT_URL/v1/sinks/dead/dead" | jq '[.dead[] | select(.replaying)] | length')" = 5 ] ||
+    at_fail "the dead letters are not marked as replaying"
+at_serve_kill
+kill -CONT "$DEAD_PID"
+at_serve_start "$W/data" --config "$W/c.yaml"
+at_wait_ready
+grep -q 'sink_replay.*sink=dead dead_letters=5' "$AT_SERVE_LOG" || at_fail "the replay did not resume"
+for i in $(seq 200); do
+    list=$(curl -s "$AT_URL/v1/sinks/dead/dead")
+    [ "$(jq '.total' <<<"$list")" = 5 ] && [ "$(jq ".dead[0].offset > $last" <<<"$list")" = true ] && break
+    at_sleep_ms 100
+done
+[ "$(jq ".dead[0].offset > $last" <<<"$list")" = true ] || at_fail "the resumed replay did not finish: $list"
+echo "sinks: a replay interrupted by kill -9 resumed and failed again into new dead letters"
+
 # the endpoint comes back on its port; the dead letters are replayed there
 kill -9 "$DEAD_PID"
 wait "$DEAD_PID" 2>/dev/null || true
