@@ -36,7 +36,7 @@ typedef struct conn {
     size_t len;
 } conn_t;
 
-static char ids[NIDS][40];
+static char ids[NIDS][64];
 static int counts[NIDS];
 
 static int *attempts_of(const char *id)
