@@ -4,7 +4,7 @@
 set -euo pipefail
 what=${1:-build}
 
-build_pkgs="gcc make cmake ninja-build pkg-config libyaml-dev libxxhash-dev libcjson-dev libssl-dev libh2o-evloop-dev libwslay-dev tzdata"
+build_pkgs="gcc make cmake ninja-build pkg-config libyaml-dev libxxhash-dev libcjson-dev libssl-dev libcurl4-openssl-dev libh2o-evloop-dev libwslay-dev tzdata"
 test_pkgs="clang libclang-rt-14-dev libcmocka-dev curl python3 procps"
 bench_pkgs="wrk nginx-light redis-server redis-tools libhiredis-dev liblmdb-dev valgrind linux-perf util-linux openjdk-17-jdk-headless maven"
 

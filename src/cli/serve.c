@@ -1,6 +1,7 @@
 /* serve.c - `attune serve`: the engine and its HTTP API in one process. */
 #include "at_cli.h"
 #include "at_serve.h"
+#include "at_sinks.h"
 #include "attune.h"
 
 #include <getopt.h>
@@ -25,6 +26,27 @@ static void at_cli__serve_usage(FILE *f)
            "  -h, --help             this help\n\n"
            "Stops cleanly on SIGINT or SIGTERM: in-flight batches are answered and\n"
            "made durable, then it exits 0.\n");
+}
+
+/* The sinks' functions as the API calls them (at_serve_sinks_t). */
+static int at_cli__sinks_list(void *ud, char **json, size_t *len)
+{
+    return at_sinks_list(ud, json, len);
+}
+
+static int at_cli__sinks_dead(void *ud, const char *name, int limit, char **json, size_t *len)
+{
+    return at_sinks_dead(ud, name, limit, json, len);
+}
+
+static int at_cli__sinks_replay(void *ud, const char *name, char **json, size_t *len)
+{
+    return at_sinks_replay(ud, name, json, len);
+}
+
+static int at_cli__sinks_metrics(void *ud, struct at_buf *out)
+{
+    return at_sinks_metrics(ud, out);
 }
 
 int at_cli_serve(int argc, char **argv)
@@ -104,10 +126,22 @@ int at_cli_serve(int argc, char **argv)
         (void)fprintf(stderr, "attune serve: %s\n", err);
         goto out;
     }
+    at_sinks_t *sinks = NULL;
+    if (at_sinks_start(a, &sinks, err, sizeof err) < 0) {
+        (void)fprintf(stderr, "attune serve: %s\n", err);
+        attune_close(a);
+        goto out;
+    }
+    at_serve_sinks_t sinks_ops = {sinks, at_cli__sinks_list, at_cli__sinks_dead,
+                                  at_cli__sinks_replay, at_cli__sinks_metrics};
+    if (sinks)
+        at_serve_set_sinks(&sinks_ops);
     if (at_serve_run(a, err, sizeof err) < 0)
         (void)fprintf(stderr, "attune serve: %s\n", err);
     else
         rc = 0;
+    at_serve_set_sinks(NULL);
+    at_sinks_stop(sinks); /* in flight finished or left for the next start */
     attune_close(a);
 out:
     for (int i = 0; i < nover; i++)

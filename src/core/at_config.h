@@ -55,6 +55,26 @@ typedef struct at_config_rules {
     size_t n;
 } at_config_rules_t;
 
+/* A webhook sink (DESIGN.md §6 "Outputs", docs/api.md "Webhooks"). */
+typedef struct at_config_webhook {
+    char *name;                  /* the sink's name: DATA_DIR/sinks/NAME, metrics label */
+    char *url;                   /* http:// or https:// */
+    char *secret;                /* HMAC-SHA256 key of the signature */
+    int events;                  /* AT_SINK_EV_* bits; default all */
+    char **segments;             /* NULL-terminated names, or NULL: all */
+    char **triggers;             /* NULL-terminated names, or NULL: all */
+    int64_t timeout_ms;          /* one attempt; default 5 s */
+    int max_attempts;            /* default 8 */
+    int64_t backoff_ms;          /* first retry delay bound; default 1 s */
+    int64_t backoff_max_ms;      /* default 5 min */
+    int concurrency;             /* deliveries in flight; default 4 */
+    int breaker_failures;        /* consecutive failures that open the breaker; default 5 */
+    int64_t breaker_cooldown_ms; /* open this long, then one probe; default 30 s */
+    int line, col;               /* where it was defined */
+} at_config_webhook_t;
+
+enum { AT_SINK_EV_ENTER = 1, AT_SINK_EV_EXIT = 2, AT_SINK_EV_TRIGGER = 4, AT_SINK_EV_ALL = 7 };
+
 typedef struct at_config {
     /* server */
     char *listen;       /* "127.0.0.1:8080" */
@@ -124,6 +144,10 @@ typedef struct at_config {
     at_config_rules_t segments;
     at_config_rules_t triggers;
     at_config_rules_t placements; /* POST /v1/decide (src/engine/decide.c) */
+    /* sinks (src/sinks/) */
+    int64_t sinks_max_age_ms; /* outputs older than this are recorded, not delivered; 1 h */
+    at_config_webhook_t *webhooks;
+    size_t nwebhooks;
 } at_config_t;
 
 /* Fills c with the defaults. Returns owned fields: free with at_config_free(). */
@@ -150,5 +174,8 @@ int at_config_doc(struct at_buf *out);
 /* Writes the same table to the file descriptor fd (e.g. 1 for stdout).
  * Returns 0 or -errno. */
 int at_config_doc_print(int fd);
+
+/* config_sinks.c: frees a webhook list. */
+void at_config_webhooks_free(at_config_webhook_t *w, size_t n);
 
 #endif

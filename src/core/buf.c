@@ -105,14 +105,16 @@ int at_buf_vprintf(at_buf_t *b, const char *fmt, va_list ap)
     int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap2);
     va_end(ap2);
     if (n < 0) {
-        b->data[b->len] = '\0';
+        if (b->cap) /* never write the shared empty "" (other threads read it) */
+            b->data[b->len] = '\0';
         return AT_EINVALID;
     }
     if ((size_t)n < room && (!b->max || b->len + (size_t)n <= b->max)) {
         b->len += (size_t)n;
         return 0;
     }
-    b->data[b->len] = '\0';
+    if (b->cap)
+        b->data[b->len] = '\0';
     int rc = at_buf_reserve(b, (size_t)n);
     if (rc)
         return rc;

@@ -21,6 +21,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "config_int.h"
+
 #define AT_CONFIG_MAX_FILE (16u << 20)  /* a config file larger than this is a mistake */
 #define AT_CONFIG_MAX_DEPTH 32          /* nesting of a schema */
 #define AT_CONFIG_MAX_SCHEMA (1u << 20) /* bytes of one schema as JSON */
@@ -38,6 +40,7 @@ typedef enum {
     AT_CFG_MAPPING,  /* mappings / nmappings */
     AT_CFG_SCHEMAS,  /* schemas / nschemas */
     AT_CFG_RULES,    /* at_config_rules_t: a list of segment or trigger definitions */
+    AT_CFG_WEBHOOKS, /* webhooks / nwebhooks (config_sinks.c) */
 } at_config__type_t;
 
 typedef struct at_config__setting {
@@ -199,6 +202,13 @@ static const at_config__setting_t at_config__table[] = {
     {"triggers", AT_CFG_RULES, OFF(triggers), NULL, 0, 0, NULL, NULL,
      "Trigger definitions: a list of `{name, on, unless, within, cooldown, when, action, mode, "
      "rollout}` (docs/rules.md)."},
+    {"sinks.max_age", AT_CFG_DURATION, OFF(sinks_max_age_ms), "1h", 0, 3650 * DAY_MS, NULL, NULL,
+     "Outputs whose event time is older than this when read (e.g. after a backfill) are "
+     "recorded in each sink's `skipped` log and counted, not delivered; 0: no limit."},
+    {"sinks.webhooks", AT_CFG_WEBHOOKS, OFF(webhooks), NULL, 0, 0, NULL, NULL,
+     "Webhook sinks: a list of `{name, url, secret, events, segments, triggers, timeout, "
+     "max_attempts, backoff, backoff_max, concurrency, breaker_failures, breaker_cooldown}` "
+     "(docs/api.md \"Webhooks\"). Each output is POSTed, signed, to every sink that wants it."},
 };
 
 #define AT_CONFIG_NSETTINGS AT_ARRAY_LEN(at_config__table)
@@ -328,6 +338,10 @@ static void at_config__clear(at_config_t *c, const at_config__setting_t *s)
         break;
     case AT_CFG_RULES:
         at_config__free_rules((at_config_rules_t *)f);
+        break;
+    case AT_CFG_WEBHOOKS:
+        at_config_webhooks_free(c->webhooks, c->nwebhooks);
+        c->webhooks = NULL, c->nwebhooks = 0;
         break;
     default:
         break;
@@ -479,6 +493,7 @@ static int at_config__set_text(at_config_t *c, const at_config__setting_t *s, co
     case AT_CFG_KEYS:
     case AT_CFG_MAPPING:
     case AT_CFG_SCHEMAS:
+    case AT_CFG_WEBHOOKS:
     case AT_CFG_RULES:
         (void)snprintf(why, whylen, "%s can only be set in the config file", s->name);
         return AT_EINVALID;
@@ -1178,6 +1193,8 @@ static int at_config__load_setting(at_config__loader_t *ld, const at_config__set
         return at_config__load_schemas(ld, v);
     case AT_CFG_RULES:
         return at_config__load_rules(ld, s, v);
+    case AT_CFG_WEBHOOKS:
+        return at_config__load_webhooks(ld->doc, v, ld->c, ld->err, ld->errlen);
     case AT_CFG_LIST:
         return at_config__load_list(ld, s, v);
     default:
@@ -1364,6 +1381,7 @@ static const char *at_config__type_name(at_config__type_t t)
         [AT_CFG_MAPPING] = "map",
         [AT_CFG_SCHEMAS] = "map of schemas",
         [AT_CFG_RULES] = "list of definitions",
+        [AT_CFG_WEBHOOKS] = "list of webhooks",
     };
     return names[t];
 }

@@ -18,4 +18,18 @@
 int at_serve_run(attune_t *a, char *err, size_t errlen);
 void at_serve_stop(void);
 
+/* The sinks' side of GET /v1/sinks, GET /v1/sinks/{name}/dead and POST
+ * /v1/sinks/{name}/dead/replay and of /metrics (src/sinks/at_sinks.h), set
+ * by the CLI before at_serve_run. JSON answers are owned (free()); unknown
+ * sink: AT_ENOTFOUND. Borrowed until at_serve_run returns. */
+struct at_buf;
+typedef struct at_serve_sinks {
+    void *ud;
+    int (*list)(void *ud, char **json, size_t *len);
+    int (*dead)(void *ud, const char *name, int limit, char **json, size_t *len);
+    int (*replay)(void *ud, const char *name, char **json, size_t *len);
+    int (*metrics)(void *ud, struct at_buf *out);
+} at_serve_sinks_t;
+void at_serve_set_sinks(const at_serve_sinks_t *ops);
+
 #endif

@@ -320,6 +320,7 @@ static int at_serve__metrics(at_serve_t *s, at_http_req_t *r)
     at_metric_write(&b, "attune_http_limit_refusals_total", "counter",
                     "Requests refused by the server's own limits (408, 413, 431, 503).", NULL,
                     (double)hs.rejected_limits);
+    (void)at_serve__sinks_metrics(&b);
     at_serve__send(s, r, 200, NULL, "text/plain; version=0.0.4", b.data, b.len);
     at_buf_deinit(&b);
     return 0;
@@ -415,6 +416,8 @@ static int at_serve__handle(void *ud, at_http_req_t *r)
         return at_serve__rules_list(s, r, ATTUNE_TRIGGER);
     if (at_serve__path(r, "/v1/admin/digest") && at_serve__is(r, "GET"))
         return at_serve__digest(s, r);
+    if (at_serve__path(r, "/v1/sinks") || at_serve__prefix(r, "/v1/sinks/"))
+        return at_serve__sinks(s, r);
     at_serve__error(s, r, 404, NULL, "not_found", NULL, "no such route");
     return 0;
 }

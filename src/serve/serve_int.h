@@ -70,4 +70,8 @@ int at_serve__rules(at_serve_t *s, at_http_req_t *r, int kind, size_t prefix);
 int at_serve__rules_list(at_serve_t *s, at_http_req_t *r, int kind);
 int at_serve__digest(at_serve_t *s, at_http_req_t *r);
 
+/* routes_sinks.c: the /v1/sinks endpoints; the sinks' metrics appended to out. */
+int at_serve__sinks(at_serve_t *s, at_http_req_t *r);
+int at_serve__sinks_metrics(at_buf_t *out);
+
 #endif
