@@ -16,8 +16,8 @@ bench_begin() {
 }
 
 bench_cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    wait 2>/dev/null
+    if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
+    wait 2>/dev/null || true
     rm -rf "$work"
 }
 

@@ -150,7 +150,7 @@ a_rps=$(median_of <"$work/attune.rps")
 n_rps=$(median_of <"$work/nginx.rps")
 a_p99=$(median_of <"$work/attune.p99")
 n_p99=$(median_of <"$work/nginx.p99")
-curl -s "http://127.0.0.1:$port/metrics" | grep -E '^attune_(reco_items|reco_bytes|users|events_processed_total) ' | sed 's/^/  /' || true
+curl -s "http://127.0.0.1:$port/metrics" | grep -E "^attune_(reco_items|reco_bytes|reco_answers_cached_total|users|events_processed_total) " | sed 's/^/  /' || true
 echo "median of $RUNS:"
 printf '  attune  %10.0f req/s  p99 %7.3f ms\n' "$a_rps" "$a_p99"
 printf '  nginx   %10.0f req/s  p99 %7.3f ms\n' "$n_rps" "$n_p99"

@@ -165,6 +165,13 @@ int attune_item_get(attune_t *a, const char *item, size_t n, char **json, size_t
  * a bad query. */
 int attune_recommend(attune_t *a, const char *user, size_t n, const attune_reco_query_t *q,
                      const char *min_position, attune_done_cb cb, void *ud);
+/* The same answer on the calling thread when a recent one is kept
+ * (reco.answers): built for the same user and query within reco.cache,
+ * with no record of the user processed since, and the user's partition
+ * past min_position. 0 and owned JSON (attune_free), else
+ * ATTUNE_ENOTFOUND (ask attune_recommend) or ATTUNE_EINVALID. */
+int attune_recommend_cached(attune_t *a, const char *user, size_t n, const attune_reco_query_t *q,
+                            const char *min_position, char **json, size_t *len);
 /* Owned JSON {"item_id","items":[..]}: items seen together with item;
  * ATTUNE_ENOTFOUND for an item never seen. */
 int attune_similar(attune_t *a, const char *item, size_t n, const attune_reco_query_t *q,
@@ -185,6 +192,20 @@ int attune_decide(attune_t *a, const char *body, size_t len, attune_done_cb cb, 
                   attune_error_t *err);
 /* Owned JSON {"placements":[..]}: the configured placements. */
 int attune_placements(attune_t *a, char **json, size_t *len);
+
+/* ---- watched users (push re-decides for them, DESIGN.md §7) --------------------- */
+/* Runs on a shard thread after a record of a watched user (an event, a
+ * merge, a handoff, a forwarded event) was processed, with the user's
+ * namespaced key ("u:42"); what the user's reads return may have changed.
+ * Must not block: hand the key over to another thread. */
+typedef void (*attune_change_fn)(void *ud, const char *user_key, size_t len);
+/* Sets the one callback; call it before the first attune_watch. */
+void attune_watch_callback(attune_t *a, attune_change_fn fn, void *ud);
+/* Watches a user (id as for attune_user). Counted: a user watched twice
+ * is watched until unwatched twice. ATTUNE_EINVALID for a bad id. Any
+ * thread. */
+int attune_watch(attune_t *a, const char *id, size_t n);
+void attune_unwatch(attune_t *a, const char *id, size_t n);
 
 /* ---- the output bus (segment and trigger events) ------------------------------ */
 typedef struct attune_outputs attune_outputs_t;

@@ -126,7 +126,7 @@ typedef struct at_config {
     int64_t reco_pair_window_ms; /* default 30 min */
     int reco_max_pairs;          /* default 10 */
     int64_t reco_cache_ms;       /* default 10 s */
-    int reco_answers;            /* default 1024 */
+    int reco_answers;            /* default 4096 */
     at_config_rules_t segments;
     at_config_rules_t triggers;
     at_config_rules_t placements; /* POST /v1/decide (src/engine/decide.c) */

@@ -193,9 +193,10 @@ static const at_config__setting_t at_config__table[] = {
     {"reco.cache", AT_CFG_DURATION, OFF(reco_cache_ms), "10s", 0, 3600000, NULL, NULL,
      "How long a reading thread reuses an item's data merged over the partitions (its "
      "neighbours, popularity, availability); 0: merged again for every read."},
-    {"reco.answers", AT_CFG_INT, OFF(reco_answers), "1024", 0, 1 << 20, NULL, NULL,
-     "Recommendation answers each partition keeps for `reco.cache`: the same user, with the "
-     "same state, asking the same again gets it without a new computation. 0: none."},
+    {"reco.answers", AT_CFG_INT, OFF(reco_answers), "4096", 0, 1 << 20, NULL, NULL,
+     "Recommendation answers each partition keeps for `reco.cache`: the same user asking the "
+     "same again, with no new event of theirs processed since, gets it from the HTTP thread "
+     "without a new computation. 0: none."},
     {"reco.max_pairs", AT_CFG_INT, OFF(reco_max_pairs), "10", 1, 100, NULL, NULL,
      "An interaction pairs with at most this many of the user's most recent other items."},
     {"segments", AT_CFG_RULES, OFF(segments), NULL, 0, 0, NULL, NULL,

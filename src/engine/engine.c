@@ -114,12 +114,14 @@ void at_engine__proc_cfg(const at_config_t *c, at_proc_cfg_t *pc, int partitions
 
 static int at_engine__open_streams(attune_t *a, char *err, size_t errlen)
 {
+    a->watch = at_watch_new(a->partitions);
     at_streams_cfg_t sc = {.data_dir = a->cfg.data_dir,
                            .log_dir = a->log_dir,
                            .partitions = a->partitions,
                            .shards = a->cfg.shards,
                            .ckpt_interval_ms = a->cfg.checkpoint_interval_ms,
-                           .out_segment_bytes = a->cfg.out_segment_bytes};
+                           .out_segment_bytes = a->cfg.out_segment_bytes,
+                           .watch = a->watch};
     at_engine__proc_cfg(&a->cfg, &sc.proc, a->partitions);
     at_streams_hooks_t h = {at_engine__send, a};
     return at_streams_open(&a->streams, &sc, &h, at_log_seq(a->log), err, errlen);
@@ -139,6 +141,7 @@ static void at_engine__init_sync(attune_t *a)
 static void at_engine__free(attune_t *a)
 {
     at_streams_close(a->streams);
+    at_watch_free(a->watch);
     while (a->ihead) { /* appends nobody will write: answered as failed */
         at_ijob_t *j = a->ihead;
         a->ihead = j->next;

@@ -170,6 +170,30 @@ int attune_recommend(attune_t *a, const char *user, size_t n, const attune_reco_
     return at_streams_recommend(a->streams, key, kl, &r, min_offset, cb, ud);
 }
 
+int attune_recommend_cached(attune_t *a, const char *user, size_t n, const attune_reco_query_t *q,
+                            const char *min_position, char **json, size_t *len)
+{
+    char key[1100];
+    size_t kl = at_engine__user_key(user, n, key, sizeof key);
+    if (!kl)
+        return AT_EINVALID;
+    at_pstr_t ex[AT_ITEMS_MAX_EXCLUDE];
+    at_reco_req_t r;
+    if (at_items__req(q, &r, ex, AT_ITEMS_MAX_EXCLUDE) < 0)
+        return AT_EINVALID;
+    int64_t min_offset = -1;
+    if (min_position)
+        min_offset = at_engine__position_for(min_position, at_partition_of(key, kl, a->partitions));
+    at_buf_t b;
+    at_buf_init(&b, 0);
+    if (!at_streams_reco_cached(a->streams, key, kl, &r, min_offset, &b)) {
+        at_buf_deinit(&b);
+        return AT_ENOTFOUND;
+    }
+    *json = at_buf_steal(&b, len);
+    return 0;
+}
+
 static int at_items__answer(at_buf_t *b, char **json, size_t *len)
 {
     *json = at_buf_steal(b, len);

@@ -25,12 +25,6 @@ at_proc_t *at_proc_new(int partition, const at_proc_cfg_t *cfg, const at_proc_op
     pr->users = at_keyed_new();
     pr->dict = at_sdict_new(AT_PROC_DICT_ENTRIES, AT_PROC_DICT_BYTES);
     pr->reco = at_reco_part_new(&pr->cfg.reco, &pr->cfg.profile);
-    if (cfg->reco_answers > 0) {
-        pr->nrcache = 1;
-        while (pr->nrcache < (size_t)cfg->reco_answers)
-            pr->nrcache *= 2;
-        pr->rcache = at_xcalloc(pr->nrcache, sizeof *pr->rcache);
-    }
     at_reorder_init(&pr->pend);
     pr->wm.max_trusted = AT_WM_NONE;
     pr->wm.lateness_ms = cfg->lateness_ms;
@@ -58,9 +52,6 @@ void at_proc_free(at_proc_t *pr)
     at_keyed_free(pr->users);
     at_sdict_free(pr->dict);
     at_reco_part_free(pr->reco);
-    for (size_t i = 0; i < pr->nrcache; i++)
-        free(pr->rcache[i].json);
-    free(pr->rcache);
     at_proc__free_fields(pr);
     at_ruleset_unref(pr->rs);
     free(pr->hwm);

@@ -85,24 +85,14 @@ typedef struct at_fpath {
     char *path; /* owned copy the steps may borrow */
 } at_fpath_t;
 
-/* One answer of the recommendations cache (at_proc_render_reco). */
-typedef struct at_proc_rcache {
-    uint64_t tag;
-    int64_t built_ms;
-    char *json;
-    uint32_t len;
-} at_proc_rcache_t;
-
 struct at_proc {
     int p;
     at_proc_cfg_t cfg;
     at_proc_ops_t ops;
     void *ud;
     at_keyed_t *users;
-    at_sdict_t *dict;         /* strings profiles share, as ids */
-    at_reco_part_t *reco;     /* the partition's item aggregates */
-    at_proc_rcache_t *rcache; /* recent recommendation answers, direct-mapped */
-    size_t nrcache;           /* a power of two, or 0 */
+    at_sdict_t *dict;     /* strings profiles share, as ids */
+    at_reco_part_t *reco; /* the partition's item aggregates */
     at_reorder_t pend;
     at_wm_t wm;
     at_ruleset_t *rs;

@@ -715,57 +715,10 @@ void at_proc__view_free(at_eview_t *v)
     v->slot = NULL;
 }
 
-/* What an answer depends on besides the aggregates: the user's stored
- * value, their pending events and the request. */
-static uint64_t at_proc__reco_tag(at_proc_t *pr, uint32_t slot, const char *key, size_t n,
-                                  const at_reco_req_t *req)
-{
-    XXH3_state_t *st = XXH3_createState();
-    AT_ASSERT(st);
-    XXH3_64bits_reset(st);
-    XXH3_64bits_update(st, key, n);
-    uint64_t q[3] = {req->n, (uint64_t)req->window, req->nexclude};
-    XXH3_64bits_update(st, q, sizeof q);
-    XXH3_64bits_update(st, req->category ? req->category : "", req->category_len);
-    for (size_t i = 0; i < req->nexclude; i++) {
-        XXH3_64bits_update(st, req->exclude[i].s, req->exclude[i].n);
-        XXH3_64bits_update(st, "", 1);
-    }
-    if (slot != AT_KEYED_NONE) {
-        size_t vl = 0;
-        const uint8_t *v = at_keyed_value(pr->users, slot, &vl);
-        XXH3_64bits_update(st, v, vl);
-        at_pev_t **items;
-        size_t npend = at_proc__pending_of(pr, slot, &items);
-        int64_t last[2] = {(int64_t)npend, npend ? items[npend - 1]->offset : -1};
-        XXH3_64bits_update(st, last, sizeof last);
-    }
-    uint64_t h = XXH3_64bits_digest(st);
-    XXH3_freeState(st);
-    return h;
-}
-
 void at_proc_render_reco(at_proc_t *pr, const char *key, size_t n, at_reco_set_t *set,
                          const at_reco_req_t *req, at_buf_t *out)
 {
     uint32_t slot = at_keyed_find(pr->users, key, n);
-    /* the same user, state and request within reco.cache: the same answer
-     * (the aggregates may be that old anyway, at_reco.h) */
-    at_proc_rcache_t *ce = NULL;
-    uint64_t tag = 0;
-    int64_t now = 0;
-    if (pr->nrcache && set->cache_ms > 0 && !req->skip) {
-        tag = at_proc__reco_tag(pr, slot, key, n, req);
-        now = at_time_mono_ns() / 1000000;
-        ce = &pr->rcache[tag & (pr->nrcache - 1)];
-        if (ce->tag == tag && ce->json && now - ce->built_ms < set->cache_ms) {
-            AT_ASSERT(at_buf_append(out, ce->json, ce->len) == 0);
-            pr->st.reco_cached++;
-            at_arena_reset(&pr->arena);
-            return;
-        }
-    }
-    size_t start = out->len;
     at_user_t u;
     size_t npend;
     bool known = at_proc__live(pr, slot, &u, NULL, &npend) && u.prof.events > 0;
@@ -779,12 +732,5 @@ void at_proc_render_reco(at_proc_t *pr, const char *key, size_t n, at_reco_set_t
     at_reco_render(&r, out);
     AT_ASSERT(at_buf_putc(out, '}') == 0);
     at_reco_result_deinit(&r);
-    if (ce) {
-        free(ce->json);
-        ce->len = (uint32_t)(out->len - start);
-        ce->json = at_xstrndup(out->data + start, ce->len);
-        ce->tag = tag;
-        ce->built_ms = now;
-    }
     at_arena_reset(&pr->arena);
 }

@@ -58,6 +58,26 @@ int attune_user(attune_t *a, const char *id, size_t n, unsigned what, const char
     return at_streams_user(a->streams, key, kl, what, min_offset, cb, ud);
 }
 
+void attune_watch_callback(attune_t *a, attune_change_fn fn, void *ud)
+{
+    at_watch_set_fn(a->watch, fn, ud);
+}
+
+int attune_watch(attune_t *a, const char *id, size_t n)
+{
+    char key[1100];
+    size_t kl = at_engine__user_key(id, n, key, sizeof key);
+    return kl ? at_watch_add(a->watch, key, kl) : AT_EINVALID;
+}
+
+void attune_unwatch(attune_t *a, const char *id, size_t n)
+{
+    char key[1100];
+    size_t kl = at_engine__user_key(id, n, key, sizeof key);
+    if (kl)
+        at_watch_remove(a->watch, key, kl);
+}
+
 int attune_segment_members(attune_t *a, const char *name, size_t n, const char *cursor, int limit,
                            attune_done_cb cb, void *ud)
 {

@@ -20,9 +20,11 @@
  * mutex at every batch for readers on other threads.
  */
 #include "streams.h"
+#include "answers.h"
 #include "at_ckpt.h"
 #include "at_metrics.h"
 #include "at_stream.h"
+#include "watch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +113,7 @@ struct at_streams {
     at_reco_part_t **rparts; /* every partition's item aggregates, for reads */
     at_reco_set_t reco;
     bool reco_init;
+    at_answers_t *answers; /* recent recommendation answers (answers.h), or NULL */
 };
 
 /* ---- outputs --------------------------------------------------------------------- */
@@ -398,6 +401,25 @@ static void at_streams__finish(at_smsg_t *m, int status, const char *json, size_
     free(m);
 }
 
+/* A recommendation answer: from the cache when another request built it
+ * meanwhile, else built and kept there. */
+static void at_streams__reco(at_spart_t *pt, at_smsg_t *m, at_buf_t *out)
+{
+    at_answers_t *ans = m->s->answers;
+    if (!ans || m->req->skip) {
+        at_proc_render_reco(pt->proc, m->key, m->klen, &m->s->reco, m->req, out);
+        return;
+    }
+    uint64_t user = at_answers_user(m->key, m->klen);
+    uint64_t tag = at_answers_tag(user, m->req);
+    int64_t now = at_time_mono_ns() / 1000000;
+    if (at_answers_get(ans, pt->p, user, tag, now, out))
+        return;
+    uint32_t gen = at_answers_gen(ans, pt->p, user);
+    at_proc_render_reco(pt->proc, m->key, m->klen, &m->s->reco, m->req, out);
+    at_answers_put(ans, pt->p, tag, gen, now, out->data, out->len);
+}
+
 static void at_streams__user(at_spart_t *pt, at_smsg_t *m)
 {
     at_pstr_t target;
@@ -424,7 +446,7 @@ static void at_streams__user(at_spart_t *pt, at_smsg_t *m)
     at_buf_init(&out, 0);
     int rc = 0;
     if (m->kind == AT_SM_RECO)
-        at_proc_render_reco(pt->proc, m->key, m->klen, &m->s->reco, m->req, &out);
+        at_streams__reco(pt, m, &out);
     else if (m->kind == AT_SM_DECIDE)
         at_proc_decide(pt->proc, m->key, m->klen, m->pl, m->acc.data, m->acc.len,
                        m->min_offset >= 0 && at_proc_next_offset(pt->proc) <= m->min_offset,
@@ -433,6 +455,20 @@ static void at_streams__user(at_spart_t *pt, at_smsg_t *m)
         rc = at_proc_render_user(pt->proc, m->key, m->klen, m->what, &out);
     at_streams__finish(m, rc, out.data, out.len);
     at_buf_deinit(&out);
+}
+
+bool at_streams_reco_cached(at_streams_t *s, const char *key, size_t n, const at_reco_req_t *req,
+                            int64_t min_offset, at_buf_t *out)
+{
+    if (!s->answers || req->skip)
+        return false;
+    int p = at_partition_of(key, n, s->cfg.partitions);
+    if (min_offset >= 0 &&
+        atomic_load_explicit(&s->parts[p].next_offset, memory_order_acquire) <= min_offset)
+        return false; /* the shard waits for it */
+    uint64_t user = at_answers_user(key, n);
+    return at_answers_get(s->answers, p, user, at_answers_tag(user, req),
+                          at_time_mono_ns() / 1000000, out);
 }
 
 static void at_streams__members(at_spart_t *pt, at_smsg_t *m)
@@ -645,7 +681,16 @@ static void at_streams__record(void *ud, const at_rec_t *rec)
     at_spart_t *pt = &sh->s->parts[rec->partition];
     pt->cur_seq = rec->seq;
     at_proc_record(pt->proc, rec);
-    atomic_store_explicit(&pt->next_offset, at_proc_next_offset(pt->proc), memory_order_relaxed);
+    bool user = rec->type == AT_REC_EVENT || rec->type == AT_REC_MERGE ||
+                rec->type == AT_REC_HANDOFF || rec->type == AT_REC_FORWARDED ||
+                rec->type == AT_REC_ERASE;
+    /* before the offset is published: a read that sees the offset sees
+     * the user's answers invalid (at_streams_reco_cached) */
+    if (user && sh->s->answers)
+        at_answers_touch(sh->s->answers, rec->partition, at_answers_user(rec->key, rec->key_len));
+    atomic_store_explicit(&pt->next_offset, at_proc_next_offset(pt->proc), memory_order_release);
+    if (user && sh->s->cfg.watch)
+        at_watch_hit(sh->s->cfg.watch, rec->key, rec->key_len);
 }
 
 static void at_streams__publish_stats(at_spart_t *pt)
@@ -809,6 +854,7 @@ int at_streams_open(at_streams_t **out, const at_streams_cfg_t *cfg, const at_st
             s->rparts[p] = at_proc_reco(s->parts[p].proc);
         at_reco_set_init(&s->reco, s->rparts, P);
         s->reco_init = true;
+        s->answers = at_answers_new(P, cfg->proc.reco_answers, cfg->proc.reco.cache_ms);
     }
     if (rc == 0 && (rc = -pthread_create(&s->ckth, NULL, at_streams__ck_main, s)) == 0)
         s->ckth_started = true;
@@ -900,6 +946,7 @@ void at_streams_close(at_streams_t *s)
     }
     if (s->reco_init)
         at_reco_set_deinit(&s->reco);
+    at_answers_free(s->answers);
     free(s->rparts);
     for (int p = 0; p < P; p++) {
         at_spart_t *pt = &s->parts[p];
@@ -999,7 +1046,6 @@ void at_streams_stats(at_streams_t *s, at_streams_stats_t *st)
         t->early_outputs += x.early_outputs;
         t->expired_users += x.expired_users;
         t->items += x.items;
-        t->reco_cached += x.reco_cached;
         t->degraded += x.degraded;
         t->pending += x.pending;
         t->pending_bytes += x.pending_bytes;
@@ -1016,6 +1062,8 @@ void at_streams_stats(at_streams_t *s, at_streams_stats_t *st)
     st->lat_final = &s->lat_final;
     st->out_records = atomic_load(&s->orecs);
     st->out_bytes = atomic_load(&s->obytes);
+    uint64_t misses;
+    at_answers_stats(s->answers, &st->total.reco_cached, &misses);
 }
 
 int64_t at_streams_members_count(at_streams_t *s, uint32_t id)

@@ -26,6 +26,7 @@ typedef struct at_streams_cfg {
     at_proc_cfg_t proc;
     int64_t ckpt_interval_ms;  /* 0: no periodic checkpoints (only at close) */
     int64_t out_segment_bytes; /* output log segments */
+    struct at_watch *watch;    /* users watched by push connections (watch.h); may be NULL */
 } at_streams_cfg_t;
 
 typedef struct at_streams_hooks {
@@ -73,6 +74,12 @@ int at_streams_user(at_streams_t *s, const char *key, size_t n, unsigned what, i
  * copied. */
 int at_streams_recommend(at_streams_t *s, const char *key, size_t n, const at_reco_req_t *req,
                          int64_t min_offset, at_streams_cb cb, void *ud);
+/* The same answer from the cache of recent answers, on the calling thread:
+ * appended to out when one was built for the same user and request, with
+ * no record of the user processed since, within reco.cache, and the
+ * partition is past min_offset. False: ask at_streams_recommend. */
+bool at_streams_reco_cached(at_streams_t *s, const char *key, size_t n, const at_reco_req_t *req,
+                            int64_t min_offset, at_buf_t *out);
 /* Decides placement pl for user key on its shard (at_proc_decide) with
  * the request body req (copied), once the partition has processed
  * min_offset (-1: no wait; past the wait's bound it is decided as late). */

@@ -81,10 +81,18 @@ int at_serve__recommendations(at_serve_t *s, at_http_req_t *r, const char *id, s
     }
     char minpos[2048];
     int mp = at_http_query(r, "min_position", minpos, sizeof minpos);
+    const char *mpos = mp > 0 && (size_t)mp < sizeof minpos ? minpos : NULL;
+    /* a recent answer for the same user and state, here on the loop
+     * thread; else the user's shard builds it */
+    char *json = NULL;
+    size_t len = 0;
+    if (attune_recommend_cached(s->a, id, n, &rq->q, mpos, &json, &len) == 0) {
+        free(rq);
+        at_serve__owned(s, r, 0, json, len, "recommendations");
+        return 0;
+    }
     at_serve_later_t *l = at_serve__later(s, r, "no such user");
-    int rc =
-        attune_recommend(s->a, id, n, &rq->q, mp > 0 && (size_t)mp < sizeof minpos ? minpos : NULL,
-                         at_serve__answer, l);
+    int rc = attune_recommend(s->a, id, n, &rq->q, mpos, at_serve__answer, l);
     free(rq);
     if (rc == 0)
         return AT_HTTP_DEFERRED;

@@ -96,8 +96,11 @@ check "a repeated request is answered from the cache" test "${cached:-0}" -ge 1
 req GET /v1/users/me/recommendations
 check "the lamp is recommended before the user sees it" jq_eq '"lamp" in [i["item_id"] for i in j["items"]]' true
 req POST /v1/events -d "{\"type\":\"view_item\",\"user_id\":\"me\",\"item_id\":\"lamp\",\"category\":\"home\"}"
+pos=$(python3 -c 'import json,sys; print(",".join(json.load(open(sys.argv[1]))["positions"]))' "$T/body")
+req GET "/v1/users/me/recommendations?min_position=$pos"
+check "a new event of the user is seen at once with its position, not after the cache" jq_eq '"lamp" in [i["item_id"] for i in j["items"]]' false
 req GET /v1/users/me/recommendations
-check "a new event of the user is seen at once, not after the cache" jq_eq '"lamp" in [i["item_id"] for i in j["items"]]' false
+check "and by the next read of the answer the HTTP thread keeps" jq_eq '"lamp" in [i["item_id"] for i in j["items"]]' false
 
 # the catalog makes the charger available again
 req POST /v1/items -d '{"item_id":"charger","category":"el/acc","available":true}'

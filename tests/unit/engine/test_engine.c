@@ -199,6 +199,85 @@ static void test_group_commit(void **state)
     free(dir);
 }
 
+/* Watched users: the callback names each processed event's user while it
+ * is watched (counted), and never another user. */
+typedef struct seen {
+    pthread_mutex_t mu;
+    char keys[64][32];
+    int n;
+} seen_t;
+
+static void on_change(void *ud, const char *key, size_t len)
+{
+    seen_t *s = ud;
+    pthread_mutex_lock(&s->mu);
+    if (s->n < 64)
+        snprintf(s->keys[s->n++], sizeof s->keys[0], "%.*s", (int)len, key);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int seen_count(seen_t *s, const char *key)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = 0;
+    for (int i = 0; i < s->n; i++)
+        n += strcmp(s->keys[i], key) == 0;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+static void test_watch(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    attune_t *a = open_at(dir, "never");
+    seen_t s = {.n = 0};
+    pthread_mutex_init(&s.mu, NULL);
+    attune_watch_callback(a, on_change, &s);
+    assert_int_equal(attune_watch(a, "", 0), ATTUNE_EINVALID);
+    assert_int_equal(attune_watch(a, "w1", 2), 0);
+    assert_int_equal(attune_watch(a, "u:w1", 4), 0); /* the same user, counted twice */
+    waiter_t w;
+    assert_int_equal(ingest(a,
+                            "{\"events\":[{\"type\":\"view_item\",\"user_id\":\"w1\"},"
+                            "{\"type\":\"view_item\",\"user_id\":\"w2\"},"
+                            "{\"type\":\"page_view\",\"user_id\":\"w1\"}]}",
+                            &w),
+                     0);
+    assert_int_equal(attune_wait_idle(a, 5000), 0);
+    assert_int_equal(seen_count(&s, "u:w1"), 2);
+    assert_int_equal(seen_count(&s, "u:w2"), 0);
+    attune_unwatch(a, "w1", 2); /* still watched once */
+    assert_int_equal(ingest(a, "{\"type\":\"view_item\",\"user_id\":\"w1\"}", &w), 0);
+    assert_int_equal(attune_wait_idle(a, 5000), 0);
+    assert_int_equal(seen_count(&s, "u:w1"), 3);
+    attune_unwatch(a, "u:w1", 4);
+    assert_int_equal(ingest(a, "{\"type\":\"view_item\",\"user_id\":\"w1\"}", &w), 0);
+    assert_int_equal(attune_wait_idle(a, 5000), 0);
+    assert_int_equal(seen_count(&s, "u:w1"), 3);
+    /* many users watched and unwatched: the set grows and reuses its slots */
+    char id[32];
+    for (int i = 0; i < 500; i++) {
+        int n = snprintf(id, sizeof id, "m%d", i);
+        assert_int_equal(attune_watch(a, id, (size_t)n), 0);
+    }
+    for (int i = 0; i < 500; i += 2) {
+        int n = snprintf(id, sizeof id, "m%d", i);
+        attune_unwatch(a, id, (size_t)n);
+    }
+    assert_int_equal(ingest(a,
+                            "{\"events\":[{\"type\":\"view_item\",\"user_id\":\"m10\"},"
+                            "{\"type\":\"view_item\",\"user_id\":\"m11\"}]}",
+                            &w),
+                     0);
+    assert_int_equal(attune_wait_idle(a, 5000), 0);
+    assert_int_equal(seen_count(&s, "u:m10"), 0);
+    assert_int_equal(seen_count(&s, "u:m11"), 1);
+    attune_close(a);
+    pthread_mutex_destroy(&s.mu);
+    free(dir);
+}
+
 static void test_open_errors(void **state)
 {
     (void)state;
@@ -233,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_ingest_dedup_reopen),
         cmocka_unit_test(test_group_commit),
         cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_watch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
