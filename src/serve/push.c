@@ -91,8 +91,25 @@ struct at_push_sub {
     int64_t rnext;
     at_push_pend_t *phead, *ptail;
     size_t pbytes;
+    struct at_push_want *want; /* decisions / recommendations asked for, or NULL */
     atomic_int refs;
 };
+
+/* What a connection asked to be kept up to date on (derived messages):
+ * decisions for placements, recommendations. Guarded by hub->mu. */
+#define AT_PUSH__MAX_PLACEMENTS 8
+typedef struct at_push_want {
+    int nplacements;
+    char *placements[AT_PUSH__MAX_PLACEMENTS];
+    char *variant[AT_PUSH__MAX_PLACEMENTS]; /* last sent; NULL: none yet */
+    char *context;                          /* JSON object, or NULL */
+    int reco_n;                             /* 0: no recommendations */
+    char *reco_top;                         /* last sent top-3 set */
+    int64_t reco_next_ns;                   /* not before this */
+    bool reco_due;                          /* a change waits for reco_next_ns */
+    int inflight;                           /* decide/recommend calls out */
+    bool again;                             /* a change came while they were out */
+} at_push_want_t;
 
 /* A replay to do: the connection (a reference) and where to start. */
 typedef struct at_push_job {
@@ -125,9 +142,19 @@ struct at_push {
     at_push_job_t *jobs_head, *jobs_tail;
     at_arena_t arena; /* the hub thread's parses */
 
+    /* changed users (attune_watch callback), coalesced, for the decider */
+    pthread_mutex_t cmu;
+    pthread_cond_t ccv;
+    char **changed;
+    size_t nchanged, capchanged;
+    pthread_t decide_thread;
+    int64_t reco_interval_ns;
+    size_t nreco_due; /* subs with reco_due, under mu */
+
     atomic_uint_fast64_t conns[2]; /* open: sse, ws */
     atomic_uint_fast64_t msgs[AT_PUSH__NTYPES];
     atomic_uint_fast64_t dropped, resumes;
+    atomic_int calls; /* engine calls whose callback is still to come */
 };
 
 /* ---- connections -------------------------------------------------------- */
@@ -140,6 +167,19 @@ static uint64_t at_push__hash(const char *s, size_t n)
     return h;
 }
 
+static void at_push__want_free(at_push_want_t *w)
+{
+    if (!w)
+        return;
+    for (int i = 0; i < w->nplacements; i++) {
+        free(w->placements[i]);
+        free(w->variant[i]);
+    }
+    free(w->context);
+    free(w->reco_top);
+    free(w);
+}
+
 static void at_push__sub_unref(at_push_sub_t *sub)
 {
     if (atomic_fetch_sub(&sub->refs, 1) != 1)
@@ -150,6 +190,7 @@ static void at_push__sub_unref(at_push_sub_t *sub)
         free(p);
         p = n;
     }
+    at_push__want_free(sub->want);
     at_http_stream_release(sub->st);
     free(sub->user);
     free(sub);
@@ -208,6 +249,8 @@ static void at_push__unlink(at_push_t *h, at_push_sub_t *sub)
     sub->linked = false;
     if (sub->dropping && !sub->ending)
         h->ndropping--;
+    if (sub->want && sub->want->reco_due)
+        h->nreco_due--;
     h->nsubs--;
 }
 
@@ -221,6 +264,8 @@ static void at_push__gone(void *ud, at_http_stream_t *st)
     if (sub->linked)
         at_push__unlink(h, sub);
     pthread_mutex_unlock(&h->mu);
+    if (sub->want)
+        attune_unwatch(h->a, sub->user, sub->ulen);
     atomic_fetch_sub(&h->conns[sub->ws ? 1 : 0], 1);
     at_push__sub_unref(sub);
 }
@@ -543,6 +588,286 @@ static void *at_push__replay_main(void *arg)
     return NULL;
 }
 
+/* ---- decisions and recommendations (derived: no SSE id) ------------------------ */
+
+typedef struct at_push_call {
+    at_push_sub_t *sub; /* a reference */
+    int index;          /* the placement; -1: recommendations */
+} at_push_call_t;
+
+/* Sends a derived message {"type":TYPE, ...rest of json}. false: no room.
+ * hub->mu held. */
+static bool at_push__derived(at_push_t *h, at_push_sub_t *sub, int type, const char *json,
+                             size_t len)
+{
+    at_buf_t b;
+    at_buf_init(&b, 0);
+    if (!sub->ws)
+        at_buf_printf(&b, "event: %s\ndata: ", at_push__type_names[type]);
+    at_buf_printf(&b, "{\"type\":\"%s\",", at_push__type_names[type]);
+    at_buf_append(&b, json + 1, len - 1);
+    if (!sub->ws)
+        at_buf_puts(&b, "\n\n");
+    bool ok = at_http_stream_send(sub->st, b.data, b.len) == 0;
+    at_buf_deinit(&b);
+    if (ok)
+        atomic_fetch_add(&h->msgs[type], 1);
+    return ok;
+}
+
+/* The raw text of member key of an object answer, into out (NUL-ended). */
+static bool at_push__member(at_arena_t *ar, const char *json, size_t len, const char *key,
+                            at_buf_t *out)
+{
+    at_json_t *root = NULL;
+    at_error_t err;
+    if (at_json_parse_all(json, len, ar, 32, &root, &err) != 0 || root->type != AT_JSON_OBJECT)
+        return false;
+    const at_json_t *v = at_json_get(root, key, strlen(key));
+    if (!v)
+        return false;
+    if (strcmp(key, "items") != 0) {
+        at_buf_append(out, json + v->off, v->end - v->off);
+        return true;
+    }
+    /* recommendations: the set of the first three item ids, sorted */
+    const char *ids[3];
+    size_t lens[3];
+    int n = 0;
+    for (const at_json_t *it = v->type == AT_JSON_ARRAY ? v->child : NULL; it && n < 3;
+         it = it->next) {
+        const at_json_t *id = at_json_get(it, "item_id", 7);
+        if (id && id->type == AT_JSON_STRING) {
+            ids[n] = id->s;
+            lens[n++] = id->len;
+        }
+    }
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0; j--) {
+            size_t m = AT_MIN(lens[j], lens[j - 1]);
+            int c = memcmp(ids[j], ids[j - 1], m);
+            if (c > 0 || (c == 0 && lens[j] >= lens[j - 1]))
+                break;
+            const char *t = ids[j];
+            size_t tl = lens[j];
+            ids[j] = ids[j - 1];
+            lens[j] = lens[j - 1];
+            ids[j - 1] = t;
+            lens[j - 1] = tl;
+        }
+    for (int i = 0; i < n; i++) {
+        at_buf_json_str(out, ids[i], lens[i]);
+        at_buf_putc(out, '\n');
+    }
+    return true;
+}
+
+static void at_push__changed(void *ud, const char *key, size_t n);
+
+/* An engine thread: a decision or recommendations for sub. Sent when what
+ * it shows changed (the variant; the top-3 set). */
+static void at_push__answered(void *ud, int status, const char *json, size_t len)
+{
+    at_push_call_t *c = ud;
+    at_push_sub_t *sub = c->sub;
+    at_push_t *h = sub->hub;
+    at_buf_t key;
+    at_buf_init(&key, 0);
+    at_arena_t ar;
+    at_arena_init(&ar, 4096);
+    bool have = status == 0 && len > 2 && json[0] == '{' &&
+                at_push__member(&ar, json, len, c->index < 0 ? "items" : "variant", &key);
+    at_buf_putc(&key, '\0');
+    pthread_mutex_lock(&h->mu);
+    at_push_want_t *w = sub->want;
+    char **last = c->index < 0 ? &w->reco_top : &w->variant[c->index];
+    if (have && sub->linked && !sub->ending && (!*last || strcmp(*last, key.data) != 0) &&
+        at_push__derived(h, sub, c->index < 0 ? AT_PUSH__T_RECO : AT_PUSH__T_DECISION, json, len)) {
+        free(*last);
+        *last = at_xstrdup(key.data);
+    }
+    bool again = --w->inflight == 0 && w->again && sub->linked;
+    if (again)
+        w->again = false;
+    pthread_mutex_unlock(&h->mu);
+    at_arena_deinit(&ar);
+    at_buf_deinit(&key);
+    if (again)
+        at_push__changed(h, sub->user, sub->ulen); /* for the decider: never wait here */
+    at_push__sub_unref(sub);
+    free(c);
+    atomic_fetch_sub(&h->calls, 1); /* last: the hub may be freed after it */
+}
+
+static bool at_push__call(at_push_t *h, at_push_sub_t *sub, int index)
+{
+    at_push_want_t *w = sub->want;
+    at_push_call_t *c = at_xcalloc(1, sizeof *c);
+    c->sub = sub;
+    c->index = index;
+    atomic_fetch_add(&sub->refs, 1);
+    atomic_fetch_add(&h->calls, 1);
+    int rc;
+    if (index >= 0) {
+        at_buf_t b;
+        at_buf_init(&b, 0);
+        at_buf_puts(&b, "{\"user\":");
+        at_buf_json_str(&b, sub->user, sub->ulen);
+        at_buf_puts(&b, ",\"placement\":");
+        at_buf_json_str(&b, w->placements[index], strlen(w->placements[index]));
+        if (w->context) {
+            at_buf_puts(&b, ",\"context\":");
+            at_buf_puts(&b, w->context);
+        }
+        at_buf_putc(&b, '}');
+        attune_error_t err = {0};
+        rc = attune_decide(h->a, b.data, b.len, at_push__answered, c, &err);
+        at_buf_deinit(&b);
+    } else {
+        attune_reco_query_t q = {.n = w->reco_n};
+        rc = attune_recommend(h->a, sub->user, sub->ulen, &q, NULL, at_push__answered, c);
+    }
+    if (rc == 0)
+        return true;
+    atomic_fetch_sub(&h->calls, 1);
+    at_push__sub_unref(sub);
+    free(c);
+    return false;
+}
+
+/* Asks again what sub shows: every placement, and the recommendations
+ * unless they were computed less than push.reco_interval ago (they are
+ * then due at that time). Takes hub->mu itself; not held. */
+static void at_push__refresh(at_push_t *h, at_push_sub_t *sub, bool reco_only)
+{
+    at_push_want_t *w = sub->want;
+    int64_t now = at_time_mono_ns();
+    pthread_mutex_lock(&h->mu);
+    if (!sub->linked || sub->ending || (!reco_only && w->inflight)) {
+        if (sub->linked && !reco_only)
+            w->again = true;
+        pthread_mutex_unlock(&h->mu);
+        return;
+    }
+    int np = reco_only ? 0 : w->nplacements;
+    bool reco = w->reco_n > 0 && now >= w->reco_next_ns;
+    if (w->reco_n > 0 && !reco && !w->reco_due) {
+        w->reco_due = true;
+        h->nreco_due++;
+    }
+    if (reco) {
+        w->reco_next_ns = now + h->reco_interval_ns;
+        if (w->reco_due) {
+            w->reco_due = false;
+            h->nreco_due--;
+        }
+    }
+    w->inflight += np + (reco ? 1 : 0);
+    atomic_fetch_add(&sub->refs, 1);
+    pthread_mutex_unlock(&h->mu);
+    int failed = 0;
+    for (int i = 0; i < np; i++)
+        failed += !at_push__call(h, sub, i);
+    if (reco)
+        failed += !at_push__call(h, sub, -1);
+    if (failed) {
+        pthread_mutex_lock(&h->mu);
+        w->inflight -= failed;
+        pthread_mutex_unlock(&h->mu);
+    }
+    at_push__sub_unref(sub);
+}
+
+/* A shard thread: a watched user's record was processed. Only notes the
+ * key (once: changes coalesce) for the decider thread. */
+static void at_push__changed(void *ud, const char *key, size_t n)
+{
+    at_push_t *h = ud;
+    pthread_mutex_lock(&h->cmu);
+    for (size_t i = 0; i < h->nchanged; i++)
+        if (!strncmp(h->changed[i], key, n) && h->changed[i][n] == '\0') {
+            pthread_mutex_unlock(&h->cmu);
+            return;
+        }
+    if (h->nchanged == h->capchanged) {
+        h->capchanged = h->capchanged ? h->capchanged * 2 : 64;
+        h->changed = at_xrealloc(h->changed, h->capchanged * sizeof *h->changed);
+    }
+    h->changed[h->nchanged++] = at_xstrndup(key, n);
+    pthread_cond_signal(&h->ccv);
+    pthread_mutex_unlock(&h->cmu);
+}
+
+/* Refreshes every connection of user that asked for derived messages. */
+static void at_push__refresh_user(at_push_t *h, const char *user, size_t n, bool reco_only)
+{
+    uint64_t hash = at_push__hash(user, n);
+    at_push_sub_t *list[64];
+    int k = 0;
+    pthread_mutex_lock(&h->mu);
+    for (at_push_sub_t *s = h->buckets[hash & (h->nbuckets - 1)]; s && k < 64; s = s->hnext)
+        if (s->want && s->hash == hash && s->ulen == n && !memcmp(s->user, user, n) &&
+            (!reco_only || s->want->reco_due)) {
+            atomic_fetch_add(&s->refs, 1);
+            list[k++] = s;
+        }
+    pthread_mutex_unlock(&h->mu);
+    for (int i = 0; i < k; i++) {
+        at_push__refresh(h, list[i], reco_only);
+        at_push__sub_unref(list[i]);
+    }
+}
+
+/* Recommendations that waited for push.reco_interval. */
+static void at_push__reco_due(at_push_t *h)
+{
+    int64_t now = at_time_mono_ns();
+    char *users[64];
+    int k = 0;
+    pthread_mutex_lock(&h->mu);
+    for (at_push_sub_t *s = h->all; s && h->nreco_due && k < 64; s = s->anext)
+        if (s->want && s->want->reco_due && now >= s->want->reco_next_ns)
+            users[k++] = at_xstrndup(s->user, s->ulen);
+    pthread_mutex_unlock(&h->mu);
+    for (int i = 0; i < k; i++) {
+        at_push__refresh_user(h, users[i], strlen(users[i]), true);
+        free(users[i]);
+    }
+}
+
+static void *at_push__decide_main(void *arg)
+{
+    at_push_t *h = arg;
+    pthread_mutex_lock(&h->cmu);
+    while (!atomic_load(&h->stop)) {
+        if (!h->nchanged) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += AT_PUSH__TICK_MS * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&h->ccv, &h->cmu, &ts);
+        }
+        char **keys = h->changed;
+        size_t n = h->nchanged;
+        h->changed = NULL;
+        h->nchanged = h->capchanged = 0;
+        pthread_mutex_unlock(&h->cmu);
+        for (size_t i = 0; i < n; i++) {
+            if (!atomic_load(&h->stop))
+                at_push__refresh_user(h, keys[i], strlen(keys[i]), false);
+            free(keys[i]);
+        }
+        free(keys);
+        at_push__reco_due(h);
+        pthread_mutex_lock(&h->cmu);
+    }
+    pthread_mutex_unlock(&h->cmu);
+    return NULL;
+}
+
 /* ---- the hub's life --------------------------------------------------------- */
 
 at_push_t *at_push_new(at_serve_t *s)
@@ -568,6 +893,10 @@ at_push_t *at_push_new(at_serve_t *s)
     h->nbuckets = AT_PUSH__BUCKETS0;
     h->buckets = at_xcalloc(h->nbuckets, sizeof *h->buckets);
     at_arena_init(&h->arena, 4096);
+    pthread_mutex_init(&h->cmu, NULL);
+    pthread_cond_init(&h->ccv, NULL);
+    h->reco_interval_ns = s->cfg->push_reco_interval_ms * 1000000;
+    attune_watch_callback(s->a, at_push__changed, h);
     return h;
 }
 
@@ -582,6 +911,16 @@ int at_push_start(at_push_t *h)
         pthread_join(h->hub_thread, NULL);
         return -rc;
     }
+    rc = pthread_create(&h->decide_thread, NULL, at_push__decide_main, h);
+    if (rc) {
+        pthread_mutex_lock(&h->mu);
+        atomic_store(&h->stop, true);
+        pthread_cond_broadcast(&h->jobs_cv);
+        pthread_mutex_unlock(&h->mu);
+        pthread_join(h->hub_thread, NULL);
+        pthread_join(h->replay_thread, NULL);
+        return -rc;
+    }
     h->started = true;
     return 0;
 }
@@ -594,8 +933,12 @@ void at_push_stop(at_push_t *h)
     atomic_store(&h->stop, true);
     pthread_cond_broadcast(&h->jobs_cv);
     pthread_mutex_unlock(&h->mu);
+    pthread_mutex_lock(&h->cmu);
+    pthread_cond_broadcast(&h->ccv);
+    pthread_mutex_unlock(&h->cmu);
     pthread_join(h->hub_thread, NULL);
     pthread_join(h->replay_thread, NULL);
+    pthread_join(h->decide_thread, NULL);
     h->started = false;
 }
 
@@ -604,6 +947,16 @@ void at_push_free(at_push_t *h)
     if (!h)
         return;
     at_push_stop(h);
+    /* answers still on their way from the engine touch the hub */
+    for (int i = 0; i < 5000 && atomic_load(&h->calls) > 0; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&h->calls) > 0) {
+        AT_WARN("push: engine answers still pending at exit; the hub is left allocated", "calls=%d",
+                atomic_load(&h->calls));
+        return;
+    }
     while (h->jobs_head) {
         at_push_job_t *j = h->jobs_head;
         h->jobs_head = j->next;
@@ -617,6 +970,11 @@ void at_push_free(at_push_t *h)
         at_push__sub_unref(s);
     }
     at_arena_deinit(&h->arena);
+    for (size_t i = 0; i < h->nchanged; i++)
+        free(h->changed[i]);
+    free(h->changed);
+    pthread_cond_destroy(&h->ccv);
+    pthread_mutex_destroy(&h->cmu);
     free(h->buckets);
     pthread_cond_destroy(&h->jobs_cv);
     pthread_mutex_destroy(&h->mu);
@@ -801,6 +1159,110 @@ static bool at_push__resume_of(at_serve_t *s, at_http_req_t *r, int *part, int64
     return true;
 }
 
+/* Whether the configuration has placement name. */
+static bool at_push__placement_known(at_push_t *h, const char *name, size_t n)
+{
+    char *json = NULL;
+    size_t len = 0;
+    if (attune_placements(h->a, &json, &len) != 0)
+        return false;
+    at_arena_t ar;
+    at_arena_init(&ar, 4096);
+    at_json_t *root = NULL;
+    at_error_t err;
+    bool found = false;
+    if (at_json_parse_all(json, len, &ar, 32, &root, &err) == 0) {
+        const at_json_t *list = at_json_get(root, "placements", 10);
+        for (const at_json_t *p = list ? list->child : NULL; p && !found; p = p->next) {
+            const at_json_t *nm = p->type == AT_JSON_OBJECT ? at_json_get(p, "name", 4) : p;
+            found = nm && nm->type == AT_JSON_STRING && nm->len == n && !memcmp(nm->s, name, n);
+        }
+    }
+    at_arena_deinit(&ar);
+    attune_free(json);
+    return found;
+}
+
+/* ?context.KEY=VALUE parameters as a JSON object of strings, or NULL. */
+static char *at_push__context(const at_http_req_t *r)
+{
+    at_buf_t b;
+    at_buf_init(&b, 0);
+    const char *q = r->query, *end = r->query + r->query_len;
+    while (q && q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *pe = amp ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(pe - q));
+        if (eq && eq - q > 8 && !memcmp(q, "context.", 8)) {
+            char k[256], v[1024];
+            size_t kl = 0, vl = 0;
+            if (at_serve__unescape(q + 8, (size_t)(eq - q - 8), k, sizeof k, &kl) &&
+                (eq + 1 == pe ||
+                 at_serve__unescape(eq + 1, (size_t)(pe - eq - 1), v, sizeof v, &vl))) {
+                at_buf_putc(&b, b.len ? ',' : '{');
+                at_buf_json_str(&b, k, kl);
+                at_buf_putc(&b, ':');
+                at_buf_json_str(&b, v, vl);
+            }
+        }
+        q = amp ? amp + 1 : end;
+    }
+    if (!b.len) {
+        at_buf_deinit(&b);
+        return NULL;
+    }
+    at_buf_puts(&b, "}");
+    at_buf_putc(&b, '\0');
+    size_t n;
+    return at_buf_steal(&b, &n);
+}
+
+/* ?placements=a,b and ?recommendations=N: what to keep the connection up
+ * to date on. Returns 0 with *out (NULL: nothing asked), or answers 400
+ * itself and returns -1. */
+static int at_push__want_of(at_serve_t *s, at_http_req_t *r, at_push_want_t **out)
+{
+    *out = NULL;
+    char pl[1024], rn[16];
+    int pn = at_http_query(r, "placements", pl, sizeof pl);
+    int nn = at_http_query(r, "recommendations", rn, sizeof rn);
+    if (pn <= 0 && nn < 0)
+        return 0;
+    at_push_want_t *w = at_xcalloc(1, sizeof *w);
+    *out = w;
+    if (nn >= 0) {
+        w->reco_n = nn == 0 ? 10 : atoi(rn);
+        if (w->reco_n < 1 || w->reco_n > 100) {
+            at_serve__error(s, r, 400, NULL, "invalid_query", "recommendations",
+                            "recommendations is a count of items, 1..100");
+            return -1;
+        }
+    }
+    const char *p = pl, *end = pl + (pn > 0 ? AT_MIN((size_t)pn, sizeof pl - 1) : 0);
+    while (p < end) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        const char *e = c ? c : end;
+        if (e > p) {
+            if (w->nplacements == AT_PUSH__MAX_PLACEMENTS) {
+                at_serve__error(s, r, 400, NULL, "invalid_query", "placements",
+                                "at most 8 placements per connection");
+                return -1;
+            }
+            if (!at_push__placement_known(s->push, p, (size_t)(e - p))) {
+                char msg[300];
+                (void)snprintf(msg, sizeof msg, "no placement named '%.*s'",
+                               (int)AT_MIN(e - p, 200), p);
+                at_serve__error(s, r, 404, NULL, "unknown_placement", "placements", msg);
+                return -1;
+            }
+            w->placements[w->nplacements++] = at_xstrndup(p, (size_t)(e - p));
+        }
+        p = c ? c + 1 : end;
+    }
+    w->context = at_push__context(r);
+    return 0;
+}
+
 static at_push_sub_t *at_push__sub_new(at_push_t *h, const char *user, size_t ulen, bool ws)
 {
     at_push_sub_t *sub = at_xcalloc(1, sizeof *sub);
@@ -817,6 +1279,8 @@ static at_push_sub_t *at_push__sub_new(at_push_t *h, const char *user, size_t ul
 /* Links the new connection and queues its replay. */
 static void at_push__join(at_push_t *h, at_push_sub_t *sub, int part, int64_t off)
 {
+    if (sub->want) /* before linking: no change is missed */
+        (void)attune_watch(h->a, sub->user, sub->ulen);
     pthread_mutex_lock(&h->mu);
     at_push__link(h, sub);
     if (part >= 0) {
@@ -838,6 +1302,8 @@ static void at_push__join(at_push_t *h, at_push_sub_t *sub, int part, int64_t of
     }
     pthread_mutex_unlock(&h->mu);
     atomic_fetch_add(&h->conns[sub->ws ? 1 : 0], 1);
+    if (sub->want)
+        at_push__refresh(h, sub, false); /* what it shows now */
 }
 
 static int at_push__stream_route(at_serve_t *s, at_http_req_t *r, const char *user, size_t ulen)
@@ -853,12 +1319,18 @@ static int at_push__stream_route(at_serve_t *s, at_http_req_t *r, const char *us
     int64_t off = 0;
     if (!at_push__resume_of(s, r, &part, &off))
         return 0;
+    at_push_want_t *want = NULL;
+    if (at_push__want_of(s, r, &want) < 0) {
+        at_push__want_free(want);
+        return 0;
+    }
     at_push_t *h = s->push;
     char hdr[1024];
     at_serve__cors(s, r, hdr, sizeof hdr - 64);
     strncat(hdr, "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n",
             sizeof hdr - strlen(hdr) - 1);
     at_push_sub_t *sub = at_push__sub_new(h, user, ulen, false);
+    sub->want = want;
     at_serve__observe(s, r, 200, false);
     sub->st =
         at_http_stream_start(r, 200, "text/event-stream", hdr, h->max_buffer, at_push__gone, sub);
@@ -921,8 +1393,10 @@ static void at_push__ws_ingested(void *ud, const attune_ingest_result_t *res)
         at_push__ws_error(k->sub->st, res->error.code[0] ? res->error.code : "internal",
                           res->error.field, res->error.message);
     }
+    at_push_t *h = k->sub->hub;
     at_push__sub_unref(k->sub);
     free(k);
+    atomic_fetch_sub(&h->calls, 1);
 }
 
 /* A text message from the client: events, as the body of POST /v1/events
@@ -934,11 +1408,13 @@ static void at_push__ws_msg(void *ud, at_http_stream_t *st, const char *data, si
     at_push_ack_t *k = at_xcalloc(1, sizeof *k);
     k->sub = sub;
     atomic_fetch_add(&sub->refs, 1);
+    atomic_fetch_add(&h->calls, 1);
     attune_error_t err = {0};
     int rc = attune_ingest(h->a, data, len, ATTUNE_BODY_JSON, sub->ingest_flags,
                            at_push__ws_ingested, k, &err);
     if (rc == 0)
         return;
+    atomic_fetch_sub(&h->calls, 1);
     at_push__sub_unref(sub);
     free(k);
     at_push__ws_error(st, err.code[0] ? err.code : "invalid", err.field,
@@ -963,17 +1439,22 @@ int at_push_ws_route(at_serve_t *s, at_http_req_t *r)
     int64_t off = 0;
     if (!at_push__resume_of(s, r, &part, &off))
         return 0;
+    at_push_want_t *want = NULL;
+    if (at_push__want_of(s, r, &want) < 0) {
+        at_push__want_free(want);
+        return 0;
+    }
     at_push_t *h = s->push;
     char cors[512];
     at_serve__cors(s, r, cors, sizeof cors);
     at_push_sub_t *sub = at_push__sub_new(h, user, ulen, true);
     sub->ingest_flags = flags;
+    sub->want = want;
     sub->st = at_http_ws_accept(r, cors[0] ? cors : NULL, h->max_buffer, at_push__ws_msg,
                                 at_push__gone, sub);
     if (!sub->st) {
         at_serve__observe(s, r, 400, false);
-        free(sub->user);
-        free(sub);
+        at_push__sub_unref(sub);
         return 0;
     }
     at_serve__observe(s, r, 101, false);
