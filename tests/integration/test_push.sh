@@ -24,6 +24,14 @@ triggers:
   - name: buzzed
     on: type == "buzz"
     action: {say: "hi"}
+placements:
+  - name: home_banner
+    variants:
+      - name: mobile_fan
+        when: profile.counters.view_item >= 2 && context.device == "mobile"
+      - name: loyal
+        when: profile.counters.view_item >= 2
+    fallback: default
 YAML
 J=(-H 'Content-Type: application/json')
 
@@ -152,6 +160,26 @@ check "the trigger arrives as a text frame" grep -q '^{"id":"[0-9a-f]*","type":"
 "$CLIENT" ws "$AT_PORT" '/v1/ws' -t 800 >"$T/ws2" || true
 check "WebSocket without user_id is 400" grep -q '"invalid_user"' "$T/ws2"
 check "messages are counted by type" test "$(metric 'attune_push_messages_total{type="trigger"}')" -ge 900
+
+# --- decisions: sent on connect and when the variant changes, without an id
+"$CLIENT" sse "$AT_PORT" '/v1/users/77/stream?placements=home_banner&context.device=mobile&recommendations=3' \
+    -t 3000 >"$T/d1" &
+p1=$!
+"$CLIENT" ws "$AT_PORT" '/v1/ws?user_id=77&placements=home_banner' -t 3000 >"$T/d2" &
+p2=$!
+wait_lines "$T/d1" 3
+wait_lines "$T/d2" 2
+for i in 1 2; do
+    req POST /v1/events "${J[@]}" -d "{\"type\":\"view_item\",\"user_id\":\"77\",\"item_id\":\"d$i\",\"event_id\":\"d$i\"}"
+done
+wait "$p1" "$p2"
+check "the current decision on connect" grep -qP '^-\tdecision\t\{"type":"decision","placement":"home_banner".*"variant":"default"' "$T/d1"
+check "current recommendations on connect" grep -qP '^-\trecommendations\t\{"type":"recommendations","user":"u:77"' "$T/d1"
+check "a new decision when the variant changes (context from the query)" \
+    grep -qP '^-\tdecision\t.*"variant":"mobile_fan"' "$T/d1"
+check "the same over WebSocket, without the context" grep -q '^{"type":"decision".*"variant":"loyal"' "$T/d2"
+"$CLIENT" sse "$AT_PORT" '/v1/users/77/stream?placements=nope' -t 500 >"$T/d3" || true
+check "an unknown placement is 404" grep -q '"unknown_placement"' "$T/d3"
 stop_server
 
 # --- tokens
