@@ -183,6 +183,11 @@ void at_http__stream_detach(at_http__conn_t *c);
 void at_http__stream_unref(at_http_stream_t *st);
 /* The server stops: ends the stream (WebSocket: close 1001). */
 void at_http__stream_stop(at_http__conn_t *c);
+/* True when the comma-separated header value v[0..n) holds token tok
+ * (any case). */
+bool at_http__has_token(const char *v, size_t n, const char *tok);
+/* True when v[0..n) is a valid Sec-WebSocket-Key. */
+bool at_http__ws_key_valid(const char *v, size_t n);
 /* Bytes of c->out not yet written: publish for the cap. */
 void at_http__stream_account(at_http__conn_t *c);
 

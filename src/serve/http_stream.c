@@ -373,7 +373,7 @@ int at_http_ws_requested(const at_http_req_t *req)
 
 /* True when the comma-separated header value v holds token tok (any
  * case). */
-static bool at_http__has_token(const char *v, size_t n, const char *tok)
+bool at_http__has_token(const char *v, size_t n, const char *tok)
 {
     size_t tl = strlen(tok), i = 0;
     while (i < n) {
@@ -389,6 +389,21 @@ static bool at_http__has_token(const char *v, size_t n, const char *tok)
             return true;
     }
     return false;
+}
+
+/* True when v is the base64 of 16 bytes (RFC 6455 §4.1). */
+bool at_http__ws_key_valid(const char *v, size_t n)
+{
+    unsigned char raw[24];
+    if (n != 24 || v[22] != '=' || v[23] != '=')
+        return false;
+    for (size_t i = 0; i < 22; i++) {
+        char c = v[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '/'))
+            return false;
+    }
+    return EVP_DecodeBlock(raw, (const unsigned char *)v, 24) == 18;
 }
 
 /* Sec-WebSocket-Accept for key: base64(SHA-1(key GUID)), 28 characters
@@ -422,9 +437,7 @@ static const char *at_http__ws_check(const at_http_req_t *req, bool *version)
         return "only WebSocket version 13 is spoken";
     }
     v = at_http_header(req, "sec-websocket-key", &n);
-    unsigned char raw[24];
-    if (!v || n != 24 || v[22] != '=' || v[23] != '=' ||
-        EVP_DecodeBlock(raw, (const unsigned char *)v, 24) != 18)
+    if (!v || !at_http__ws_key_valid(v, n))
         return "Sec-WebSocket-Key must be 16 bytes in base64";
     return NULL;
 }

@@ -1028,7 +1028,7 @@ static bool at_push__user_key(const char *id, size_t n, char *out, size_t cap, s
 }
 
 /* "P:OFFSET" into *part, *off. */
-static bool at_push__position(const char *s, size_t n, int partitions, int *part, int64_t *off)
+bool at_push_position_parse(const char *s, size_t n, int partitions, int *part, int64_t *off)
 {
     const char *c = memchr(s, ':', n);
     if (!c || c == s || c - s > 6 || (size_t)(c - s) + 1 >= n || n - (size_t)(c - s) - 1 > 18)
@@ -1151,7 +1151,7 @@ static bool at_push__resume_of(at_serve_t *s, at_http_req_t *r, int *part, int64
     }
     if (!v || n == 0)
         return true;
-    if (!at_push__position(v, n, s->push->partitions, part, off)) {
+    if (!at_push_position_parse(v, n, s->push->partitions, part, off)) {
         at_serve__error(s, r, 400, NULL, "invalid_last_event_id", "Last-Event-ID",
                         "Last-Event-ID is a position P:OFFSET from an earlier message");
         return false;

@@ -36,6 +36,9 @@ int at_push_users_route(at_serve_t *s, at_http_req_t *r, const char *id, size_t 
 /* GET /v1/ws. */
 int at_push_ws_route(at_serve_t *s, at_http_req_t *r);
 
+/* Parses a Last-Event-ID "P:OFFSET" (P below partitions). Any thread. */
+bool at_push_position_parse(const char *s, size_t n, int partitions, int *part, int64_t *off);
+
 /* ---- tokens (push_token.c) ----------------------------------------------- */
 #define AT_PUSH_SECRET_MAX 256
 #define AT_PUSH_USER_MAX 512
