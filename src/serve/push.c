@@ -155,6 +155,7 @@ struct at_push {
     atomic_uint_fast64_t msgs[AT_PUSH__NTYPES];
     atomic_uint_fast64_t dropped, resumes;
     atomic_int calls; /* engine calls whose callback is still to come */
+    int following;    /* under mu: 1 once the hub's reader is open, -1 failed */
 };
 
 /* ---- connections -------------------------------------------------------- */
@@ -443,11 +444,17 @@ static void at_push__tick(at_push_t *h, bool beat)
     pthread_mutex_unlock(&h->mu);
 }
 
+/* Follows the outputs from the moment at_push_start returned: that waits
+ * for the reader to be open (opening the output logs takes a while). */
 static void *at_push__hub_main(void *arg)
 {
     at_push_t *h = arg;
     attune_outputs_t *o = NULL;
     int rc = attune_outputs_open(h->a, NULL, &o);
+    pthread_mutex_lock(&h->mu);
+    h->following = rc == 0 ? 1 : -1;
+    pthread_cond_broadcast(&h->jobs_cv);
+    pthread_mutex_unlock(&h->mu);
     if (rc < 0) {
         AT_ERROR("push: cannot follow the outputs", "error=%s", at_strerror(rc));
         return NULL;
@@ -911,6 +918,10 @@ int at_push_start(at_push_t *h)
         pthread_join(h->hub_thread, NULL);
         return -rc;
     }
+    pthread_mutex_lock(&h->mu); /* "from now" means from here: wait for the reader */
+    while (!h->following)
+        pthread_cond_wait(&h->jobs_cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
     rc = pthread_create(&h->decide_thread, NULL, at_push__decide_main, h);
     if (rc) {
         pthread_mutex_lock(&h->mu);
