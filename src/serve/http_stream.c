@@ -432,7 +432,7 @@ static const char *at_http__ws_check(const at_http_req_t *req, bool *version)
     if (!v || !at_http__has_token(v, n, "upgrade"))
         return "Connection: Upgrade is required";
     v = at_http_header(req, "sec-websocket-version", &n);
-    if (!v || n != 2 || memcmp(v, "13", 2)) {
+    if (!v || n != 2 || memcmp(v, "13", 2) != 0) {
         *version = true;
         return "only WebSocket version 13 is spoken";
     }

@@ -229,7 +229,8 @@ static void ws_loop(conn_t *c, int count)
         } else if (op == 9) {
             ws_send(c->fd, 10, c->buf + hl, n); /* pong */
         } else if (op == 8) {
-            printf("close %d\n", n >= 2 ? (unsigned char)c->buf[hl] << 8 | (unsigned char)c->buf[hl + 1] : 0);
+            printf("close %d\n",
+                   n >= 2 ? (unsigned char)c->buf[hl] << 8 | (unsigned char)c->buf[hl + 1] : 0);
             return;
         }
         consume(c, hl + n);
@@ -316,9 +317,10 @@ int main(int argc, char **argv)
         return 1;
     }
     int ws = !strcmp(mode, "ws");
-    const char *up = ws ? "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                        : "Accept: text/event-stream\r\n";
+    const char *up =
+        ws ? "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           : "Accept: text/event-stream\r\n";
     if (request(c.fd, path, up, hdrs, nh) < 0)
         return 1;
     if (slow) {
