@@ -94,6 +94,13 @@ typedef struct at_config {
     int max_connections;        /* default 10000 */
     char **cors_origins;        /* NULL-terminated list, may be NULL */
 
+    /* push (src/serve/push.c) */
+    int64_t push_heartbeat_ms;     /* default 15 s */
+    int64_t push_max_buffer;       /* bytes waiting per connection; default 64 KiB */
+    char *push_token_secret;       /* NULL: random per start */
+    int64_t push_token_ttl_ms;     /* default 15 min */
+    int64_t push_reco_interval_ms; /* default 1 s */
+
     /* events */
     int64_t max_event_bytes; /* default 32 KiB */
     int max_batch_events;    /* default 500 */

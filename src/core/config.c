@@ -106,6 +106,20 @@ static const at_config__setting_t at_config__table[] = {
      "Origins allowed by CORS, e.g. `[\"https://shop.example.com\"]`; `*` allows any. As a "
      "flag: comma-separated."},
 
+    {"push.heartbeat", AT_CFG_DURATION, OFF(push_heartbeat_ms), "15s", 100, DAY_MS, NULL, NULL,
+     "Push streams (GET /v1/users/{id}/stream, /v1/ws) get a heartbeat this often: an SSE "
+     "comment, a WebSocket ping."},
+    {"push.max_buffer", AT_CFG_SIZE, OFF(push_max_buffer), "64KiB", KIB, 64 * MIB, NULL, NULL,
+     "Bytes a push connection may have waiting to be sent; what does not fit is dropped, "
+     "counted and announced to the client with an `event: dropped` message."},
+    {"push.token_secret", AT_CFG_STRING, OFF(push_token_secret), NULL, 0, 0, NULL, NULL,
+     "Secret that signs stream tokens (POST /v1/users/{id}/stream-token, HMAC-SHA256). Unset: "
+     "a random secret per start, so tokens do not survive a restart."},
+    {"push.token_ttl", AT_CFG_DURATION, OFF(push_token_ttl_ms), "15m", 1000, DAY_MS, NULL, NULL,
+     "How long a stream token is valid."},
+    {"push.reco_interval", AT_CFG_DURATION, OFF(push_reco_interval_ms), "1s", 0, 3600000, NULL,
+     NULL, "Least time between two `recommendations` messages to one push connection."},
+
     {"events.max_event_bytes", AT_CFG_SIZE, OFF(max_event_bytes), "32KiB", 64, 16 * MIB, NULL, NULL,
      "Largest single event, in bytes of JSON."},
     {"events.max_batch_events", AT_CFG_INT, OFF(max_batch_events), "500", 1, 100000, NULL, NULL,

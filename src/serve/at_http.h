@@ -65,6 +65,69 @@ void at_http_respond_error(at_http_req_t *req, int status, const char *code, con
 void at_http_respond_error_async(at_http_req_t *req, int status, const char *code,
                                  const char *message);
 
+/* ---- streaming answers and WebSocket ------------------------------------ */
+
+/* A long-lived answer: a Server-Sent Events stream, or a WebSocket after
+ * the upgrade. Its connection takes no further requests and gives back its
+ * read buffer; what the owner sends goes through the loop's async queue.
+ *
+ * Framing of a stream: close-delimited (no Content-Length, no chunked
+ * coding, "Connection: close"): the body ends when the connection closes,
+ * which is what an event stream does anyway.
+ *
+ * Memory: the bytes sent but not yet written to the socket (in the queue
+ * and in the connection's output buffer) are capped per stream; a send
+ * past the cap is refused (AT_EFULL) and the caller counts it. Nothing
+ * blocks and nothing grows without bound.
+ *
+ * Lifetime: a stream has two references, the connection's and the
+ * owner's. gone() runs exactly once, on the loop thread, when the
+ * connection closes for whatever reason (client left, error, write stall
+ * past idle_timeout_ms, server stop, or the owner's at_http_stream_end);
+ * sends after it return AT_ECLOSED. The owner drops its reference with
+ * at_http_stream_release() (in gone() or later) and must not touch the
+ * stream afterwards. Sends must stop before at_http_free(). */
+typedef struct at_http_stream at_http_stream_t;
+typedef void (*at_http_gone_fn)(void *ud, at_http_stream_t *st);
+/* A text message from a WebSocket client, on the loop thread; data is
+ * valid during the call only. */
+typedef void (*at_http_ws_msg_fn)(void *ud, at_http_stream_t *st, const char *data, size_t len);
+
+/* Starts a streaming answer from the handler (which then returns 0): the
+ * status line, Content-Type, the caller's header lines (each ending in
+ * "\r\n", or NULL) and Connection: close are queued now. max_unsent: the
+ * cap above (0: 64 KiB). Loop thread. The request stays readable until the
+ * handler returns. */
+at_http_stream_t *at_http_stream_start(at_http_req_t *req, int status, const char *ctype,
+                                       const char *headers, size_t max_unsent, at_http_gone_fn gone,
+                                       void *ud);
+/* True when the request asks for a WebSocket (Upgrade: websocket). */
+int at_http_ws_requested(const at_http_req_t *req);
+/* Answers the upgrade (RFC 6455 handshake: 101 with Sec-WebSocket-Accept
+ * and the caller's header lines) and hands the connection to a wslay
+ * context: text messages come to on_msg, pings are answered, a close is
+ * answered and ends the stream. Returns NULL after answering 400
+ * (bad_upgrade) or 426 (another protocol version) itself. Text messages
+ * longer than max_body_bytes close the connection with 1009. Loop
+ * thread, from the handler. */
+at_http_stream_t *at_http_ws_accept(at_http_req_t *req, const char *headers, size_t max_unsent,
+                                    at_http_ws_msg_fn on_msg, at_http_gone_fn gone, void *ud);
+/* Sends len bytes (SSE: raw bytes of the body; WebSocket: one text
+ * message). Copies. Returns 0, AT_EFULL (past the cap: not sent) or
+ * AT_ECLOSED (the connection is gone). Any thread. */
+int at_http_stream_send(at_http_stream_t *st, const char *data, size_t len);
+/* WebSocket: queues a ping (a no-op for SSE). Same returns. Any thread. */
+int at_http_stream_ping(at_http_stream_t *st);
+/* Ends the stream once what was sent is written (WebSocket: with a close
+ * frame, code 1000 or 1001 when going_away); gone() follows. Any thread. */
+void at_http_stream_end(at_http_stream_t *st, int going_away);
+/* Bytes sent but not yet written to the socket. Any thread. */
+size_t at_http_stream_unsent(const at_http_stream_t *st);
+/* The peer address, copied at start ("127.0.0.1:53422"). Any thread. */
+const char *at_http_stream_peer(const at_http_stream_t *st);
+/* Drops the owner's reference. Any thread, once. */
+void at_http_stream_release(at_http_stream_t *st);
+
 /* Zero fields take defaults: threads 1, max_header_bytes 16 KiB (at most
  * 1 MiB), max_body_bytes 1 MiB, idle_timeout_ms 60 s, request_timeout_ms
  * 30 s, max_connections 10000 (split evenly over the threads). Request

@@ -171,7 +171,10 @@ static void at_http__loop_drain(at_http__loop_t *l)
     pthread_mutex_unlock(&l->mu);
     while (a) {
         at_http__async_t *next = a->next;
-        at_http__conn_async_done(a->conn, a->data, a->len);
+        if (a->op == AT_HTTP__OP_RESPOND)
+            at_http__conn_async_done(a->conn, a->data, a->len);
+        else
+            at_http__stream_op(a);
         free(a);
         a = next;
     }
@@ -429,7 +432,10 @@ static void at_http__loop_deinit(at_http__loop_t *l)
     at_http__async_t *a = l->aq_head;
     while (a) {
         at_http__async_t *next = a->next;
-        a->conn->in_flight = false;
+        if (a->op == AT_HTTP__OP_RESPOND)
+            a->conn->in_flight = false;
+        else
+            at_http__stream_unref(a->st);
         free(a->data);
         free(a);
         a = next;

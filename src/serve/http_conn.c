@@ -92,6 +92,8 @@ void at_http__conn_close(at_http__conn_t *c)
     close(c->fd);
     c->fd = -1;
     l->nconns--;
+    if (c->stream)
+        at_http__stream_detach(c);
     atomic_fetch_sub(&l->srv->st_open, 1);
     if (!c->in_flight)
         at_http__conn_bury(c);
@@ -103,6 +105,8 @@ void at_http__conn_close(at_http__conn_t *c)
  * the loop has ended. */
 void at_http__conn_free(at_http__conn_t *c)
 {
+    if (c->stream)
+        at_http__stream_detach(c);
     if (c->fd >= 0)
         close(c->fd);
     at_buf_deinit(&c->out);
@@ -161,7 +165,7 @@ void at_http__conn_accept(at_http__loop_t *l, int fd, const struct sockaddr *sa)
 static void at_http__conn_linger(at_http__conn_t *c);
 
 /* Sends what is buffered. Returns 0, or -1 when the connection closed. */
-static int at_http__conn_flush(at_http__conn_t *c)
+static int at_http__conn_flush_raw(at_http__conn_t *c)
 {
     while (c->out_off < c->out.len) {
         size_t want = c->out.len - c->out_off;
@@ -189,6 +193,31 @@ static int at_http__conn_flush(at_http__conn_t *c)
         at_http__conn_linger(c);
         return -1;
     }
+    return 0;
+}
+
+/* Sends what is buffered; on a stream also publishes what is left for the
+ * cap, gives back the output buffer once empty and runs the idle timer
+ * while a reader stalls (it moves on progress). Returns 0, or -1 when the
+ * connection closed (or lingers). Loop thread. */
+int at_http__conn_flush(at_http__conn_t *c)
+{
+    if (!c->streaming)
+        return at_http__conn_flush_raw(c);
+    at_http__loop_t *l = c->loop;
+    size_t before = c->out.len - c->out_off;
+    int rc = at_http__conn_flush_raw(c);
+    if (rc < 0)
+        return rc;
+    size_t left = c->out.len - c->out_off;
+    if (left == 0) {
+        at_buf_deinit(&c->out); /* an idle stream holds no output memory */
+        at_buf_init(&c->out, 0);
+        at_http__timer_clear(c);
+    } else if (left < before || !c->tlist) {
+        at_http__timer_set(c, &l->idle, l->now_ns);
+    }
+    at_http__stream_account(c);
     return 0;
 }
 
@@ -313,6 +342,10 @@ static void at_http__conn_dispatch(at_http__conn_t *c)
     at_http__timer_clear(c);
     atomic_fetch_add(&l->srv->st_requests, 1);
     int rc = l->srv->opts.handler(l->srv->opts.ud, r);
+    if (c->stream) {
+        at_http__stream_begin(c);
+        return;
+    }
     if (rc == AT_HTTP_DEFERRED && !c->responded) {
         c->deferred = true;
         return;
@@ -410,7 +443,7 @@ static int at_http__conn_next(at_http__conn_t *c)
 static void at_http__conn_retime(at_http__conn_t *c)
 {
     at_http__loop_t *l = c->loop;
-    if (c->fd < 0 || c->lingering)
+    if (c->fd < 0 || c->lingering || c->streaming)
         return;
     if (c->in_flight)
         at_http__timer_clear(c);
@@ -423,7 +456,7 @@ static void at_http__conn_retime(at_http__conn_t *c)
  * needed and none are ready, or the connection closes. */
 static void at_http__conn_drive(at_http__conn_t *c)
 {
-    while (c->fd >= 0 && !c->in_flight && !c->closing) {
+    while (c->fd >= 0 && !c->in_flight && !c->closing && !c->streaming) {
         if (c->out.len - c->out_off > AT_HTTP__OUT_HIGH)
             break;
         int rc = at_http__conn_next(c);
@@ -462,6 +495,10 @@ void at_http__conn_event(at_http__conn_t *c, uint32_t events)
         c->may_read = true;
     if (c->lingering) {
         at_http__conn_linger_read(c);
+        return;
+    }
+    if (c->streaming) {
+        at_http__stream_event(c, events);
         return;
     }
     if (c->in_flight) {
@@ -510,6 +547,10 @@ void at_http__conn_async_done(at_http__conn_t *c, char *data, size_t len)
  * after its current request. Loop thread. */
 void at_http__conn_stop(at_http__conn_t *c)
 {
+    if (c->fd >= 0 && c->streaming && !c->lingering && !c->closing) {
+        at_http__stream_stop(c); /* WebSocket: close frame 1001; SSE: close */
+        return;
+    }
     if (c->fd < 0 || c->in_flight || c->started || c->lingering)
         return; /* these finish (or time out) on their own */
     c->closing = true;

@@ -44,13 +44,43 @@ typedef struct at_http__tlist {
     int64_t dur_ns;
 } at_http__tlist_t;
 
-/* A response serialized by another thread, waiting for the loop. */
+/* What an async queue entry asks of the loop. */
+enum {
+    AT_HTTP__OP_RESPOND = 0, /* a deferred answer for conn */
+    AT_HTTP__OP_DATA,        /* stream bytes (SSE) or a text message (WebSocket) */
+    AT_HTTP__OP_PING,        /* WebSocket ping */
+    AT_HTTP__OP_END,         /* end the stream; len: 1 when going away */
+};
+
+/* A response serialized by another thread, or a stream operation, waiting
+ * for the loop. A stream entry holds a reference on st. */
 typedef struct at_http__async {
     struct at_http__async *next;
-    at_http__conn_t *conn;
+    at_http__conn_t *conn; /* OP_RESPOND */
+    at_http_stream_t *st;  /* the other ops */
+    int op;
     char *data; /* owned */
     size_t len;
 } at_http__async_t;
+
+/* A streaming answer (http_stream.c). conn, ws and the pre* fields belong
+ * to the loop thread; the atomics are shared. */
+struct at_http_stream {
+    at_http__loop_t *loop;
+    at_http__conn_t *conn; /* NULL once the connection closed */
+    void *ws;              /* wslay_event_context_ptr, NULL for SSE */
+    char *pre;             /* WebSocket bytes read with the upgrade request */
+    size_t pre_len, pre_off;
+    at_http_gone_fn gone;
+    at_http_ws_msg_fn on_msg;
+    void *ud;
+    size_t max_unsent;
+    atomic_size_t queued;      /* bytes in the async queue */
+    atomic_size_t outstanding; /* bytes in conn->out not yet written */
+    atomic_int refs;
+    atomic_bool closed; /* the connection is gone */
+    char peer[64];
+};
 
 struct at_http__conn {
     int kind; /* AT_HTTP__EV_CONN */
@@ -78,8 +108,10 @@ struct at_http__conn {
     bool rd_eof;        /* the client shut its write side */
     bool closing;       /* no more requests: close once out is sent */
     bool lingering;
-    bool started;  /* a request's first byte is in: the request timer runs */
-    bool may_read; /* input may be waiting (edge seen, not yet drained) */
+    bool started;             /* a request's first byte is in: the request timer runs */
+    bool may_read;            /* input may be waiting (edge seen, not yet drained) */
+    bool streaming;           /* the answer is a stream: no more requests, no read buffer */
+    at_http_stream_t *stream; /* set by at_http_stream_start/at_http_ws_accept */
     char peer[64];
 };
 
@@ -138,10 +170,39 @@ void at_http__conn_free(at_http__conn_t *c);
 void at_http__timer_set(at_http__conn_t *c, at_http__tlist_t *tl, int64_t start_ns);
 void at_http__timer_clear(at_http__conn_t *c);
 
+/* http_stream.c: the handler started a stream on c: switch c over. */
+void at_http__stream_begin(at_http__conn_t *c);
+/* Input (may_read) or writable socket on a streaming connection. */
+void at_http__stream_event(at_http__conn_t *c, uint32_t events);
+/* A stream entry from the async queue; consumes a (data and the entry's
+ * reference). */
+void at_http__stream_op(at_http__async_t *a);
+/* The connection closes: detaches the stream and calls gone(). */
+void at_http__stream_detach(at_http__conn_t *c);
+/* Drops a reference; frees the stream at zero. Any thread. */
+void at_http__stream_unref(at_http_stream_t *st);
+/* The server stops: ends the stream (WebSocket: close 1001). */
+void at_http__stream_stop(at_http__conn_t *c);
+/* True when the comma-separated header value v[0..n) holds token tok
+ * (any case). */
+bool at_http__has_token(const char *v, size_t n, const char *tok);
+/* True when v[0..n) is a valid Sec-WebSocket-Key. */
+bool at_http__ws_key_valid(const char *v, size_t n);
+/* Bytes of c->out not yet written: publish for the cap. */
+void at_http__stream_account(at_http__conn_t *c);
+
+/* http_conn.c: sends what is buffered; 0, or -1 when c closed. */
+int at_http__conn_flush(at_http__conn_t *c);
+
 /* http_resp.c: appends a whole response for c's current request to b (any
  * thread: reads only what is fixed while the request is in flight). */
 void at_http__resp_build(at_buf_t *b, const at_http__conn_t *c, int status, const char *ctype,
                          const char *headers, const char *body, size_t len);
+/* Appends the head of a streaming answer (no Content-Length,
+ * Connection: close). */
+void at_http__resp_stream_head(at_buf_t *b, int status, const char *ctype, const char *headers);
+/* Appends a to l's async queue and wakes the loop. Any thread. */
+void at_http__queue(at_http__loop_t *l, at_http__async_t *a);
 /* Appends a JSON error response that closes the connection. */
 void at_http__resp_error(at_buf_t *b, int status, const char *code, const char *msg);
 

@@ -33,6 +33,7 @@ static const struct {
     {413, "Content Too Large"},
     {415, "Unsupported Media Type"},
     {422, "Unprocessable Content"},
+    {426, "Upgrade Required"},
     {429, "Too Many Requests"},
     {431, "Request Header Fields Too Large"},
     {500, "Internal Server Error"},
@@ -133,6 +134,29 @@ void at_http__resp_build(at_buf_t *b, const at_http__conn_t *c, int status, cons
         at_http__put(b, body, len);
 }
 
+/* Appends the head of a streaming answer: status line, Date,
+ * Content-Type, the caller's lines and Connection: close, no
+ * Content-Length: the body ends when the connection closes. Any thread. */
+void at_http__resp_stream_head(at_buf_t *b, int status, const char *ctype, const char *headers)
+{
+    char line[14] = "HTTP/1.1 000 ";
+    line[9] = (char)('0' + status / 100);
+    line[10] = (char)('0' + status / 10 % 10);
+    line[11] = (char)('0' + status % 10);
+    at_http__put(b, line, 13);
+    at_http__puts(b, at_http__reason(status));
+    at_http__put(b, "\r\n", 2);
+    at_http__date(b);
+    if (ctype && *ctype) {
+        at_http__put(b, "Content-Type: ", 14);
+        at_http__puts(b, ctype);
+        at_http__put(b, "\r\n", 2);
+    }
+    if (headers)
+        at_http__puts(b, headers);
+    at_http__put(b, "Connection: close\r\n\r\n", 21);
+}
+
 /* Appends {"error":{"code":..,"message":..}} to b. */
 static void at_http__error_json(at_buf_t *b, const char *code, const char *msg)
 {
@@ -180,12 +204,19 @@ void at_http_respond_async(at_http_req_t *req, int status, const char *content_t
     at_buf_t b;
     at_buf_init(&b, 0);
     at_http__resp_build(&b, c, status, content_type, headers, body, len);
-    at_http__async_t *a = at_xmalloc(sizeof *a);
-    a->next = NULL;
+    at_http__async_t *a = at_xcalloc(1, sizeof *a);
     a->conn = c;
+    a->op = AT_HTTP__OP_RESPOND;
     a->data = at_buf_steal(&b, &a->len);
     at_buf_deinit(&b);
+    at_http__queue(l, a);
+}
 
+/* Appends a to the loop's queue and writes its eventfd when the queue was
+ * empty. Any thread. */
+void at_http__queue(at_http__loop_t *l, at_http__async_t *a)
+{
+    a->next = NULL;
     pthread_mutex_lock(&l->mu);
     bool was_empty = l->aq_head == NULL;
     if (l->aq_tail)

@@ -6,6 +6,7 @@
 #include "at_http.h"
 #include "at_metrics.h"
 #include "at_serve.h"
+#include "push_int.h"
 #include "serve_int.h"
 
 #include <signal.h>
@@ -321,6 +322,7 @@ static int at_serve__metrics(at_serve_t *s, at_http_req_t *r)
                     "Requests refused by the server's own limits (408, 413, 431, 503).", NULL,
                     (double)hs.rejected_limits);
     (void)at_serve__sinks_metrics(&b);
+    at_push_metrics(s->push, &b);
     at_serve__send(s, r, 200, NULL, "text/plain; version=0.0.4", b.data, b.len);
     at_buf_deinit(&b);
     return 0;
@@ -398,6 +400,8 @@ static int at_serve__handle(void *ud, at_http_req_t *r)
     }
     if (at_serve__path(r, "/v1/rejected") && at_serve__is(r, "GET"))
         return at_serve__rejected(s, r);
+    if (at_serve__path(r, "/v1/ws"))
+        return at_push_ws_route(s, r);
     if (at_serve__prefix(r, "/v1/users/"))
         return at_serve__users(s, r, strlen("/v1/users/"));
     if (at_serve__path(r, "/v1/items") || at_serve__prefix(r, "/v1/items/"))
@@ -456,6 +460,11 @@ int at_serve_run(attune_t *a, char *err, size_t errlen)
     int rc = at_http_new(&s->http, &o, err, errlen);
     if (rc < 0)
         goto out;
+    s->push = at_push_new(s);
+    if ((rc = at_push_start(s->push)) < 0) {
+        (void)snprintf(err, errlen, "push: cannot start its threads: %s", at_strerror(rc));
+        goto out;
+    }
     atomic_store(&at_serve__running, s->http);
     struct sigaction sa = {.sa_handler = at_serve__on_signal};
     sigemptyset(&sa.sa_mask);
@@ -472,8 +481,10 @@ int at_serve_run(attune_t *a, char *err, size_t errlen)
     atomic_store(&at_serve__running, NULL);
     AT_INFO("stopped", "%s", "reason=signal");
 out:
+    at_push_stop(s->push); /* no more sends: the loops have ended */
     if (s->http)
         at_http_free(s->http);
+    at_push_free(s->push);
     free(s);
     return rc;
 }

@@ -3,6 +3,7 @@
  * GET/PUT/DELETE, segment members, and the state digest. Reads of users
  * and every rule change are answered later, from an engine thread. */
 #include "at_core.h"
+#include "push_int.h"
 #include "serve_int.h"
 
 #include <errno.h>
@@ -99,6 +100,8 @@ int at_serve__users(at_serve_t *s, at_http_req_t *r, size_t prefix)
     const char *slash = memchr(p, '/', (size_t)(end - p));
     size_t idn = (size_t)((slash ? slash : end) - p);
     unsigned what = ATTUNE_USER_PROFILE | ATTUNE_USER_SEGMENTS;
+    if (slash && end - slash >= 7 && !memcmp(slash, "/stream", 7)) /* push.c */
+        return at_push_users_route(s, r, p, idn, slash + 7, (size_t)(end - slash - 7));
     if (slash) {
         size_t rest = (size_t)(end - slash);
         if (rest == 9 && !memcmp(slash, "/segments", 9)) {

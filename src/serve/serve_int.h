@@ -23,6 +23,7 @@ typedef struct at_serve {
     at_hist_t lat_events;       /* request latency of POST /v1/events */
     at_hist_t lat_other;        /* of everything else */
     _Atomic uint64_t status[6]; /* answers by class: 1xx..5xx (index 1..5) */
+    struct at_push *push;       /* push.c: streams to browsers */
 } at_serve_t;
 
 bool at_serve__is(const at_http_req_t *r, const char *method);
