@@ -92,7 +92,7 @@ struct attune {
 
     /* processing (streams.c) */
     at_streams_t *streams;
-    at_watch_t *watch; /* users push connections watch (watch.c) */
+    at_watch_t *watch;      /* users push connections watch (watch.c) */
     int64_t *tick_trusted;  /* [P] writer: the newest trusted time appended (AT_WM_NONE) */
     int64_t *last_append;   /* [P] writer: monotonic ms of the last record appended */
     uint64_t *last_control; /* [P] writer: hash of the last control record's value (0: none) */

@@ -46,7 +46,7 @@ typedef struct at_reco_cfg {
     int64_t pair_window_ms; /* items interacted with this close together pair up; default 30 min */
     int max_pairs; /* an interaction pairs with at most this many recent items; default 10 */
     double w_cooc, w_affinity, w_trending; /* the blend; defaults 1, 0.3, 0.1 */
-    int64_t cache_ms;                      /* reads reuse merged item data this long; default 10 s */
+    int64_t cache_ms; /* reads reuse merged item data this long; default 10 s */
 } at_reco_cfg_t;
 
 void at_reco_cfg_defaults(at_reco_cfg_t *c);
