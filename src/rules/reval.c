@@ -834,6 +834,11 @@ void at_rules_early(const at_ruleset_t *rs, at_rstate_t *s, const at_rule_host_t
         if (r->kind == AT_RULE_TRIGGER) {
             if (r->early_fire) {
                 at_rrule_t *rr = at_rules__rule_state(s, r->id);
+                /* each early fire is remembered until its event is final;
+                 * past the bound the fire waits for that (still exactly
+                 * once, only later), so the state stays decodable */
+                if (rr->nearly >= AT_RULE_MAX_ENTRIES)
+                    continue;
                 int64_t *e = at_arena_alloc(s->arena, (rr->nearly + 1) * sizeof *e);
                 if (rr->nearly)
                     memcpy(e, rr->early_at, rr->nearly * sizeof *e);
