@@ -43,10 +43,10 @@ typedef struct at_proc at_proc_t;
 typedef struct at_proc_cfg {
     at_profile_cfg_t profile;
     at_reco_cfg_t reco;
-    int reco_answers;    /* recommendation answers cached per partition (0: none) */
+    int reco_answers;           /* recommendation answers cached per partition (0: none) */
     int64_t reco_answer_ttl_ms; /* how long one is served (0: none) */
-    int64_t lateness_ms; /* allowed lateness; default 5 s */
-    int64_t ttl_ms;      /* state of users inactive this long expires; 0: never */
+    int64_t lateness_ms;        /* allowed lateness; default 5 s */
+    int64_t ttl_ms;             /* state of users inactive this long expires; 0: never */
     int partitions;
     bool no_early; /* announce every transition only once final (no early path) */
 } at_proc_cfg_t;
