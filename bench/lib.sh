@@ -4,7 +4,8 @@
 #
 # bench_begin NAME: checks the attune binary, makes the work directory
 # $work under ${BENCH_TMP:-build/bench} and removes it on exit, killing the
-# server whose pid is in $pid if one is still running.
+# server whose pid is in $pid if one is still running and the helper
+# processes (nginx, load generators) whose pids are in the array $pids.
 
 bench_begin() {
     bench_name=$1
@@ -12,10 +13,12 @@ bench_begin() {
     mkdir -p "${BENCH_TMP:-$root/build/bench}"
     work=$(mktemp -d "${BENCH_TMP:-$root/build/bench}/$bench_name.XXXXXX")
     pid=""
+    pids=()
     trap bench_cleanup EXIT
 }
 
 bench_cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
     wait 2>/dev/null || true
     rm -rf "$work"
@@ -32,6 +35,17 @@ free_port() {
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
+}
+
+# wait_url URL PID: waits (up to 30 s) until URL answers 2xx; fails early
+# when PID exits.
+wait_url() {
+    for _ in $(seq 300); do
+        curl -fs -o /dev/null "$1" && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
 }
 
 # stop_server: SIGTERM to $pid and wait for it.

@@ -50,11 +50,7 @@ start_server() { # data dir
     taskset -c "$SERVER_CPU" "$ATTUNE" serve -c "$work/push.yaml" --listen "127.0.0.1:$port" \
         --data-dir "$1" --set http.max_connections=$((MEM_CONNS + 1000)) >"$work/attune.log" 2>&1 &
     pid=$!
-    for _ in $(seq 300); do
-        curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
+    wait_url "http://127.0.0.1:$port/readyz" "$pid" && return 0
     cat "$work/attune.log" >&2
     die "attune did not come up"
 }

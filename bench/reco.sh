@@ -38,22 +38,6 @@ for tool in wrk taskset curl python3; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/deps.sh bench)"
 done
 [ -x "$NGINX" ] || die "nginx not found (scripts/deps.sh bench)"
-pids=()
-cleanup_all() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    bench_cleanup
-}
-trap cleanup_all EXIT
-
-wait_url() { # url pid
-    for _ in $(seq 300); do
-        curl -fs -o /dev/null "$1" && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
 
 # --- history
 start=$(python3 -c "import datetime,time; print(datetime.datetime.utcfromtimestamp(time.time() - $HIST_SECONDS).strftime('%Y-%m-%dT%H:%M:%SZ'))")

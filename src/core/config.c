@@ -282,7 +282,7 @@ static void at_config__choices_text(const char *const *choices, char *out, size_
 
 /* ---- freeing ------------------------------------------------------------- */
 
-static void at_config__free_list(char **list)
+void at_config__free_list(char **list)
 {
     for (size_t i = 0; list && list[i]; i++)
         free(list[i]);

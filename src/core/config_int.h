@@ -15,4 +15,7 @@
 int at_config__load_webhooks(yaml_document_t *doc, yaml_node_t *n, at_config_t *c, char *err,
                              size_t errlen);
 
+/* Frees a NULL-terminated list of strings (NULL is fine). */
+void at_config__free_list(char **list);
+
 #endif

@@ -55,21 +55,14 @@ static const char *at_hook__scalar(at_hookld_t *ld, yaml_node_t *n, const char *
     return (const char *)n->data.scalar.value;
 }
 
-static void at_hook__free_list(char **l)
-{
-    for (char **p = l; p && *p; p++)
-        free(*p);
-    free(l);
-}
-
 void at_config_webhooks_free(at_config_webhook_t *w, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(w[i].name);
         free(w[i].url);
         free(w[i].secret);
-        at_hook__free_list(w[i].segments);
-        at_hook__free_list(w[i].triggers);
+        at_config__free_list(w[i].segments);
+        at_config__free_list(w[i].triggers);
     }
     free(w);
 }
@@ -93,11 +86,11 @@ static int at_hook__names(at_hookld_t *ld, yaml_node_t *n, const char *field, ch
         }
         l[i] = at_xstrdup(v);
     }
-    at_hook__free_list(*out);
+    at_config__free_list(*out);
     *out = l;
     l = NULL;
 out:
-    at_hook__free_list(l);
+    at_config__free_list(l);
     return rc;
 }
 

@@ -154,39 +154,46 @@ static int at_items__req(const attune_reco_query_t *q, at_reco_req_t *r, at_pstr
 
 #define AT_ITEMS_MAX_EXCLUDE 100
 
+/* What a recommendation read takes: the user's key, the request (over
+ * ex) and the offset of min_position in the user's partition (-1: none).
+ * AT_EINVALID for a bad user or query. */
+typedef struct at_items_rq {
+    char key[1100];
+    size_t kl;
+    at_pstr_t ex[AT_ITEMS_MAX_EXCLUDE];
+    at_reco_req_t r;
+    int64_t min_offset;
+} at_items_rq_t;
+
+static int at_items__rq(attune_t *a, const char *user, size_t n, const attune_reco_query_t *q,
+                        const char *min_position, at_items_rq_t *x)
+{
+    x->kl = at_engine__user_key(user, n, x->key, sizeof x->key);
+    if (!x->kl || at_items__req(q, &x->r, x->ex, AT_ITEMS_MAX_EXCLUDE) < 0)
+        return AT_EINVALID;
+    int p = at_partition_of(x->key, x->kl, a->partitions);
+    x->min_offset = min_position ? at_engine__position_for(min_position, p) : -1;
+    return 0;
+}
+
 int attune_recommend(attune_t *a, const char *user, size_t n, const attune_reco_query_t *q,
                      const char *min_position, attune_done_cb cb, void *ud)
 {
-    char key[1100];
-    size_t kl = at_engine__user_key(user, n, key, sizeof key);
-    if (!kl)
+    at_items_rq_t x;
+    if (at_items__rq(a, user, n, q, min_position, &x) < 0)
         return AT_EINVALID;
-    at_pstr_t ex[AT_ITEMS_MAX_EXCLUDE];
-    at_reco_req_t r;
-    if (at_items__req(q, &r, ex, AT_ITEMS_MAX_EXCLUDE) < 0)
-        return AT_EINVALID;
-    int p = at_partition_of(key, kl, a->partitions);
-    int64_t min_offset = min_position ? at_engine__position_for(min_position, p) : -1;
-    return at_streams_recommend(a->streams, key, kl, &r, min_offset, cb, ud);
+    return at_streams_recommend(a->streams, x.key, x.kl, &x.r, x.min_offset, cb, ud);
 }
 
 int attune_recommend_cached(attune_t *a, const char *user, size_t n, const attune_reco_query_t *q,
                             const char *min_position, char **json, size_t *len)
 {
-    char key[1100];
-    size_t kl = at_engine__user_key(user, n, key, sizeof key);
-    if (!kl)
+    at_items_rq_t x;
+    if (at_items__rq(a, user, n, q, min_position, &x) < 0)
         return AT_EINVALID;
-    at_pstr_t ex[AT_ITEMS_MAX_EXCLUDE];
-    at_reco_req_t r;
-    if (at_items__req(q, &r, ex, AT_ITEMS_MAX_EXCLUDE) < 0)
-        return AT_EINVALID;
-    int64_t min_offset = -1;
-    if (min_position)
-        min_offset = at_engine__position_for(min_position, at_partition_of(key, kl, a->partitions));
     at_buf_t b;
     at_buf_init(&b, 0);
-    if (!at_streams_reco_cached(a->streams, key, kl, &r, min_offset, &b)) {
+    if (!at_streams_reco_cached(a->streams, x.key, x.kl, &x.r, x.min_offset, &b)) {
         at_buf_deinit(&b);
         return AT_ENOTFOUND;
     }

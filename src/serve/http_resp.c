@@ -96,15 +96,9 @@ static void at_http__date(at_buf_t *b)
     at_http__put(b, line, line_len);
 }
 
-/* Appends status line, Date, Content-Type (when ctype is non-empty),
- * Content-Length (not for 1xx/204/304), Connection when needed, the
- * caller's header lines, and the body (not for HEAD) to b. Reads only what
- * stays fixed while c's request is in flight, so any thread may call it. */
-void at_http__resp_build(at_buf_t *b, const at_http__conn_t *c, int status, const char *ctype,
-                         const char *headers, const char *body, size_t len)
+/* The status line, Date and Content-Type (when ctype is non-empty). */
+static void at_http__resp_start(at_buf_t *b, int status, const char *ctype)
 {
-    bool bodyless = status < 200 || status == 204 || status == 304;
-    AT_ASSERT(status >= 100 && status <= 599);
     char line[14] = "HTTP/1.1 000 ";
     line[9] = (char)('0' + status / 100);
     line[10] = (char)('0' + status / 10 % 10);
@@ -118,6 +112,18 @@ void at_http__resp_build(at_buf_t *b, const at_http__conn_t *c, int status, cons
         at_http__puts(b, ctype);
         at_http__put(b, "\r\n", 2);
     }
+}
+
+/* Appends status line, Date, Content-Type (when ctype is non-empty),
+ * Content-Length (not for 1xx/204/304), Connection when needed, the
+ * caller's header lines, and the body (not for HEAD) to b. Reads only what
+ * stays fixed while c's request is in flight, so any thread may call it. */
+void at_http__resp_build(at_buf_t *b, const at_http__conn_t *c, int status, const char *ctype,
+                         const char *headers, const char *body, size_t len)
+{
+    bool bodyless = status < 200 || status == 204 || status == 304;
+    AT_ASSERT(status >= 100 && status <= 599);
+    at_http__resp_start(b, status, ctype);
     if (!bodyless) {
         at_http__put(b, "Content-Length: ", 16);
         at_http__putu(b, len);
@@ -139,19 +145,7 @@ void at_http__resp_build(at_buf_t *b, const at_http__conn_t *c, int status, cons
  * Content-Length: the body ends when the connection closes. Any thread. */
 void at_http__resp_stream_head(at_buf_t *b, int status, const char *ctype, const char *headers)
 {
-    char line[14] = "HTTP/1.1 000 ";
-    line[9] = (char)('0' + status / 100);
-    line[10] = (char)('0' + status / 10 % 10);
-    line[11] = (char)('0' + status % 10);
-    at_http__put(b, line, 13);
-    at_http__puts(b, at_http__reason(status));
-    at_http__put(b, "\r\n", 2);
-    at_http__date(b);
-    if (ctype && *ctype) {
-        at_http__put(b, "Content-Type: ", 14);
-        at_http__puts(b, ctype);
-        at_http__put(b, "\r\n", 2);
-    }
+    at_http__resp_start(b, status, ctype);
     if (headers)
         at_http__puts(b, headers);
     at_http__put(b, "Connection: close\r\n\r\n", 21);

@@ -1319,6 +1319,22 @@ static void at_push__join(at_push_t *h, at_push_sub_t *sub, int part, int64_t of
         at_push__refresh(h, sub, false); /* what it shows now */
 }
 
+/* What opening a stream or a WebSocket checks first: the key or token,
+ * the resume position, the placements and recommendations wanted. False:
+ * answered with the error. */
+static bool at_push__open_checks(at_serve_t *s, at_http_req_t *r, const char *user, size_t ulen,
+                                 unsigned *flags, int *part, int64_t *off, at_push_want_t **want)
+{
+    if (!at_push__allowed(s, r, user, ulen, flags) || !at_push__resume_of(s, r, part, off))
+        return false;
+    if (at_push__want_of(s, r, want) < 0) {
+        at_push__want_free(*want);
+        *want = NULL;
+        return false;
+    }
+    return true;
+}
+
 static int at_push__stream_route(at_serve_t *s, at_http_req_t *r, const char *user, size_t ulen)
 {
     if (!at_serve__is(r, "GET")) {
@@ -1326,17 +1342,11 @@ static int at_push__stream_route(at_serve_t *s, at_http_req_t *r, const char *us
         return 0;
     }
     unsigned flags;
-    if (!at_push__allowed(s, r, user, ulen, &flags))
-        return 0;
     int part;
     int64_t off = 0;
-    if (!at_push__resume_of(s, r, &part, &off))
-        return 0;
     at_push_want_t *want = NULL;
-    if (at_push__want_of(s, r, &want) < 0) {
-        at_push__want_free(want);
+    if (!at_push__open_checks(s, r, user, ulen, &flags, &part, &off, &want))
         return 0;
-    }
     at_push_t *h = s->push;
     char hdr[1024];
     at_serve__cors(s, r, hdr, sizeof hdr - 64);
@@ -1446,17 +1456,11 @@ int at_push_ws_route(at_serve_t *s, at_http_req_t *r)
         return 0;
     }
     unsigned flags;
-    if (!at_push__allowed(s, r, user, ulen, &flags))
-        return 0;
     int part;
     int64_t off = 0;
-    if (!at_push__resume_of(s, r, &part, &off))
-        return 0;
     at_push_want_t *want = NULL;
-    if (at_push__want_of(s, r, &want) < 0) {
-        at_push__want_free(want);
+    if (!at_push__open_checks(s, r, user, ulen, &flags, &part, &off, &want))
         return 0;
-    }
     at_push_t *h = s->push;
     char cors[512];
     at_serve__cors(s, r, cors, sizeof cors);
