@@ -72,7 +72,7 @@ for rate in $RATES; do
     awk -v a="$c0" -v b="$c1" -v x="$t0" -v y="$t1" -v hz="$hz" \
         'BEGIN { printf "  server CPU: %.0f%% of one core over the run\n", 100 * (b - a) / hz / (y - x) }'
     curl -s "http://127.0.0.1:$port/metrics" |
-        grep -E '^attune_(push_messages_total|push_dropped_total|events_accepted_total)[ {]' |
+        grep -E '^attune_(push_messages_total|push_dropped_total|events_accepted_total|output_latency_early_seconds)[ {_]' |
         sed 's/^/  /' || true
     stop_server
 done

@@ -313,9 +313,13 @@ int main(int argc, char **argv)
         }
         int64_t due =
             next < total ? start + (int64_t)((double)(next / g_batch) * gap) : t + 10000000;
-        int wait_ms = due > t ? (int)((due - t) / 1000000) : 0;
+        /* sleep to the next batch with nanosecond precision: a whole-ms
+         * timeout would spin at high rates and starve the subscriber
+         * thread on the same CPU, which would count against the server */
+        int64_t wait_ns = due > t ? due - t : 0;
+        struct timespec wts = {wait_ns / 1000000000LL, wait_ns % 1000000000LL};
         struct epoll_event evs[64];
-        int n = epoll_wait(ep, evs, 64, wait_ms);
+        int n = epoll_pwait2(ep, evs, 64, &wts, NULL);
         int64_t ta = now_ns();
         for (int i = 0; i < n; i++) {
             conn_t *c = evs[i].data.ptr;
