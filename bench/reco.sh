@@ -10,13 +10,15 @@
 # sends 1,000 events/s (LOAD_RATE) to it for the whole measurement, pinned
 # to CLIENT_CPU with wrk. wrk asks for the recommendations of users chosen
 # by a Zipf law over the USERS ids (exponent ZIPF_S; user 1 the most
-# asked for), `wrk -t1 -cCONNS -dDURATION`, runs interleaved with nginx
-# (one worker, access_log off, the median attune answer's size as a static
-# body), median of RUNS. Prints requests/s, p99 and the ratio.
+# asked for; each run draws its own sequence), `wrk -t1 -cCONNS
+# -dDURATION`, runs interleaved with nginx (one worker, access_log off, the
+# median attune answer's size as a static body), after one warm-up run of
+# each that is not counted; median of RUNS. Prints requests/s, p99, the
+# share of attune's answers served from kept answers, and the ratio.
 #
 # Usage: bench/reco.sh    (ATTUNE=path/to/attune, default build/release/attune)
 # Knobs: USERS=100000 HIST_EVENTS=2000000 HIST_SECONDS=3600 LOAD_RATE=1000
-#        RUNS=3 DURATION=10s CONNS=50 ZIPF_S=1.0 SERVER_CPU=0 CLIENT_CPU=1
+#        RUNS=3 DURATION=10s CONNS=50 ZIPF_S=1.0 SERVER_CPU=0 CLIENT_CPU=1 SERVE_ARGS=
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,6 +31,7 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-50}
 ZIPF_S=${ZIPF_S:-1.0}
+SERVE_ARGS=${SERVE_ARGS:-} # more arguments for attune serve, e.g. --set reco.answers=8192
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
@@ -52,7 +55,8 @@ rm -f "$work/hist.ndjson"
 
 # --- the servers
 port=$(free_port)
-taskset -c "$SERVER_CPU" "$ATTUNE" serve --listen "127.0.0.1:$port" --data-dir "$work/data" \
+# shellcheck disable=SC2086 # SERVE_ARGS: words
+taskset -c "$SERVER_CPU" "$ATTUNE" serve --listen "127.0.0.1:$port" --data-dir "$work/data" $SERVE_ARGS \
     >"$work/attune.log" 2>&1 &
 pid=$!
 pids+=("$pid")
@@ -94,7 +98,7 @@ local n, s = $USERS, $ZIPF_S
 local cdf, sum = {}, 0
 for i = 1, n do sum = sum + 1 / (i ^ s); cdf[i] = sum end
 for i = 1, n do cdf[i] = cdf[i] / sum end
-math.randomseed(42)
+math.randomseed(tonumber(os.getenv("ZIPF_SEED") or "42"))
 request = function()
   local r, lo, hi = math.random(), 1, n
   while lo < hi do
@@ -112,10 +116,20 @@ taskset -c "$CLIENT_CPU" "$ATTUNE" load --url "http://127.0.0.1:$port" --rate "$
 pids+=($!)
 sleep 2
 
+answers() { # kept-answer hits and builds so far
+    curl -s "http://127.0.0.1:$port/metrics" |
+        awk '$1 == "attune_reco_answers_cached_total" { h = $2 } $1 == "attune_reco_answers_built_total" { b = $2 } END { print h + 0, b + 0 }'
+}
 run_wrk() { # name port
-    local out rps p99
-    out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$work/zipf.lua" \
+    local out rps p99 h0 b0 h1 b1 share=""
+    [ "$1" = attune ] && read -r h0 b0 <<<"$(answers)"
+    out=$(ZIPF_SEED=$((42 + run)) taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$work/zipf.lua" \
         "http://127.0.0.1:$2")
+    if [ "$1" = attune ]; then
+        read -r h1 b1 <<<"$(answers)"
+        share=$(awk -v h=$((h1 - h0)) -v b=$((b1 - b0)) 'BEGIN { printf "  %.1f%% kept answers", (h + b > 0) ? 100 * h / (h + b) : 0 }')
+    fi
+    [ "$run" = 0 ] && { printf '  %-6s warm-up: %10.0f req/s%s\n' "$1" "$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')" "$share"; return; }
     rps=$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')
     p99=$(wrk_ms "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
     if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then
@@ -123,10 +137,10 @@ run_wrk() { # name port
     fi
     echo "$rps" >>"$work/$1.rps"
     echo "$p99" >>"$work/$1.p99"
-    printf '  %-6s run %d: %10.0f req/s  p99 %7.3f ms\n' "$1" "$run" "$rps" "$p99"
+    printf '  %-6s run %d: %10.0f req/s  p99 %7.3f ms%s\n' "$1" "$run" "$rps" "$p99" "$share"
 }
 echo "GET /v1/users/{zipf($ZIPF_S) of $USERS}/recommendations?n=10, wrk -t1 -c$CONNS -d$DURATION, servers on cpu $SERVER_CPU, wrk and $LOAD_RATE events/s on cpu $CLIENT_CPU"
-for run in $(seq "$RUNS"); do
+for run in $(seq 0 "$RUNS"); do # run 0: a warm-up of each, not counted
     run_wrk attune "$port"
     run_wrk nginx "$nport"
 done
@@ -134,7 +148,7 @@ a_rps=$(median_of <"$work/attune.rps")
 n_rps=$(median_of <"$work/nginx.rps")
 a_p99=$(median_of <"$work/attune.p99")
 n_p99=$(median_of <"$work/nginx.p99")
-curl -s "http://127.0.0.1:$port/metrics" | grep -E "^attune_(reco_items|reco_bytes|reco_answers_cached_total|users|events_processed_total) " | sed 's/^/  /' || true
+curl -s "http://127.0.0.1:$port/metrics" | grep -E "^attune_(reco_items|reco_bytes|reco_answers_cached_total|reco_answers_built_total|users|events_processed_total) " | sed 's/^/  /' || true
 echo "median of $RUNS:"
 printf '  attune  %10.0f req/s  p99 %7.3f ms\n' "$a_rps" "$a_p99"
 printf '  nginx   %10.0f req/s  p99 %7.3f ms\n' "$n_rps" "$n_p99"

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AT_ANSWERS_GENS 4096 /* generation entries per partition, a power of two */
+#define AT_ANSWERS_GENS 16384 /* generation entries per partition, a power of two */
 
 typedef struct at_answer {
     uint64_t tag;
@@ -45,7 +45,7 @@ struct at_answers {
     size_t n; /* answers per partition, a power of two, at least 2 */
     int64_t ttl_ms;
     at_apart_t *parts;
-    _Atomic uint64_t hits, misses;
+    _Atomic uint64_t hits, built;
 };
 
 at_answers_t *at_answers_new(int partitions, int per_partition, int64_t ttl_ms)
@@ -128,7 +128,8 @@ bool at_answers_get(at_answers_t *a, int p, uint64_t user, uint64_t tag, int64_t
         }
     }
     pthread_mutex_unlock(&ap->mu);
-    atomic_fetch_add_explicit(hit ? &a->hits : &a->misses, 1, memory_order_relaxed);
+    if (hit)
+        atomic_fetch_add_explicit(&a->hits, 1, memory_order_relaxed);
     return hit;
 }
 
@@ -137,6 +138,7 @@ void at_answers_put(at_answers_t *a, int p, uint64_t tag, uint32_t gen, int64_t 
 {
     if (len > UINT32_MAX)
         return;
+    atomic_fetch_add_explicit(&a->built, 1, memory_order_relaxed);
     char *copy = at_xstrndup(json, len);
     at_apart_t *ap = &a->parts[p];
     pthread_mutex_lock(&ap->mu);
@@ -163,8 +165,8 @@ void at_answers_put(at_answers_t *a, int p, uint64_t tag, uint32_t gen, int64_t 
     free(old);
 }
 
-void at_answers_stats(const at_answers_t *a, uint64_t *hits, uint64_t *misses)
+void at_answers_stats(const at_answers_t *a, uint64_t *hits, uint64_t *built)
 {
     *hits = a ? atomic_load_explicit(&a->hits, memory_order_relaxed) : 0;
-    *misses = a ? atomic_load_explicit(&a->misses, memory_order_relaxed) : 0;
+    *built = a ? atomic_load_explicit(&a->built, memory_order_relaxed) : 0;
 }

@@ -33,7 +33,7 @@ bool at_answers_get(at_answers_t *a, int p, uint64_t user, uint64_t tag, int64_t
                     at_buf_t *out);
 void at_answers_put(at_answers_t *a, int p, uint64_t tag, uint32_t gen, int64_t now_ms,
                     const char *json, size_t len);
-/* Lookups answered, and not, since the start (a NULL cache: zeros). */
-void at_answers_stats(const at_answers_t *a, uint64_t *hits, uint64_t *misses);
+/* Lookups answered, and answers put, since the start (a NULL cache: zeros). */
+void at_answers_stats(const at_answers_t *a, uint64_t *hits, uint64_t *built);
 
 #endif

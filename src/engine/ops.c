@@ -138,6 +138,10 @@ static void at_engine__stream_metrics(attune_t *a, at_buf_t *b)
         b, "attune_reco_answers_cached_total",
         "Recommendation answers given again from a partition's cache (reco.answers).",
         t->reco_cached);
+    at_engine__counter(b, "attune_reco_answers_built_total",
+                       "Recommendation answers built and kept in a partition's cache (asked for "
+                       "and not there, or no longer valid).",
+                       t->reco_built);
     at_engine__counter(b, "attune_catalog_records_total",
                        "Catalog upserts processed (POST /v1/items).", t->items);
     at_engine__counter(b, "attune_users_expired_total", "Users whose state expired (state.ttl).",

@@ -79,6 +79,7 @@ typedef struct at_proc_stats {
     uint64_t expired_users, degraded;
     uint64_t items;         /* catalog records */
     uint64_t reco_cached;   /* recommendation answers given from the cache */
+    uint64_t reco_built;    /* asked for and not in the cache: built */
     uint64_t pending;       /* events waiting for the watermark now */
     uint64_t pending_bytes; /* memory they hold */
     uint64_t users;

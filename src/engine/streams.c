@@ -1062,8 +1062,7 @@ void at_streams_stats(at_streams_t *s, at_streams_stats_t *st)
     st->lat_final = &s->lat_final;
     st->out_records = atomic_load(&s->orecs);
     st->out_bytes = atomic_load(&s->obytes);
-    uint64_t misses;
-    at_answers_stats(s->answers, &st->total.reco_cached, &misses);
+    at_answers_stats(s->answers, &st->total.reco_cached, &st->total.reco_built);
 }
 
 int64_t at_streams_members_count(at_streams_t *s, uint32_t id)

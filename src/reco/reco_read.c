@@ -51,12 +51,46 @@ typedef struct at_rcmap {
     uint32_t *slots;
     uint32_t nslots;
     at_arena_t *arena;
+    bool borrow; /* ids are kept as given: they outlive the map */
 } at_rcmap_t;
 
 static void at_rcmap_init(at_rcmap_t *m, at_arena_t *arena)
 {
     memset(m, 0, sizeof *m);
     m->arena = arena;
+}
+
+static void at_rcmap_rehash(at_rcmap_t *m, uint32_t nslots);
+
+/* A map whose ids outlive it (not copied), sized for about `expect`
+ * candidates so that it does not grow on the way. */
+static void at_rcmap_init_borrowed(at_rcmap_t *m, at_arena_t *arena, uint32_t expect)
+{
+    at_rcmap_init(m, arena);
+    m->borrow = true;
+    uint32_t nslots = 64;
+    while (nslots < 2 * expect)
+        nslots *= 2;
+    at_rcmap_rehash(m, nslots);
+    m->cap = nslots / 2;
+    m->v = at_xmalloc(m->cap * sizeof *m->v);
+}
+
+/* Whether a[0..n) equals b[0..n): item ids are short, and a call to
+ * memcmp costs more than the compare. */
+static inline bool at_reco__eq(const char *a, const char *b, size_t n)
+{
+    if (a == b)
+        return true;
+    if (n <= 8) {
+        uint64_t x = 0, y = 0;
+        for (size_t i = 0; i < n; i++) {
+            x = x << 8 | (uint8_t)a[i];
+            y = y << 8 | (uint8_t)b[i];
+        }
+        return x == y;
+    }
+    return memcmp(a, b, n) == 0;
 }
 
 static void at_rcmap_deinit(at_rcmap_t *m)
@@ -89,7 +123,7 @@ static at_rcand_t *at_rcmap_get_h(at_rcmap_t *m, const char *id, size_t n, uint3
             if (!s)
                 break;
             at_rcand_t *c = &m->v[s - 1];
-            if (c->hash == hash && c->n == n && memcmp(c->id, id, n) == 0)
+            if (c->hash == hash && c->n == n && at_reco__eq(c->id, id, n))
                 return c;
         }
     }
@@ -103,7 +137,7 @@ static at_rcand_t *at_rcmap_get_h(at_rcmap_t *m, const char *id, size_t n, uint3
     }
     at_rcand_t *c = &m->v[m->n];
     memset(c, 0, sizeof *c);
-    c->id = at_arena_strndup(m->arena, id, n);
+    c->id = m->borrow ? id : at_arena_strndup(m->arena, id, n);
     c->n = (uint32_t)n;
     c->hash = hash;
     c->best_seed = -1;
@@ -122,7 +156,7 @@ static at_rcand_t *at_rcmap_get(at_rcmap_t *m, const char *id, size_t n, bool cr
 static void at_rcand_set_cat(at_rcmap_t *m, at_rcand_t *c, const char *cat, uint32_t n)
 {
     if (n && !c->cat_len) {
-        c->cat = at_arena_strndup(m->arena, cat, n);
+        c->cat = m->borrow ? cat : at_arena_strndup(m->arena, cat, n);
         c->cat_len = n;
     }
 }
@@ -224,6 +258,7 @@ typedef struct at_rinfo {
     uint32_t hash, n;
     char *id;
     int64_t built_ms;
+    uint64_t read; /* the read it was built in (at_rcache_t.read) */
     bool found, nb_done;
     uint8_t flags; /* the catalog's (AT_RECO_F_*), when catalog */
     bool catalog;
@@ -237,6 +272,7 @@ typedef struct at_rinfo {
 
 typedef struct at_rcache {
     uint64_t gen; /* the set it is for */
+    uint64_t read; /* counts the reads (at_rcache_of) */
     at_rinfo_t **slots;
     uint32_t nslots, n;
 } at_rcache_t;
@@ -280,7 +316,10 @@ static void at_reco__key_init(void)
     AT_ASSERT(pthread_key_create(&at_reco__key, at_rcache_free) == 0);
 }
 
-/* This thread's cache for set s (emptied when it was another set's). */
+/* This thread's cache for set s, at the start of a read (emptied when it
+ * was another set's, or full). What the read gets from it stays valid, and
+ * in place, until the thread's next read: a read adds at most
+ * AT_RECO_SEEDS + 4 * 100 + 20 entries, which the slots leave room for. */
 static at_rcache_t *at_rcache_of(const at_reco_set_t *s)
 {
     pthread_once(&at_reco__once, at_reco__key_init);
@@ -291,10 +330,11 @@ static at_rcache_t *at_rcache_of(const at_reco_set_t *s)
         c->slots = at_xcalloc(c->nslots, sizeof(at_rinfo_t *));
         AT_ASSERT(pthread_setspecific(at_reco__key, c) == 0);
     }
-    if (c->gen != s->gen) {
+    if (c->gen != s->gen || c->n >= AT_RCACHE_MAX) {
         at_rcache_clear(c);
         c->gen = s->gen;
     }
+    c->read++;
     return c;
 }
 
@@ -372,9 +412,9 @@ static void at_rinfo_build(at_reco_set_t *s, at_rinfo_t *e, bool nb, int64_t now
 }
 
 /* What is known of item id (hash given): from this thread's cache when it
- * is fresh, else built. Valid until the next call on this thread with
- * another set or a full cache (callers copy what they keep). With a
- * cache_ms of 0 nothing is reused, so answers follow every update (eval). */
+ * is fresh or was built in this read, else built. Valid until the
+ * thread's next read (at_rcache_of). With a cache_ms of 0 nothing is
+ * reused from one read to the next, so answers follow every update (eval). */
 static const at_rinfo_t *at_rinfo_get(at_reco_set_t *s, at_rcache_t *c, const char *id, uint32_t n,
                                       uint32_t hash, bool nb, int64_t now, int64_t wall)
 {
@@ -385,14 +425,11 @@ static const at_rinfo_t *at_rinfo_get(at_reco_set_t *s, at_rcache_t *c, const ch
         if (!e || (e->hash == hash && e->n == n && memcmp(e->id, id, n) == 0))
             break;
     }
-    if (e && s->cache_ms > 0 && wall - e->built_ms < s->cache_ms && (!nb || e->nb_done))
+    if (e && (!nb || e->nb_done) &&
+        (e->read == c->read || (s->cache_ms > 0 && wall - e->built_ms < s->cache_ms)))
         return e;
     if (!e) {
-        if (c->n >= AT_RCACHE_MAX) { /* full: start again */
-            at_rcache_clear(c);
-            for (h = hash & mask; c->slots[h]; h = (h + 1) & mask)
-                ;
-        }
+        AT_ASSERT(c->n < c->nslots / 2 + 1024); /* see at_rcache_of */
         e = at_xcalloc(1, sizeof *e);
         e->id = at_xstrndup(id, n);
         e->n = n;
@@ -402,6 +439,7 @@ static const at_rinfo_t *at_rinfo_get(at_reco_set_t *s, at_rcache_t *c, const ch
     }
     e->nb_done = false;
     e->built_ms = wall;
+    e->read = c->read;
     at_rinfo_build(s, e, nb, now);
     return e;
 }
@@ -413,10 +451,9 @@ static int64_t at_reco__wall(const at_reco_set_t *s)
 
 /* Fills, for the candidates in top[0..m), their popularity summed over the
  * parts and what the catalog says of them. */
-static void at_reco__pop_and_catalog(at_reco_set_t *s, at_rcmap_t *map, at_rcand_t **top, size_t m,
-                                     int64_t now)
+static void at_reco__pop_and_catalog(at_reco_set_t *s, at_rcache_t *c, at_rcmap_t *map,
+                                     at_rcand_t **top, size_t m, int64_t now)
 {
-    at_rcache_t *c = at_rcache_of(s);
     int64_t wall = at_reco__wall(s);
     for (size_t j = 0; j < m; j++) {
         at_rcand_t *x = top[j];
@@ -427,7 +464,7 @@ static void at_reco__pop_and_catalog(at_reco_set_t *s, at_rcmap_t *map, at_rcand
             x->flags_known = true;
         }
         if (e->cat_len && (e->catalog || !x->cat_len)) {
-            x->cat = at_arena_strndup(map->arena, e->cat, e->cat_len);
+            x->cat = map->borrow ? e->cat : at_arena_strndup(map->arena, e->cat, e->cat_len);
             x->cat_len = e->cat_len;
         }
     }
@@ -735,8 +772,8 @@ void at_reco_trending(at_reco_set_t *s, const at_reco_req_t *req, at_reco_result
     at_rtrend_t *t = at_rtrend_get(s, req->window);
     at_arena_t arena;
     at_arena_init(&arena, 0);
-    at_rcmap_t map;
-    at_rcmap_init(&map, &arena);
+    at_rcmap_t map; /* of ids in t, held to the end */
+    at_rcmap_init_borrowed(&map, &arena, (uint32_t)req->n + 16);
     size_t got = 0;
     const uint32_t *idx;
     size_t nl = at_rtrend_list(t, req->category, req->category_len, &idx);
@@ -764,11 +801,11 @@ void at_reco_similar(at_reco_set_t *s, const char *item, size_t len, const at_re
     int64_t now = at_reco_now(s), wall = at_reco__wall(s);
     at_arena_t arena;
     at_arena_init(&arena, 0);
-    at_rcmap_t map;
-    at_rcmap_init(&map, &arena);
     at_rcache_t *cache = at_rcache_of(s);
     const at_rinfo_t *x =
         at_rinfo_get(s, cache, item, (uint32_t)len, at_reco__hash(item, len), true, now, wall);
+    at_rcmap_t map; /* of ids in x, valid until this thread's next read */
+    at_rcmap_init_borrowed(&map, &arena, x->nnb);
     double popx = x->pop;
     for (uint32_t k = 0; k < x->nnb; k++) {
         at_rcand_t *e = at_rcmap_get_h(&map, x->nb[k].id, x->nb[k].n, x->nb[k].hash, true);
@@ -779,7 +816,7 @@ void at_reco_similar(at_reco_set_t *s, const char *item, size_t len, const at_re
         top[i] = &map.v[i];
     size_t m = AT_MIN((size_t)map.n, 4 * req->n + 20);
     at_rcand_best(top, map.n, m, at_rcand_cmp_cooc);
-    at_reco__pop_and_catalog(s, &map, top, m, now);
+    at_reco__pop_and_catalog(s, cache, &map, top, m, now);
     for (size_t j = 0; j < m; j++) {
         at_rcand_t *c = top[j];
         double d = sqrt(popx * c->pop);
@@ -817,15 +854,19 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
     const at_reco_cfg_t *cfg = &s->parts[0]->cfg;
     const at_profile_cfg_t *pc = &s->parts[0]->pcfg;
     int64_t now = at_reco_now(s);
+    uint32_t nseed = p ? AT_MIN(p->nrecent, (uint32_t)AT_RECO_SEEDS) : 0;
+    /* the ids in the map are the profile's, the cached neighbour lists'
+     * (valid until this thread's next read) and the trending list's (held
+     * to the end): none is copied */
     at_arena_t arena;
     at_arena_init(&arena, 0);
     at_rcmap_t map;
-    at_rcmap_init(&map, &arena);
+    at_rcmap_init_borrowed(&map, &arena,
+                           nseed * AT_RINFO_NB + (p ? p->nrecent : 0) + 8 * (uint32_t)req->n + 40);
     /* what the user has interacted with recently (bought included) is not
      * recommended again: in the map from the start, excluded */
     for (uint32_t si = 0; p && si < p->nrecent; si++)
         at_rcmap_get(&map, p->recent[si].item.s, p->recent[si].item.n, true)->excluded = true;
-    uint32_t nseed = p ? AT_MIN(p->nrecent, (uint32_t)AT_RECO_SEEDS) : 0;
     double f = 1.0;
     at_rcache_t *cache = at_rcache_of(s);
     int64_t wall = at_reco__wall(s);
@@ -853,7 +894,7 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
             top[nt++] = &map.v[i];
     size_t m = AT_MIN(nt, 4 * req->n + 20);
     at_rcand_best(top, nt, m, at_rcand_cmp_cooc);
-    at_reco__pop_and_catalog(s, &map, top, m, now);
+    at_reco__pop_and_catalog(s, cache, &map, top, m, now);
     double best = 0;
     for (size_t j = 0; j < m; j++) {
         at_rcand_t *c = top[j];
@@ -899,7 +940,6 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
         }
     }
     at_reco__from_trend(&map, t, "", 0, want, cfg->w_trending, false, req);
-    at_rtrend_unref(t);
     for (uint32_t i = 0; i < map.n; i++) {
         at_rcand_t *c = &map.v[i];
         c->score = c->cooc + c->aff + c->trend;
@@ -915,6 +955,7 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
         }
     }
     at_reco__finish(&map, req, out);
+    at_rtrend_unref(t);
     at_rcmap_deinit(&map);
     at_arena_deinit(&arena);
 }
