@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # push.sh - latency from POST /v1/events to the Server-Sent Event it
-# causes, and memory per open SSE connection (issue: push).
+# causes, and memory per open SSE connection and per WebSocket (issue: push).
 #
 # For each rate of RATES (events/s): a new data directory, `attune serve`
 # pinned to SERVER_CPU with the trigger `ping` (on: type == "ping": final
@@ -13,8 +13,8 @@
 # script adds the server's CPU use over the run (user + system, % of one
 # core). fsync is the default (batch: group commit).
 #
-# Then memory: MEM_CONNS streams opened to an idle server (RSS before and
-# after, divided by the connections).
+# Then memory: MEM_CONNS SSE streams, then MEM_CONNS WebSockets, opened to
+# an idle server (RSS before and after, divided by the connections).
 #
 # Usage: bench/push.sh    (ATTUNE=path/to/attune, default build/release/attune)
 # Knobs: RATES="1000 10000 50000" USERS=1000 BATCH=10 CONNS=32 DURATION=15
@@ -77,24 +77,28 @@ for rate in $RATES; do
     stop_server
 done
 
-# --- memory per open SSE connection
-rm -rf "$work/data"
-start_server "$work/data"
-sleep 1
-rss0=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
-taskset -c "$CLIENT_CPU" "$BENCH_PUSH" "127.0.0.1:$port" "$MEM_CONNS" 0 0 "$BATCH" 1 0 "$work" \
-    >"$work/mem.log" 2>&1 &
-hold=$!
-for _ in $(seq 100); do
-    open=$(curl -s "http://127.0.0.1:$port/metrics" |
-        awk '$1 ~ /^attune_push_connections/ { n += $2 } END { print n + 0 }')
-    [ "$open" -ge "$MEM_CONNS" ] && break
-    sleep 0.2
-done
-sleep 1
-rss1=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
-kill "$hold" 2>/dev/null || true
-wait "$hold" 2>/dev/null || true
-awk -v a="$rss0" -v b="$rss1" -v n="$open" \
-    'BEGIN { printf "memory: %d open SSE connections: RSS %d -> %d KiB, %.0f bytes per connection\n", n, a, b, (b - a) * 1024 / (n > 0 ? n : 1) }'
-stop_server
+# --- memory per open connection, SSE then WebSocket
+mem_of() { # kind (sse|ws)
+    rm -rf "$work/data"
+    start_server "$work/data"
+    sleep 1
+    rss0=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
+    BENCH_PUSH_WS=$([ "$1" = ws ] && echo 1 || echo 0) taskset -c "$CLIENT_CPU" "$BENCH_PUSH" \
+        "127.0.0.1:$port" "$MEM_CONNS" 0 0 "$BATCH" 1 0 "$work" >"$work/mem.log" 2>&1 &
+    hold=$!
+    for _ in $(seq 100); do
+        open=$(curl -s "http://127.0.0.1:$port/metrics" |
+            awk '$1 ~ /^attune_push_connections/ { n += $2 } END { print n + 0 }')
+        [ "$open" -ge "$MEM_CONNS" ] && break
+        sleep 0.2
+    done
+    sleep 1
+    rss1=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
+    kill "$hold" 2>/dev/null || true
+    wait "$hold" 2>/dev/null || true
+    awk -v a="$rss0" -v b="$rss1" -v n="$open" -v k="$1" \
+        'BEGIN { printf "memory: %d open %s connections: RSS %d -> %d KiB, %.0f bytes per connection\n", n, k == "ws" ? "WebSocket" : "SSE", a, b, (b - a) * 1024 / (n > 0 ? n : 1) }'
+    stop_server
+}
+mem_of sse
+mem_of ws

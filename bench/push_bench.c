@@ -14,7 +14,8 @@
  * p50/p99 of fdatasync on this machine (a file in --fsync-dir).
  *
  * RATE 0: only opens the USERS streams and holds them until killed (for
- * the memory per connection).
+ * the memory per connection); with BENCH_PUSH_WS=1 in the environment
+ * they are WebSockets (GET /v1/ws?user_id=...) instead.
  *
  * usage: bench_push HOST:PORT USERS RATE SECONDS BATCH CONNS WARMUP_S FSYNC_DIR
  */
@@ -43,6 +44,7 @@ static int64_t now_ns(void)
 }
 
 static struct sockaddr_in g_addr;
+static bool g_ws; /* subscribers on WebSockets (hold mode only) */
 static char g_host[64];
 static int g_users, g_batch, g_per_user;
 static int64_t *g_ack, *g_sse, *g_int; /* [user * per_user + k] */
@@ -112,10 +114,16 @@ static void *sub_main(void *arg)
     for (int i = 0; i < g_users; i++) {
         subs[i].fd = connect_one();
         subs[i].user = i;
-        int n = snprintf(req, sizeof req,
-                         "GET /v1/users/pb%d/stream HTTP/1.1\r\nHost: %s\r\n"
-                         "Accept: text/event-stream\r\n\r\n",
-                         i, g_host);
+        int n = g_ws ? snprintf(req, sizeof req,
+                                "GET /v1/ws?user_id=pb%d HTTP/1.1\r\nHost: %s\r\n"
+                                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                "Sec-WebSocket-Version: 13\r\n\r\n",
+                                i, g_host)
+                     : snprintf(req, sizeof req,
+                                "GET /v1/users/pb%d/stream HTTP/1.1\r\nHost: %s\r\n"
+                                "Accept: text/event-stream\r\n\r\n",
+                                i, g_host);
         write_all(subs[i].fd, req, (size_t)n);
         fcntl(subs[i].fd, F_SETFL, O_NONBLOCK);
         struct epoll_event e = {.events = EPOLLIN, .data.ptr = &subs[i]};
@@ -260,6 +268,7 @@ int main(int argc, char **argv)
     g_int = calloc(cells, sizeof *g_int);
 
     pthread_t th;
+    g_ws = rate <= 0 && getenv("BENCH_PUSH_WS") && atoi(getenv("BENCH_PUSH_WS")) == 1;
     pthread_create(&th, NULL, sub_main, NULL);
     if (rate <= 0) { /* only hold the streams open, until killed */
         for (;;)
