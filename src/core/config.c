@@ -196,11 +196,12 @@ static const at_config__setting_t at_config__table[] = {
     {"reco.cache", AT_CFG_DURATION, OFF(reco_cache_ms), "10s", 0, 3600000, NULL, NULL,
      "How long a reading thread reuses an item's data merged over the partitions (its "
      "neighbours, popularity, availability); 0: merged again for every read."},
-    {"reco.answers", AT_CFG_INT, OFF(reco_answers), "4096", 0, 1 << 20, NULL, NULL,
-     "Recommendation answers each partition keeps for `reco.cache`: the same user asking the "
-     "same again, with no new event of theirs processed since, gets it from the HTTP thread "
-     "without a new computation. 0: none."},
-    {"reco.answer_ttl", AT_CFG_DURATION, OFF(reco_answer_ttl_ms), "60s", 0, 3600000, NULL, NULL,
+    {"reco.answers", AT_CFG_INT, OFF(reco_answers), "8192", 0, 1 << 20, NULL, NULL,
+     "Recommendation answers each partition keeps for `reco.answer_ttl`: the same user asking "
+     "the same again, with no new event of theirs processed since, gets it from the HTTP "
+     "thread without a new computation. About 1 KiB each for 10 items, held only once asked "
+     "for. 0: none."},
+    {"reco.answer_ttl", AT_CFG_DURATION, OFF(reco_answer_ttl_ms), "300s", 0, 3600000, NULL, NULL,
      "How long a kept recommendation answer is served while the user has no new event (their "
      "own events make it invalid at once): the most its items' aggregates can lag behind, "
      "with `reco.cache`. 0: answers are not kept."},
