@@ -541,6 +541,7 @@ int64_t at_reco_now(at_reco_set_t *s)
 typedef struct at_rtrend_e {
     const char *id;
     uint32_t n;
+    uint32_t hash; /* at_reco__hash of id */
     uint32_t cat_len;
     const char *cat;
     double score;
@@ -652,7 +653,8 @@ static at_rtrend_t *at_rtrend_build(at_reco_set_t *s, int w, int64_t now, int64_
         const at_rcand_t *c = &m.v[i];
         if (c->trend <= 0)
             continue;
-        t->v[t->n++] = (at_rtrend_e_t){c->id, c->n, c->cat_len, c->cat, c->trend, c->flags};
+        t->v[t->n++] =
+            (at_rtrend_e_t){c->id, c->n, c->hash, c->cat_len, c->cat, c->trend, c->flags};
     }
     qsort(t->v, t->n, sizeof *t->v, at_rtrend_cmp);
     at_rcmap_deinit(&m);
@@ -736,16 +738,17 @@ static void at_reco__from_trend(at_rcmap_t *map, const at_rtrend_t *t, const cha
                         : at_rtrend_list(t, req->category, req->category_len, &idx);
     for (size_t j = 0; j < nl && got < want; j++) {
         const at_rtrend_e_t *e = &t->v[idx ? idx[j] : j];
-        if (!at_reco__in_category(e->cat, e->cat_len, cat, cat_len))
+        /* a category's list holds only entries in the category */
+        if (!(cat_len && idx) && !at_reco__in_category(e->cat, e->cat_len, cat, cat_len))
             continue;
-        if (req->category_len &&
+        if (req->category_len && !(!cat_len && idx) &&
             !at_reco__in_category(e->cat, e->cat_len, req->category, req->category_len))
             continue;
         if (e->flags & AT_RECO_F_UNAVAILABLE)
             continue;
         if (best == 0)
             best = e->score;
-        at_rcand_t *c = at_rcmap_get(map, e->id, e->n, true);
+        at_rcand_t *c = at_rcmap_get_h(map, e->id, e->n, e->hash, true);
         if (!c->flags_known) {
             c->flags = e->flags;
             c->flags_known = true;
@@ -779,7 +782,7 @@ void at_reco_trending(at_reco_set_t *s, const at_reco_req_t *req, at_reco_result
     size_t nl = at_rtrend_list(t, req->category, req->category_len, &idx);
     for (size_t j = 0; j < nl && got < req->n; j++) {
         const at_rtrend_e_t *e = &t->v[idx ? idx[j] : j];
-        at_rcand_t *c = at_rcmap_get(&map, e->id, e->n, true);
+        at_rcand_t *c = at_rcmap_get_h(&map, e->id, e->n, e->hash, true);
         c->flags = e->flags;
         at_rcand_set_cat(&map, c, e->cat, e->cat_len);
         c->score = e->score;
