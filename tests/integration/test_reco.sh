@@ -94,6 +94,8 @@ for _ in $(seq 30); do # the figures are published every few hundred ms
     sleep 0.1
 done
 check "a repeated request is answered from the cache" test "${cached:-0}" -ge 1
+built=$(awk '$1 == "attune_reco_answers_built_total" { print $2 }' "$T/body")
+check "the answers built are counted" test "${built:-0}" -ge 1
 req GET /v1/users/me/recommendations
 check "the lamp is recommended before the user sees it" jq_eq '"lamp" in [i["item_id"] for i in j["items"]]' true
 req POST /v1/events -d "{\"type\":\"view_item\",\"user_id\":\"me\",\"item_id\":\"lamp\",\"category\":\"home\"}"
