@@ -338,16 +338,6 @@ static at_rcache_t *at_rcache_of(const at_reco_set_t *s)
     return c;
 }
 
-static int at_rnb_cmp(const void *a, const void *b)
-{
-    const at_rnb_t *x = a, *y = b;
-    if (x->v != y->v)
-        return x->v > y->v ? -1 : 1;
-    size_t n = AT_MIN(x->n, y->n);
-    int c = memcmp(x->id, y->id, n);
-    return c ? c : (x->n < y->n ? -1 : x->n > y->n);
-}
-
 /* Fills e (id and hash set) from every part at time now. */
 static void at_rinfo_build(at_reco_set_t *s, at_rinfo_t *e, bool nb, int64_t now)
 {
@@ -376,23 +366,30 @@ static void at_rinfo_build(at_reco_set_t *s, at_rinfo_t *e, bool nb, int64_t now
                 e->cat = at_xstrndup(it->cat, it->cat_len);
                 e->cat_len = it->cat_len;
             }
+            /* the neighbours' values share the item's base: one decay */
+            double f = nb ? at_reco__at(rp, it, 1.0, now) : 0;
             for (uint16_t k = 0; nb && k < it->nnb; k++) {
                 const at_reco_item_t *c = &rp->items[it->nb[k].item];
                 at_rcand_t *x = at_rcmap_get_h(&m, c->id, c->id_len, c->hash, true);
-                x->cooc += at_reco__at(rp, it, it->nb[k].v, now);
+                x->cooc += it->nb[k].v * f;
             }
         }
         pthread_rwlock_unlock(&rp->lock);
     }
     if (nb) {
-        at_rnb_t *all = at_xmalloc((m.n ? m.n : 1) * sizeof *all);
-        size_t bytes = 0;
+        /* the best AT_RINFO_NB, in order: a selection, not a sort of all */
+        at_rcand_t **top = at_xmalloc((m.n ? m.n : 1) * sizeof *top);
         for (uint32_t i = 0; i < m.n; i++)
-            all[i] = (at_rnb_t){m.v[i].id, m.v[i].n, m.v[i].hash, m.v[i].cooc};
-        qsort(all, m.n, sizeof *all, at_rnb_cmp);
+            top[i] = &m.v[i];
         uint32_t k = AT_MIN(m.n, (uint32_t)AT_RINFO_NB);
-        for (uint32_t i = 0; i < k; i++)
+        at_rcand_best(top, m.n, k, at_rcand_cmp_cooc);
+        at_rnb_t *all = at_xmalloc((k ? k : 1) * sizeof *all);
+        size_t bytes = 0;
+        for (uint32_t i = 0; i < k; i++) {
+            all[i] = (at_rnb_t){top[i]->id, top[i]->n, top[i]->hash, top[i]->cooc};
             bytes += all[i].n;
+        }
+        free(top);
         free(e->nb);
         free(e->nbmem);
         e->nb = at_xmalloc((k ? k : 1) * sizeof *e->nb);
