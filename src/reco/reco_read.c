@@ -62,18 +62,24 @@ static void at_rcmap_init(at_rcmap_t *m, at_arena_t *arena)
 
 static void at_rcmap_rehash(at_rcmap_t *m, uint32_t nslots);
 
-/* A map whose ids outlive it (not copied), sized for about `expect`
- * candidates so that it does not grow on the way. */
-static void at_rcmap_init_borrowed(at_rcmap_t *m, at_arena_t *arena, uint32_t expect)
+/* Room for about `expect` candidates, so that the map does not grow on
+ * the way. */
+static void at_rcmap_reserve(at_rcmap_t *m, uint32_t expect)
 {
-    at_rcmap_init(m, arena);
-    m->borrow = true;
     uint32_t nslots = 64;
     while (nslots < 2 * expect)
         nslots *= 2;
     at_rcmap_rehash(m, nslots);
     m->cap = nslots / 2;
-    m->v = at_xmalloc(m->cap * sizeof *m->v);
+    m->v = at_xrealloc(m->v, m->cap * sizeof *m->v);
+}
+
+/* A map whose ids outlive it (not copied), sized for about `expect`. */
+static void at_rcmap_init_borrowed(at_rcmap_t *m, at_arena_t *arena, uint32_t expect)
+{
+    at_rcmap_init(m, arena);
+    m->borrow = true;
+    at_rcmap_reserve(m, expect);
 }
 
 /* Whether a[0..n) equals b[0..n): item ids are short, and a call to
@@ -346,6 +352,8 @@ static void at_rinfo_build(at_reco_set_t *s, at_rinfo_t *e, bool nb, int64_t now
     at_arena_init(&arena, 0);
     at_rcmap_t m;
     at_rcmap_init(&m, &arena);
+    if (nb)
+        at_rcmap_reserve(&m, 1024);
     e->pop = 0;
     e->found = e->catalog = false;
     for (int q = 0; q < s->n; q++) {
