@@ -9,9 +9,8 @@
 # nginx), bench/reco_instr.sh (instructions per answer built),
 # bench/push.sh (POST to SSE latency, memory per stream) and
 # bench/sinks.sh (webhook deliveries to nginx). Prints their results and
-# records nothing: the numbers
-# that matter go into docs/benchmarks.md by hand, with the machine they
-# came from. Exits non-zero if any benchmark failed (the others still run).
+# records nothing: the numbers that matter go into docs/benchmarks.md by
+# hand, with the machine they came from. Exits non-zero if any benchmark failed (the others still run).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 status=0
