@@ -102,7 +102,8 @@ void at_profile_encode(const at_profile_t *p, at_sdict_t *dict, at_buf_t *out)
         at_enc_varint(out, 0);
         return;
     }
-    at_enc_varint(out, (((uint64_t)p->first_seen << 1) ^ (0 - ((uint64_t)p->first_seen >> 63))) + 1);
+    at_enc_varint(out,
+                  (((uint64_t)p->first_seen << 1) ^ (0 - ((uint64_t)p->first_seen >> 63))) + 1);
     const int64_t last = p->last_seen;
     at_enc_varint(out, (uint64_t)(last - p->first_seen));
     at_enc_varint(out, p->events);

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AT_SDICT_BY_ADDR 1024 /* a power of 2 */
+#define AT_SDICT_BY_ADDR 8192 /* a power of 2 */
 
 typedef struct at_sdent {
     const char *s; /* NULL: a hole (restore not finished, or corrupt) */

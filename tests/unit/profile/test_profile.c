@@ -358,17 +358,17 @@ static void test_decode_format2(void **state)
     at_buf_t b;
     at_buf_init(&b, 0);
     AT_ASSERT(at_buf_putc(&b, 2) == 0);
-    at_enc_varint(&b, 1);                 /* has events */
-    at_enc_zigzag(&b, T0);                /* first_seen */
+    at_enc_varint(&b, 1);                   /* has events */
+    at_enc_zigzag(&b, T0);                  /* first_seen */
     at_enc_varint(&b, (uint64_t)(2 * MIN)); /* last_seen - first_seen */
-    at_enc_varint(&b, 3);                 /* events */
-    at_enc_varint(&b, 1);                 /* late */
-    at_enc_varint(&b, 1);                 /* counters */
+    at_enc_varint(&b, 3);                   /* events */
+    at_enc_varint(&b, 1);                   /* late */
+    at_enc_varint(&b, 1);                   /* counters */
     at_enc_varint(&b, 9 * 2);
     AT_ASSERT(at_buf_append(&b, "view_item", 9) == 0);
     at_enc_varint(&b, 3);
-    at_enc_zigzag(&b, 2 * MIN);           /* aff_ref - first_seen */
-    at_enc_varint(&b, 1);                 /* categories */
+    at_enc_zigzag(&b, 2 * MIN); /* aff_ref - first_seen */
+    at_enc_varint(&b, 1);       /* categories */
     at_enc_varint(&b, 5 * 2);
     AT_ASSERT(at_buf_append(&b, "books", 5) == 0);
     at_enc_f32(&b, 2.5f);
@@ -376,13 +376,13 @@ static void test_decode_format2(void **state)
     at_enc_str(&b, "42", 2);
     at_enc_zigzag(&b, MIN); /* last_seen - ts */
     at_enc_varint(&b, AT_PK_VIEW | AT_PK_CART);
-    at_enc_varint(&b, 1);                 /* a session */
-    at_enc_zigzag(&b, MIN);               /* start - first_seen */
-    at_enc_varint(&b, (uint64_t)MIN);     /* last - start */
+    at_enc_varint(&b, 1);             /* a session */
+    at_enc_zigzag(&b, MIN);           /* start - first_seen */
+    at_enc_varint(&b, (uint64_t)MIN); /* last - start */
     at_enc_varint(&b, 2);
     at_enc_varint(&b, 0);
-    at_enc_str(&b, "", 0);                /* traits */
-    at_enc_varint(&b, 0);                 /* tz */
+    at_enc_str(&b, "", 0); /* traits */
+    at_enc_varint(&b, 0);  /* tz */
     n = b.len;
     memcpy(v2, b.data, n);
     at_profile_t p;

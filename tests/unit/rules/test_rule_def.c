@@ -281,14 +281,32 @@ static void test_rstate_encoding(void **state)
     const int64_t T = 1777248000000LL;
     at_rentry_t hashes[3] = {{T, INT64_MAX / 3}, {T + 5, -(INT64_MAX / 5)}, {T + 9, INT64_MAX / 3}};
     at_rentry_t small[2] = {{T + 1, 1999}, {T + 2, -7}};
-    at_rgroup_t g[2] = {{.key = {"", 0}, .member = true, .since = T + 9, .early = AT_RULE_NONE,
-                         .bucket = AT_RULE_NONE, .n = 3, .cap = 3, .e = hashes},
-                        {.key = {"books", 5}, .early = AT_RULE_NONE, .bucket = AT_RULE_NONE,
-                         .n = 2, .cap = 2, .e = small}};
-    at_rrule_t r[2] = {{.id = 3, .ng = 1, .g = &g[0], .armed_at = AT_RULE_NONE,
-                        .deadline = AT_RULE_NONE, .last_fired = AT_RULE_NONE},
-                       {.id = 7, .ng = 1, .g = &g[1], .armed_at = AT_RULE_NONE,
-                        .deadline = AT_RULE_NONE, .last_fired = T}};
+    at_rgroup_t g[2] = {{.key = {"", 0},
+                         .member = true,
+                         .since = T + 9,
+                         .early = AT_RULE_NONE,
+                         .bucket = AT_RULE_NONE,
+                         .n = 3,
+                         .cap = 3,
+                         .e = hashes},
+                        {.key = {"books", 5},
+                         .early = AT_RULE_NONE,
+                         .bucket = AT_RULE_NONE,
+                         .n = 2,
+                         .cap = 2,
+                         .e = small}};
+    at_rrule_t r[2] = {{.id = 3,
+                        .ng = 1,
+                        .g = &g[0],
+                        .armed_at = AT_RULE_NONE,
+                        .deadline = AT_RULE_NONE,
+                        .last_fired = AT_RULE_NONE},
+                       {.id = 7,
+                        .ng = 1,
+                        .g = &g[1],
+                        .armed_at = AT_RULE_NONE,
+                        .deadline = AT_RULE_NONE,
+                        .last_fired = T}};
     at_rstate_t s;
     at_rstate_init(&s, &a);
     s.out_seq = 4;
@@ -304,8 +322,7 @@ static void test_rstate_encoding(void **state)
     assert_int_equal(at_sdict_count(d), 2); /* two distinct hashes */
     assert_true(ids.len + 2 * 8 <= plain.len);
     at_rstate_t q;
-    assert_int_equal(at_rstate_decode(&q, (const uint8_t *)ids.data, ids.len, d, &a),
-                     (int)ids.len);
+    assert_int_equal(at_rstate_decode(&q, (const uint8_t *)ids.data, ids.len, d, &a), (int)ids.len);
     at_rstate_encode(&q, NULL, &again);
     assert_int_equal(again.len, plain.len);
     assert_memory_equal(again.data, plain.data, plain.len);
