@@ -50,7 +50,7 @@ void at_proc__decode(at_proc_t *pr, const uint8_t *v, size_t n, at_user_t *u)
     int rc = at_profile_decode(&u->prof, d.p, (size_t)plen, pr->dict, &pr->arena);
     AT_ASSERT(rc >= 0);
     d.p += plen;
-    rc = at_rstate_decode(&u->rst, d.p, (size_t)(d.end - d.p), &pr->arena);
+    rc = at_rstate_decode(&u->rst, d.p, (size_t)(d.end - d.p), pr->dict, &pr->arena);
     AT_ASSERT(rc >= 0);
     u->degraded0 = u->rst.degraded;
 }
@@ -76,7 +76,7 @@ void at_proc__encode(at_user_t *u, at_sdict_t *dict, at_buf_t *b)
     memmove(b->data + at + tl, b->data + at, plen);
     memcpy(b->data + at, tmp, tl);
     b->len += tl;
-    at_rstate_encode(&u->rst, b);
+    at_rstate_encode(&u->rst, dict, b);
 }
 
 void at_proc__store(at_proc_t *pr, at_user_t *u)

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AT_PROFILE_FORMAT 2
+#define AT_PROFILE_FORMAT 3
 #define AT_PROFILE_MAX_COUNTERS 64
 #define AT_PROFILE_MAX_CATEGORIES 64
 #define AT_PROFILE_MAX_RECENT 100

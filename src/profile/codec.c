@@ -1,19 +1,27 @@
 /* codec.c - a profile's compact encoding and its JSON rendering.
  *
- * Encoding (format 2), all varints unless said otherwise:
- *   u8 format; flags (bit 0: has events);
- *   when it has events: zigzag first_seen; last_seen - first_seen; events;
- *   late; ncounters, {sym type, count}...; zigzag aff_ref - first_seen; naff,
- *   {sym category, f32 score}...; nrecent, {str item, zigzag (the previous
- *   item's time, last_seen for the first) - ts, kinds}...; session flag,
- *   then zigzag start - first_seen, last - start, events, pages; str traits;
- *   sym tz.
+ * Encoding (format 3), all varints unless said otherwise:
+ *   u8 format; 0 when the profile has no event, else zigzag first_seen + 1;
+ *   then last_seen - first_seen; events; late; ncounters, {sym type,
+ *   count}...; naff, when naff > 0 zigzag last_seen - aff_ref and {sym
+ *   category, f32 score}...; nrecent, {item sym, time and kinds}...; session
+ *   flag, then zigzag last_seen - last, last - start, events, pages; str
+ *   traits; sym tz.
  * A sym is a string many users share: varint 2 * id + 1 for the partition's
  * dictionary entry id (at_sdict_t), or varint 2 * length and the bytes when
  * the dictionary is full or not given (a profile sent to another partition
- * is encoded without one). Times are stored relative to first_seen, which is
- * the smallest of them, and recent items relative to each other (newest
- * first: small gaps in a session, not days).
+ * is encoded without one). Item ids are syms too, but take at most half of
+ * the dictionary (at_sdict_intern_half): there are many of them.
+ * Times are stored relative to last_seen, the latest of them (the
+ * affinities' reference and the session's last event are most often that
+ * very event), and recent items relative to each other (newest first: small
+ * gaps in a session, not days): d, the previous item's time (last_seen for
+ * the first) - ts, which is never negative, and the kinds, as varint 2 * d
+ * + 1 for a view alone (most items), else varint 2 * d then varint kinds
+ * (a negative d, which no profile holds, as 0, kinds | 16, then varint -d).
+ *
+ * Format 2 (read, not written) had a flags byte, zigzag first_seen, times
+ * against first_seen, items as plain strings and their kinds on their own.
  */
 #include "at_json.h"
 #include "at_profile.h"
@@ -21,9 +29,13 @@
 #include <stdio.h>
 #include <string.h>
 
-static void at_profile__sym_enc(at_buf_t *out, at_sdict_t *dict, at_pstr_t s)
+enum { AT_PROFILE_FORMAT_2 = 2 };
+
+static void at_profile__sym_enc(at_buf_t *out, at_sdict_t *dict, at_pstr_t s, bool many)
 {
-    uint32_t id = dict ? at_sdict_intern(dict, s.s, s.n) : AT_SDICT_NONE;
+    uint32_t id = AT_SDICT_NONE;
+    if (dict)
+        id = many ? at_sdict_intern_half(dict, s.s, s.n) : at_sdict_intern(dict, s.s, s.n);
     if (id != AT_SDICT_NONE) {
         at_enc_varint(out, (uint64_t)id * 2 + 1);
         return;
@@ -53,55 +65,84 @@ static at_pstr_t at_profile__sym_dec(at_dec_t *d, const at_sdict_t *dict)
     return r;
 }
 
+static void at_profile__recent_enc(at_buf_t *out, int64_t dt, uint8_t kinds)
+{
+    if (dt >= 0 && kinds == AT_PK_VIEW) {
+        at_enc_varint(out, (uint64_t)dt * 2 + 1);
+    } else if (dt >= 0) {
+        at_enc_varint(out, (uint64_t)dt * 2);
+        at_enc_varint(out, kinds);
+    } else {
+        at_enc_varint(out, 0);
+        at_enc_varint(out, (uint64_t)kinds | 16);
+        at_enc_varint(out, (uint64_t)0 - (uint64_t)dt);
+    }
+}
+
+static int64_t at_profile__recent_dec(at_dec_t *d, uint8_t *kinds)
+{
+    uint64_t v = at_dec_varint(d);
+    if (v & 1) {
+        *kinds = AT_PK_VIEW;
+        return (int64_t)(v >> 1);
+    }
+    uint64_t k = at_dec_varint(d);
+    if (k > 31)
+        d->bad = true;
+    *kinds = (uint8_t)(k & 15);
+    if (k & 16)
+        return (int64_t)((uint64_t)0 - at_dec_varint(d));
+    return (int64_t)(v >> 1);
+}
+
 void at_profile_encode(const at_profile_t *p, at_sdict_t *dict, at_buf_t *out)
 {
     AT_ASSERT(at_buf_putc(out, AT_PROFILE_FORMAT) == 0);
-    bool has = p->first_seen != AT_PROFILE_NONE;
-    at_enc_varint(out, has ? 1 : 0);
-    if (!has)
+    if (p->first_seen == AT_PROFILE_NONE) {
+        at_enc_varint(out, 0);
         return;
-    int64_t base = p->first_seen;
-    at_enc_zigzag(out, base);
-    at_enc_varint(out, (uint64_t)(p->last_seen - base));
+    }
+    at_enc_varint(out,
+                  (((uint64_t)p->first_seen << 1) ^ (0 - ((uint64_t)p->first_seen >> 63))) + 1);
+    const int64_t last = p->last_seen;
+    at_enc_varint(out, (uint64_t)(last - p->first_seen));
     at_enc_varint(out, p->events);
     at_enc_varint(out, p->late);
     at_enc_varint(out, p->ncounters);
     for (uint32_t i = 0; i < p->ncounters; i++) {
-        at_profile__sym_enc(out, dict, p->counters[i].type);
+        at_profile__sym_enc(out, dict, p->counters[i].type, false);
         at_enc_varint(out, p->counters[i].n);
     }
-    at_enc_zigzag(out, p->aff_ref == AT_PROFILE_NONE ? 0 : p->aff_ref - base);
     at_enc_varint(out, p->naff);
+    if (p->naff)
+        at_enc_zigzag(out, last - p->aff_ref);
     for (uint32_t i = 0; i < p->naff; i++) {
-        at_profile__sym_enc(out, dict, p->aff[i].cat);
+        at_profile__sym_enc(out, dict, p->aff[i].cat, false);
         at_enc_f32(out, p->aff[i].score);
     }
     at_enc_varint(out, p->nrecent);
-    int64_t prev = p->last_seen;
+    int64_t prev = last;
     for (uint32_t i = 0; i < p->nrecent; i++) {
-        at_enc_str(out, p->recent[i].item.s, p->recent[i].item.n);
-        at_enc_zigzag(out, prev - p->recent[i].ts);
+        at_profile__sym_enc(out, dict, p->recent[i].item, true);
+        at_profile__recent_enc(out, prev - p->recent[i].ts, p->recent[i].kinds);
         prev = p->recent[i].ts;
-        at_enc_varint(out, p->recent[i].kinds);
     }
     bool sess = p->session.start != AT_PROFILE_NONE;
     at_enc_varint(out, sess);
     if (sess) {
-        at_enc_zigzag(out, p->session.start - base);
+        at_enc_zigzag(out, last - p->session.last);
         at_enc_varint(out, (uint64_t)(p->session.last - p->session.start));
         at_enc_varint(out, p->session.events);
         at_enc_varint(out, p->session.pages);
     }
     at_enc_str(out, p->traits.s, p->traits.n);
-    at_profile__sym_enc(out, dict, p->tz);
+    at_profile__sym_enc(out, dict, p->tz, false);
 }
 
-int at_profile_decode(at_profile_t *p, const uint8_t *data, size_t n, const at_sdict_t *dict,
-                      at_arena_t *arena)
+/* Format 2, as the release before wrote it. */
+static int at_profile__decode2(at_profile_t *p, const uint8_t *data, size_t n,
+                               const at_sdict_t *dict)
 {
-    at_profile_init(p, arena);
-    if (n < 1 || data[0] != AT_PROFILE_FORMAT)
-        return AT_ECORRUPT;
     at_dec_t d = {data + 1, data + n, false};
     uint64_t flags = at_dec_varint(&d);
     if (d.bad)
@@ -140,12 +181,74 @@ int at_profile_decode(at_profile_t *p, const uint8_t *data, size_t n, const at_s
         p->recent[i].item = at_dec_str(&d);
         p->recent[i].ts = prev - at_dec_zigzag(&d);
         prev = p->recent[i].ts;
-        p->recent[i].kinds = (uint8_t)at_dec_varint(&d);
+        uint64_t k = at_dec_varint(&d);
+        if (k > 15)
+            return AT_ECORRUPT;
+        p->recent[i].kinds = (uint8_t)k;
     }
     p->nrecent = (uint32_t)nr;
     if (at_dec_varint(&d)) {
         p->session.start = base + at_dec_zigzag(&d);
         p->session.last = p->session.start + (int64_t)at_dec_varint(&d);
+        p->session.events = (uint32_t)at_dec_varint(&d);
+        p->session.pages = (uint32_t)at_dec_varint(&d);
+    }
+    p->traits = at_dec_str(&d);
+    p->tz = at_profile__sym_dec(&d, dict);
+    return d.bad ? AT_ECORRUPT : (int)(d.p - data);
+}
+
+int at_profile_decode(at_profile_t *p, const uint8_t *data, size_t n, const at_sdict_t *dict,
+                      at_arena_t *arena)
+{
+    at_profile_init(p, arena);
+    if (n >= 1 && data[0] == AT_PROFILE_FORMAT_2)
+        return at_profile__decode2(p, data, n, dict);
+    if (n < 1 || data[0] != AT_PROFILE_FORMAT)
+        return AT_ECORRUPT;
+    at_dec_t d = {data + 1, data + n, false};
+    uint64_t first = at_dec_varint(&d);
+    if (d.bad)
+        return AT_ECORRUPT;
+    if (!first)
+        return (int)(d.p - data);
+    first--;
+    p->first_seen = (int64_t)((first >> 1) ^ (0 - (first & 1)));
+    const int64_t last = p->first_seen + (int64_t)at_dec_varint(&d);
+    p->last_seen = last;
+    p->events = at_dec_varint(&d);
+    p->late = at_dec_varint(&d);
+    uint64_t nc = at_dec_varint(&d);
+    if (nc > AT_PROFILE_MAX_COUNTERS + 1)
+        return AT_ECORRUPT;
+    for (uint64_t i = 0; i < nc; i++) {
+        p->counters[i].type = at_profile__sym_dec(&d, dict);
+        p->counters[i].n = at_dec_varint(&d);
+    }
+    p->ncounters = (uint32_t)nc;
+    uint64_t na = at_dec_varint(&d);
+    if (na > AT_PROFILE_MAX_CATEGORIES)
+        return AT_ECORRUPT;
+    if (na)
+        p->aff_ref = last - at_dec_zigzag(&d);
+    for (uint64_t i = 0; i < na; i++) {
+        p->aff[i].cat = at_profile__sym_dec(&d, dict);
+        p->aff[i].score = at_dec_f32(&d);
+    }
+    p->naff = (uint32_t)na;
+    uint64_t nr = at_dec_varint(&d);
+    if (nr > AT_PROFILE_MAX_RECENT)
+        return AT_ECORRUPT;
+    int64_t prev = last;
+    for (uint64_t i = 0; i < nr; i++) {
+        p->recent[i].item = at_profile__sym_dec(&d, dict);
+        p->recent[i].ts = prev - at_profile__recent_dec(&d, &p->recent[i].kinds);
+        prev = p->recent[i].ts;
+    }
+    p->nrecent = (uint32_t)nr;
+    if (at_dec_varint(&d)) {
+        p->session.last = last - at_dec_zigzag(&d);
+        p->session.start = p->session.last - (int64_t)at_dec_varint(&d);
         p->session.events = (uint32_t)at_dec_varint(&d);
         p->session.pages = (uint32_t)at_dec_varint(&d);
     }

@@ -4,13 +4,21 @@
  * Encoding (varints; times zigzag and relative to a base, the state's
  * newest time, so they are short): out_seq; degraded; zigzag base; nr;
  * per rule: id, flags (1 when_ok, 2 armed, 4 has last_fired, 8 early
- * fires), [armed_at, deadline], [last_fired], [nearly, instants], ng, per
- * group: str key, flags (1 member, 2 internal, 4 degraded, 8 early,
- * 16 bucket, 32 values all zero), [since], [early], [bucket], n, entries
- * as (ts - the previous entry's ts, the first against base) and v unless
- * flag 32; nfired, per fire: id (0: a version no longer in force, then
- * str name, version), at. Rules sorted by id, entries oldest first. (Fires
- * with id 0 are new in this release; earlier encodings read the same.)
+ * fires, 16 ng is flags >> 5 and not a varint of its own), [armed_at,
+ * deadline], [last_fired], [nearly, instants], [ng], per group: str key,
+ * flags (1 member, 2 internal, 4 degraded, 8 early, 16 bucket, 32 values
+ * all zero, 64 values as syms), [since], [early], [bucket], n, entries as
+ * (ts - the previous entry's ts, the first against base) and v unless flag
+ * 32: zigzag, or with flag 64 a sym of its 8 bytes little-endian; nfired,
+ * per fire: id (0: a version no longer in force, then str name, version),
+ * at. Rules sorted by id, entries oldest first.
+ * A sym is varint 2 * id + 1 for an entry of the partition's dictionary,
+ * or varint 2 * length and the bytes (as the profile's, at_profile.h):
+ * flag 64 is for values that are hashes (distinct), 63 bits that would
+ * take a 10-byte varint each, and that the few values a user's window
+ * holds (categories, items) repeat across users.
+ * (Flags 16 and 64 are new in this release, fires with id 0 in the one
+ * before; earlier encodings read the same.)
  */
 #include "rules_def.h"
 
@@ -57,7 +65,57 @@ static int64_t at_rstate__base(const at_rstate_t *s)
     return b == INT64_MIN ? 0 : b;
 }
 
-void at_rstate_encode(const at_rstate_t *s, at_buf_t *out)
+/* Whether a group's values go as syms: all of them large (hashes). */
+static bool at_rstate__as_syms(const at_rgroup_t *g)
+{
+    for (uint32_t k = 0; k < g->n; k++) {
+        int64_t v = g->e[k].v;
+        if (v > -((int64_t)1 << 48) && v < ((int64_t)1 << 48))
+            return false;
+    }
+    return g->n > 0;
+}
+
+static void at_rstate__sym_enc(at_buf_t *out, at_sdict_t *dict, int64_t v)
+{
+    char b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (char)((uint64_t)v >> (8 * i));
+    uint32_t id = dict ? at_sdict_intern_half(dict, b, 8) : AT_SDICT_NONE;
+    if (id != AT_SDICT_NONE) {
+        at_enc_varint(out, (uint64_t)id * 2 + 1);
+        return;
+    }
+    at_enc_varint(out, 16);
+    AT_ASSERT(at_buf_append(out, b, 8) == 0);
+}
+
+static int64_t at_rstate__sym_dec(at_dec_t *d, const at_sdict_t *dict)
+{
+    uint64_t x = at_dec_varint(d);
+    const char *s = NULL;
+    uint32_t n = 0;
+    if (x & 1) {
+        if (!dict || x >> 1 >= AT_SDICT_NONE || !at_sdict_get(dict, (uint32_t)(x >> 1), &s, &n))
+            d->bad = true;
+    } else if (x == 16 && d->end - d->p >= 8) {
+        s = (const char *)d->p;
+        n = 8;
+        d->p += 8;
+    } else {
+        d->bad = true;
+    }
+    if (n != 8) {
+        d->bad = true;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)(uint8_t)s[i] << (8 * i);
+    return (int64_t)v;
+}
+
+void at_rstate_encode(const at_rstate_t *s, at_sdict_t *dict, at_buf_t *out)
 {
     at_enc_varint(out, s->out_seq);
     at_enc_varint(out, s->degraded);
@@ -72,9 +130,9 @@ void at_rstate_encode(const at_rstate_t *s, at_buf_t *out)
         if (!at_rstate__keep(r))
             continue;
         at_enc_varint(out, r->id);
-        unsigned f = (r->when_ok ? 1u : 0) | (r->armed_at != AT_RULE_NONE ? 2u : 0) |
+        uint64_t f = (r->when_ok ? 1u : 0) | (r->armed_at != AT_RULE_NONE ? 2u : 0) |
                      (r->last_fired != AT_RULE_NONE ? 4u : 0) | (r->nearly ? 8u : 0);
-        at_enc_varint(out, f);
+        at_enc_varint(out, f | 16 | (uint64_t)r->ng << 5);
         if (f & 2) {
             at_enc_zigzag(out, r->armed_at - base);
             at_enc_zigzag(out, r->deadline - base);
@@ -86,16 +144,17 @@ void at_rstate_encode(const at_rstate_t *s, at_buf_t *out)
             for (uint32_t k = 0; k < r->nearly; k++)
                 at_enc_zigzag(out, r->early_at[k] - base);
         }
-        at_enc_varint(out, r->ng);
         for (uint32_t j = 0; j < r->ng; j++) {
             const at_rgroup_t *g = &r->g[j];
             at_enc_str(out, g->key.s, g->key.n);
             bool zero = true;
             for (uint32_t k = 0; k < g->n && zero; k++)
                 zero = g->e[k].v == 0;
+            bool syms = !zero && at_rstate__as_syms(g);
             unsigned gf = (g->member ? 1u : 0) | (g->internal ? 2u : 0) | (g->degraded ? 4u : 0) |
                           (g->early != AT_RULE_NONE ? 8u : 0) |
-                          (g->bucket != AT_RULE_NONE ? 16u : 0) | (zero ? 32u : 0);
+                          (g->bucket != AT_RULE_NONE ? 16u : 0) | (zero ? 32u : 0) |
+                          (syms ? 64u : 0);
             at_enc_varint(out, gf);
             if (g->member)
                 at_enc_zigzag(out, g->since - base);
@@ -107,7 +166,9 @@ void at_rstate_encode(const at_rstate_t *s, at_buf_t *out)
             int64_t prev = base;
             for (uint32_t k = 0; k < g->n; k++) {
                 at_enc_zigzag(out, g->e[k].ts - prev);
-                if (!zero)
+                if (syms)
+                    at_rstate__sym_enc(out, dict, g->e[k].v);
+                else if (!zero)
                     at_enc_zigzag(out, g->e[k].v);
                 prev = g->e[k].ts;
             }
@@ -125,7 +186,8 @@ void at_rstate_encode(const at_rstate_t *s, at_buf_t *out)
     }
 }
 
-int at_rstate_decode(at_rstate_t *s, const uint8_t *data, size_t n, at_arena_t *arena)
+int at_rstate_decode(at_rstate_t *s, const uint8_t *data, size_t n, const at_sdict_t *dict,
+                     at_arena_t *arena)
 {
     at_rstate_init(s, arena);
     if (n == 0)
@@ -160,7 +222,7 @@ int at_rstate_decode(at_rstate_t *s, const uint8_t *data, size_t n, at_arena_t *
             for (uint64_t k = 0; k < ne; k++)
                 r->early_at[k] = base + at_dec_zigzag(&d);
         }
-        uint64_t ng = at_dec_varint(&d);
+        uint64_t ng = (f & 16) ? f >> 5 : at_dec_varint(&d);
         if (ng > AT_RULE_MAX_GROUPS + 1)
             return AT_ECORRUPT;
         r->ng = (uint32_t)ng;
@@ -181,10 +243,10 @@ int at_rstate_decode(at_rstate_t *s, const uint8_t *data, size_t n, at_arena_t *
             g->n = g->cap = (uint32_t)ne;
             g->e = at_arena_alloc(arena, (ne + 1) * sizeof *g->e);
             int64_t prev = base;
-            bool zero = gf & 32;
+            bool zero = gf & 32, syms = gf & 64;
             for (uint64_t k = 0; k < ne; k++) {
                 g->e[k].ts = prev + at_dec_zigzag(&d);
-                g->e[k].v = zero ? 0 : at_dec_zigzag(&d);
+                g->e[k].v = syms ? at_rstate__sym_dec(&d, dict) : zero ? 0 : at_dec_zigzag(&d);
                 prev = g->e[k].ts;
             }
         }

@@ -211,10 +211,14 @@ typedef struct at_rstate {
 } at_rstate_t;
 
 void at_rstate_init(at_rstate_t *s, at_arena_t *arena);
-/* Decodes bytes of at_rstate_encode; strings point into data. Returns the
- * bytes consumed or AT_ECORRUPT. */
-int at_rstate_decode(at_rstate_t *s, const uint8_t *data, size_t n, at_arena_t *arena);
-void at_rstate_encode(const at_rstate_t *s, at_buf_t *out);
+/* Decodes bytes of at_rstate_encode made with the same dictionary (or
+ * none); strings point into data. Returns the bytes consumed or
+ * AT_ECORRUPT. */
+int at_rstate_decode(at_rstate_t *s, const uint8_t *data, size_t n, const at_sdict_t *dict,
+                     at_arena_t *arena);
+/* Appends the encoding of s; dict as at_profile_encode's (NULL: state
+ * that leaves the partition, or the digest's). */
+void at_rstate_encode(const at_rstate_t *s, at_sdict_t *dict, at_buf_t *out);
 /* Whether user key (s its state) is an announced member of segment name
  * under the version acting for it (at_rule_acts_for). */
 bool at_rstate_in_segment(const at_ruleset_t *rs, const at_rstate_t *s, const char *key,

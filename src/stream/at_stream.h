@@ -97,6 +97,11 @@ void at_sdict_free(at_sdict_t *d);
 /* The id of s, added when absent; AT_SDICT_NONE when absent and full or
  * when n is 0. */
 uint32_t at_sdict_intern(at_sdict_t *d, const char *s, size_t n);
+/* The same, but adding only while the dictionary is less than half full
+ * (entries and bytes): for strings of which there are many (item ids), so
+ * that those most profiles share (event types, categories, time zones)
+ * still find room after them. */
+uint32_t at_sdict_intern_half(at_sdict_t *d, const char *s, size_t n);
 /* The string of id (borrowed for the dictionary's life); false when none. */
 bool at_sdict_get(const at_sdict_t *d, uint32_t id, const char **s, uint32_t *n);
 /* Restore: entry id is s. AT_ECORRUPT when id is taken by another string

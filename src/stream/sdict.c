@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AT_SDICT_BY_ADDR 1024 /* a power of 2 */
+#define AT_SDICT_BY_ADDR 8192 /* a power of 2 */
 
 typedef struct at_sdent {
     const char *s; /* NULL: a hole (restore not finished, or corrupt) */
@@ -113,7 +113,8 @@ static void at_sdict__set(at_sdict_t *d, uint32_t id, const char *s, size_t n, u
     at_sdict__index(d, id);
 }
 
-uint32_t at_sdict_intern(at_sdict_t *d, const char *s, size_t n)
+static uint32_t at_sdict__intern(at_sdict_t *d, const char *s, size_t n, uint32_t max_entries,
+                                 size_t max_bytes)
 {
     if (!n || n > UINT32_MAX)
         return AT_SDICT_NONE;
@@ -126,11 +127,21 @@ uint32_t at_sdict_intern(at_sdict_t *d, const char *s, size_t n)
         *at_sdict__slot(d, d->v[id].s) = id + 1;
         return id;
     }
-    if (d->count >= d->max_entries || d->bytes + n > d->max_bytes)
+    if (d->count >= max_entries || d->bytes + n > max_bytes)
         return id;
     id = d->count;
     at_sdict__set(d, id, s, n, h);
     return id;
+}
+
+uint32_t at_sdict_intern(at_sdict_t *d, const char *s, size_t n)
+{
+    return at_sdict__intern(d, s, n, d->max_entries, d->max_bytes);
+}
+
+uint32_t at_sdict_intern_half(at_sdict_t *d, const char *s, size_t n)
+{
+    return at_sdict__intern(d, s, n, d->max_entries / 2, d->max_bytes / 2);
 }
 
 bool at_sdict_get(const at_sdict_t *d, uint32_t id, const char **s, uint32_t *n)

@@ -268,7 +268,7 @@ static void test_dictionary(void **state)
     at_profile_encode(&p, NULL, &plain);
     at_profile_encode(&p, d, &ids);
     assert_true(ids.len + 9 + 11 + 18 + 16 - 4 <= plain.len);
-    assert_int_equal(at_sdict_count(d), 4);
+    assert_int_equal(at_sdict_count(d), 6); /* 2 types, the category, the zone, 2 items */
     at_profile_t q;
     assert_int_equal(at_profile_decode(&q, (const uint8_t *)ids.data, ids.len, d, &g_arena),
                      (int)ids.len);
@@ -295,11 +295,126 @@ static void test_dictionary(void **state)
     at_sdict_free(d);
 }
 
+/* Item ids fill at most half of the dictionary: the strings most profiles
+ * share still find room after them. */
+static void test_dictionary_items_half(void **state)
+{
+    (void)state;
+    at_profile_t p;
+    at_profile_init(&p, &g_arena);
+    static const char *const items[] = {"a", "b", "c", "d", "e", "f"};
+    for (int i = 0; i < 6; i++)
+        ev(&p, "view_item", T0 + i * MIN, items[i], NULL, false);
+    at_sdict_t *d = at_sdict_new(8, 1 << 20);
+    at_buf_t ids;
+    at_buf_init(&ids, 0);
+    at_profile_encode(&p, d, &ids);
+    assert_int_equal(at_sdict_count(d), 4); /* view_item, then items up to half of 8 */
+    p.tz = S("Europe/Paris");
+    at_buf_reset(&ids);
+    at_profile_encode(&p, d, &ids);
+    assert_int_equal(at_sdict_count(d), 5); /* the zone still went in */
+    at_profile_t q;
+    assert_int_equal(at_profile_decode(&q, (const uint8_t *)ids.data, ids.len, d, &g_arena),
+                     (int)ids.len);
+    assert_int_equal(q.nrecent, 6);
+    for (int i = 0; i < 6; i++)
+        assert_true(q.recent[i].item.n == 1 && q.recent[i].item.s[0] == items[5 - i][0]);
+    at_buf_deinit(&ids);
+    at_sdict_free(d);
+}
+
+/* Recent items' kinds and times: a view alone, other kinds, and a time
+ * after last_seen (which no profile holds) all come back. */
+static void test_recent_kinds_encoding(void **state)
+{
+    (void)state;
+    at_profile_t p, q;
+    at_profile_init(&p, &g_arena);
+    ev(&p, "view_item", T0, "a", NULL, false);
+    ev(&p, "add_to_cart", T0 + 5, "b", NULL, false);
+    ev(&p, "view_item", T0 + 7 * DAY, "c", NULL, false);
+    at_buf_t b;
+    at_buf_init(&b, 0);
+    roundtrip(&p, &q, &b);
+    assert_int_equal(q.nrecent, 3);
+    assert_int_equal(q.recent[1].kinds, AT_PK_CART);
+    assert_int_equal(q.recent[2].ts, T0);
+    p.recent[0].ts = p.last_seen + 1000; /* made up */
+    p.recent[1].kinds = AT_PK_VIEW | AT_PK_PURCHASE | AT_PK_OTHER;
+    roundtrip(&p, &q, &b);
+    assert_int_equal(q.recent[0].ts, p.last_seen + 1000);
+    assert_int_equal(q.recent[1].kinds, AT_PK_VIEW | AT_PK_PURCHASE | AT_PK_OTHER);
+    assert_int_equal(q.recent[2].ts, T0);
+    at_buf_deinit(&b);
+}
+
+/* Format 2, as the release before wrote it, still loads. */
+static void test_decode_format2(void **state)
+{
+    (void)state;
+    uint8_t v2[64];
+    size_t n = 0;
+    at_buf_t b;
+    at_buf_init(&b, 0);
+    AT_ASSERT(at_buf_putc(&b, 2) == 0);
+    at_enc_varint(&b, 1);                   /* has events */
+    at_enc_zigzag(&b, T0);                  /* first_seen */
+    at_enc_varint(&b, (uint64_t)(2 * MIN)); /* last_seen - first_seen */
+    at_enc_varint(&b, 3);                   /* events */
+    at_enc_varint(&b, 1);                   /* late */
+    at_enc_varint(&b, 1);                   /* counters */
+    at_enc_varint(&b, 9 * 2);
+    AT_ASSERT(at_buf_append(&b, "view_item", 9) == 0);
+    at_enc_varint(&b, 3);
+    at_enc_zigzag(&b, 2 * MIN); /* aff_ref - first_seen */
+    at_enc_varint(&b, 1);       /* categories */
+    at_enc_varint(&b, 5 * 2);
+    AT_ASSERT(at_buf_append(&b, "books", 5) == 0);
+    at_enc_f32(&b, 2.5f);
+    at_enc_varint(&b, 1); /* recent items */
+    at_enc_str(&b, "42", 2);
+    at_enc_zigzag(&b, MIN); /* last_seen - ts */
+    at_enc_varint(&b, AT_PK_VIEW | AT_PK_CART);
+    at_enc_varint(&b, 1);             /* a session */
+    at_enc_zigzag(&b, MIN);           /* start - first_seen */
+    at_enc_varint(&b, (uint64_t)MIN); /* last - start */
+    at_enc_varint(&b, 2);
+    at_enc_varint(&b, 0);
+    at_enc_str(&b, "", 0); /* traits */
+    at_enc_varint(&b, 0);  /* tz */
+    n = b.len;
+    memcpy(v2, b.data, n);
+    at_profile_t p;
+    assert_int_equal(at_profile_decode(&p, v2, n, NULL, &g_arena), (int)n);
+    assert_int_equal(p.first_seen, T0);
+    assert_int_equal(p.last_seen, T0 + 2 * MIN);
+    assert_int_equal(p.events, 3);
+    assert_int_equal(p.late, 1);
+    assert_int_equal(at_profile_counter(&p, "view_item", 9), 3);
+    assert_int_equal(p.aff_ref, T0 + 2 * MIN);
+    assert_true(p.naff == 1 && p.aff[0].score == 2.5f);
+    assert_true(p.nrecent == 1 && p.recent[0].item.n == 2 && p.recent[0].ts == T0 + MIN);
+    assert_int_equal(p.recent[0].kinds, AT_PK_VIEW | AT_PK_CART);
+    assert_int_equal(p.session.start, T0 + MIN);
+    assert_int_equal(p.session.last, T0 + 2 * MIN);
+    assert_int_equal(p.session.events, 2);
+    /* written again, it is format 3 and the same profile */
+    at_profile_t q;
+    roundtrip(&p, &q, &b);
+    assert_int_equal(((const uint8_t *)b.data)[0], AT_PROFILE_FORMAT);
+    assert_int_equal(q.session.start, T0 + MIN);
+    assert_int_equal(q.aff_ref, T0 + 2 * MIN);
+    at_buf_deinit(&b);
+}
+
 static void test_decode_garbage(void **state)
 {
     (void)state;
     at_profile_t p;
     uint8_t bad[] = {AT_PROFILE_FORMAT, 1, 0xff, 0xff, 0xff};
+    assert_int_equal(at_profile_decode(&p, bad, sizeof bad, NULL, &g_arena), AT_ECORRUPT);
+    bad[0] = 2;
     assert_int_equal(at_profile_decode(&p, bad, sizeof bad, NULL, &g_arena), AT_ECORRUPT);
     uint8_t ver[] = {9, 0};
     assert_int_equal(at_profile_decode(&p, ver, sizeof ver, NULL, &g_arena), AT_ECORRUPT);
@@ -317,6 +432,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_render, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dictionary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dictionary_items_half, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recent_kinds_encoding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decode_format2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decode_garbage, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -270,6 +270,92 @@ static void test_ids_and_versions_kept(void **state)
     at_ruleset_unref(rs);
 }
 
+/* The rules' state encoding: hashes (distinct) as dictionary ids, inline
+ * without a dictionary, the same state back either way; and the layout
+ * of the release before (ng as a varint of its own) still reads. */
+static void test_rstate_encoding(void **state)
+{
+    (void)state;
+    at_arena_t a;
+    at_arena_init(&a, 0);
+    const int64_t T = 1777248000000LL;
+    at_rentry_t hashes[3] = {{T, INT64_MAX / 3}, {T + 5, -(INT64_MAX / 5)}, {T + 9, INT64_MAX / 3}};
+    at_rentry_t small[2] = {{T + 1, 1999}, {T + 2, -7}};
+    at_rgroup_t g[2] = {{.key = {"", 0},
+                         .member = true,
+                         .since = T + 9,
+                         .early = AT_RULE_NONE,
+                         .bucket = AT_RULE_NONE,
+                         .n = 3,
+                         .cap = 3,
+                         .e = hashes},
+                        {.key = {"books", 5},
+                         .early = AT_RULE_NONE,
+                         .bucket = AT_RULE_NONE,
+                         .n = 2,
+                         .cap = 2,
+                         .e = small}};
+    at_rrule_t r[2] = {{.id = 3,
+                        .ng = 1,
+                        .g = &g[0],
+                        .armed_at = AT_RULE_NONE,
+                        .deadline = AT_RULE_NONE,
+                        .last_fired = AT_RULE_NONE},
+                       {.id = 7,
+                        .ng = 1,
+                        .g = &g[1],
+                        .armed_at = AT_RULE_NONE,
+                        .deadline = AT_RULE_NONE,
+                        .last_fired = T}};
+    at_rstate_t s;
+    at_rstate_init(&s, &a);
+    s.out_seq = 4;
+    s.nr = 2;
+    s.r = r;
+    at_sdict_t *d = at_sdict_new(100, 1 << 20);
+    at_buf_t plain, ids, again;
+    at_buf_init(&plain, 0);
+    at_buf_init(&ids, 0);
+    at_buf_init(&again, 0);
+    at_rstate_encode(&s, NULL, &plain);
+    at_rstate_encode(&s, d, &ids);
+    assert_int_equal(at_sdict_count(d), 2); /* two distinct hashes */
+    assert_true(ids.len + 2 * 8 <= plain.len);
+    at_rstate_t q;
+    assert_int_equal(at_rstate_decode(&q, (const uint8_t *)ids.data, ids.len, d, &a), (int)ids.len);
+    at_rstate_encode(&q, NULL, &again);
+    assert_int_equal(again.len, plain.len);
+    assert_memory_equal(again.data, plain.data, plain.len);
+    assert_int_equal(q.r[0].g[0].e[1].v, -(INT64_MAX / 5));
+    assert_int_equal(q.r[1].g[0].e[0].v, 1999);
+    assert_int_equal(at_rstate_decode(&q, (const uint8_t *)ids.data, ids.len, NULL, &a),
+                     AT_ECORRUPT);
+    /* the layout before: rule flags without 16, then ng as a varint */
+    at_buf_reset(&plain);
+    at_enc_varint(&plain, 1); /* out_seq */
+    at_enc_varint(&plain, 0); /* degraded */
+    at_enc_zigzag(&plain, T);
+    at_enc_varint(&plain, 1); /* nr */
+    at_enc_varint(&plain, 9); /* id */
+    at_enc_varint(&plain, 0); /* flags */
+    at_enc_varint(&plain, 1); /* ng */
+    at_enc_str(&plain, "x", 1);
+    at_enc_varint(&plain, 32); /* values all zero */
+    at_enc_varint(&plain, 2);
+    at_enc_zigzag(&plain, -10);
+    at_enc_zigzag(&plain, 10);
+    at_enc_varint(&plain, 0); /* nfired */
+    assert_int_equal(at_rstate_decode(&q, (const uint8_t *)plain.data, plain.len, NULL, &a),
+                     (int)plain.len);
+    assert_true(q.nr == 1 && q.r[0].id == 9 && q.r[0].ng == 1 && q.r[0].g[0].n == 2);
+    assert_int_equal(q.r[0].g[0].e[1].ts, T);
+    at_buf_deinit(&plain);
+    at_buf_deinit(&ids);
+    at_buf_deinit(&again);
+    at_sdict_free(d);
+    at_arena_deinit(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_versions_and_dump),
         cmocka_unit_test(test_dependencies),
         cmocka_unit_test(test_ids_and_versions_kept),
+        cmocka_unit_test(test_rstate_encoding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
