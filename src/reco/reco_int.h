@@ -25,7 +25,7 @@ typedef struct at_reco_nb {
 
 typedef struct at_reco_item {
     /* what a lookup and a pair update read come first: one or two cache
-     * lines per item touched (docs/decisions/0005-stream-processing.md) */
+     * lines per item touched (docs/recommendations.md, "What is kept") */
     uint32_t hash; /* at_reco__hash of id */
     uint32_t id_len;
     char sid[AT_RECO_SID]; /* the id again when it fits: compared without reading id */
