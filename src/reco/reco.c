@@ -119,7 +119,8 @@ uint32_t at_reco__find_h(const at_reco_part_t *rp, const char *id, size_t n, uin
         if (!s)
             return AT_RECO_NONE;
         const at_reco_item_t *it = &rp->items[s - 1];
-        if (it->hash == hash && it->id_len == n && memcmp(it->id, id, n) == 0)
+        if (it->hash == hash && it->id_len == n &&
+            memcmp(n <= AT_RECO_SID ? it->sid : it->id, id, n) == 0)
             return s - 1;
     }
 }
@@ -167,6 +168,8 @@ static void at_reco__item_init(at_reco_item_t *it, const char *id, size_t n)
     memset(it, 0, sizeof *it);
     it->id = at_xstrndup(id, n);
     it->id_len = (uint32_t)n;
+    if (n <= AT_RECO_SID)
+        memcpy(it->sid, id, n);
     it->hash = at_reco__hash(id, n);
     it->base = AT_PROFILE_NONE;
     it->updated = AT_PROFILE_NONE;
@@ -187,9 +190,10 @@ static void at_reco__mark(at_reco_part_t *rp, uint32_t i)
     rp->dirty[rp->ndirty++] = i;
 }
 
-static uint32_t at_reco__get(at_reco_part_t *rp, const char *id, size_t n)
+/* The index of item id (whose hash is given), added when new. */
+static uint32_t at_reco__get_h(at_reco_part_t *rp, const char *id, size_t n, uint32_t hash)
 {
-    uint32_t i = at_reco__find(rp, id, n);
+    uint32_t i = at_reco__find_h(rp, id, n, hash);
     if (i != AT_RECO_NONE)
         return i;
     if ((rp->n + 1) * 2 > rp->nslots)
@@ -200,6 +204,11 @@ static uint32_t at_reco__get(at_reco_part_t *rp, const char *id, size_t n)
     at_reco__slot_put(rp->slots, rp->nslots, &rp->items[i], i);
     rp->bytes += sizeof(at_reco_item_t) + n + 2 * sizeof(uint32_t);
     return i;
+}
+
+static uint32_t at_reco__get(at_reco_part_t *rp, const char *id, size_t n)
+{
+    return at_reco__get_h(rp, id, n, at_reco__hash(id, n));
 }
 
 /* ---- decay ------------------------------------------------------------------------ */
@@ -297,10 +306,10 @@ static uint16_t at_reco__nb_pos(const at_reco_item_t *it, uint32_t b)
     return lo;
 }
 
-static void at_reco__nb_add(at_reco_part_t *rp, uint32_t a, uint32_t b, double w, int64_t t)
+/* Adds s (a weight already scaled to a's base) to neighbour b of a. */
+static void at_reco__nb_add(at_reco_part_t *rp, uint32_t a, uint32_t b, float s)
 {
     at_reco_item_t *it = &rp->items[a];
-    float s = (float)(w * at_reco__scale(rp, it, t));
     uint16_t pos = at_reco__nb_pos(it, b);
     if (pos < it->nnb && it->nb[pos].item == b) {
         it->nb[pos].v += s;
@@ -353,18 +362,70 @@ static void at_reco__set_category(at_reco_part_t *rp, at_reco_item_t *it, at_pst
     it->cat_len = cat.n;
 }
 
+/* Asks for the cache lines an item's update reads (no effect on results). */
+static void at_reco__prefetch_item(const at_reco_item_t *it)
+{
+    __builtin_prefetch(it, 1);
+    __builtin_prefetch((const char *)it + 64, 1);
+}
+
+static void at_reco__prefetch_nb(const at_reco_item_t *it)
+{
+    /* the binary search reads the list from the middle out: all of it */
+    for (size_t off = 0; off < it->nnb * sizeof *it->nb; off += 64)
+        __builtin_prefetch((const char *)it->nb + off, 1);
+}
+
+#define AT_RECO_BATCH 16 /* partners looked up together */
+
+/* The pairs of item x with a batch of the user's recent items, in their
+ * order. The partners' lookups go first, each stage asking for the cache
+ * lines of the next (hash slot, item, neighbour list), so that the
+ * misses of the batch overlap instead of coming one after another: the
+ * item table and its lists are much larger than the caches. */
+static void at_reco__pairs(at_reco_part_t *rp, uint32_t x, double sx, const at_pstr_t *part, int n,
+                           double w, int64_t t)
+{
+    uint32_t hash[AT_RECO_BATCH], y[AT_RECO_BATCH];
+    for (int k = 0; k < n; k++) {
+        hash[k] = at_reco__hash(part[k].s, part[k].n);
+        __builtin_prefetch(&rp->slots[hash[k] & (rp->nslots - 1)]);
+    }
+    for (int k = 0; k < n; k++) {
+        uint32_t s = rp->slots[hash[k] & (rp->nslots - 1)];
+        if (s)
+            at_reco__prefetch_item(&rp->items[s - 1]);
+    }
+    for (int k = 0; k < n; k++) {
+        y[k] = at_reco__get_h(rp, part[k].s, part[k].n, hash[k]);
+        at_reco__prefetch_nb(&rp->items[y[k]]);
+    }
+    for (int k = 0; k < n; k++) {
+        at_reco_item_t *iy = &rp->items[y[k]];
+        at_reco__nb_add(rp, x, y[k], (float)(w * sx));
+        at_reco__nb_add(rp, y[k], x, (float)(w * at_reco__scale(rp, iy, t)));
+        iy->updated = AT_MAX(iy->updated, t);
+        at_reco__mark(rp, y[k]);
+    }
+}
+
 /* One item of an event: its popularity, trend and pairs. */
 static void at_reco__touch(at_reco_part_t *rp, const at_profile_t *p, at_pstr_t item, at_pstr_t cat,
                            double w, int64_t t)
 {
     uint32_t x = at_reco__get(rp, item.s, item.n);
     at_reco_item_t *it = &rp->items[x];
+    at_reco__prefetch_nb(it);
     at_reco__set_category(rp, it, cat, false);
-    it->pop += (float)(w * at_reco__scale(rp, it, t));
+    /* x's base is set here (or moved to t): the factor holds for every
+     * pair below */
+    double sx = at_reco__scale(rp, it, t);
+    it->pop += (float)(w * sx);
     at_reco__trend_add(it, w, t);
     it->updated = AT_MAX(it->updated, t);
     at_reco__mark(rp, x);
-    int pairs = 0;
+    at_pstr_t part[AT_RECO_BATCH];
+    int pairs = 0, n = 0;
     for (uint32_t i = 0; p && i < p->nrecent && pairs < rp->cfg.max_pairs; i++) {
         at_pstr_t r = p->recent[i].item;
         if (r.n == item.n && memcmp(r.s, item.s, r.n) == 0)
@@ -372,13 +433,15 @@ static void at_reco__touch(at_reco_part_t *rp, const at_profile_t *p, at_pstr_t 
         int64_t d = p->recent[i].ts - t;
         if (d > rp->cfg.pair_window_ms || -d > rp->cfg.pair_window_ms)
             continue;
-        uint32_t y = at_reco__get(rp, r.s, r.n);
-        at_reco__nb_add(rp, x, y, w, t);
-        at_reco__nb_add(rp, y, x, w, t);
-        rp->items[y].updated = AT_MAX(rp->items[y].updated, t);
-        at_reco__mark(rp, y);
+        part[n++] = r;
         pairs++;
+        if (n == AT_RECO_BATCH) {
+            at_reco__pairs(rp, x, sx, part, n, w, t);
+            n = 0;
+        }
     }
+    if (n)
+        at_reco__pairs(rp, x, sx, part, n, w, t);
 }
 
 void at_reco_observe(at_reco_part_t *rp, const at_profile_t *p, const at_pevent_t *ev)

@@ -15,6 +15,7 @@
 #define AT_RECO_F_UNAVAILABLE 2
 #define AT_RECO_BUCKETS 43  /* 12 + 24 + 7 */
 #define AT_RECO_REBASE 30.0 /* half-lives past the base before values are rescaled */
+#define AT_RECO_SID 16      /* ids of at most this many bytes are kept in the item too */
 
 /* A neighbour; an item's list is sorted by index. */
 typedef struct at_reco_nb {
@@ -23,22 +24,25 @@ typedef struct at_reco_nb {
 } at_reco_nb_t;
 
 typedef struct at_reco_item {
-    char *id;
-    uint32_t id_len;
+    /* what a lookup and a pair update read come first: one or two cache
+     * lines per item touched (docs/recommendations.md, "What is kept") */
     uint32_t hash; /* at_reco__hash of id */
-    uint32_t cat_len;
-    char *cat;
-    char *attrs; /* the catalog's attributes as JSON text, or NULL */
-    uint32_t attrs_len;
-    uint8_t flags;
-    bool dirty;
+    uint32_t id_len;
+    char sid[AT_RECO_SID]; /* the id again when it fits: compared without reading id */
+    at_reco_nb_t *nb;
     uint16_t nnb, cap;
     uint16_t minpos; /* where the weakest neighbour is, when minok */
     bool minok;
-    at_reco_nb_t *nb;
-    int64_t base;                /* AT_PROFILE_NONE: no value yet */
-    float pop;                   /* decayed interaction weight, scaled to base */
-    int64_t updated;             /* event time of the last change */
+    bool dirty;
+    int64_t base;    /* AT_PROFILE_NONE: no value yet */
+    int64_t updated; /* event time of the last change */
+    float pop;       /* decayed interaction weight, scaled to base */
+    uint8_t flags;
+    char *id;
+    uint32_t cat_len;
+    uint32_t attrs_len;
+    char *cat;
+    char *attrs;                 /* the catalog's attributes as JSON text, or NULL */
     int64_t tb[AT_RECO_WINDOWS]; /* the newest bucket of each window, INT64_MIN: none */
     float tv[AT_RECO_BUCKETS];
 } at_reco_item_t;
