@@ -52,15 +52,6 @@ write_nginx_conf() {
     }"
 }
 
-wait_ready() { # url pid
-  for _ in $(seq 100); do
-    curl -fs -o /dev/null "$1" && return 0
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-
 run_wrk() { # name url
   local out rps p99
   out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$2")
@@ -78,13 +69,13 @@ mkdir -p "$work/data"
 taskset -c "$SERVER_CPU" "$ATTUNE" serve --listen "127.0.0.1:$ATTUNE_PORT" \
   --data-dir "$work/data" --fsync never >"$work/attune.log" 2>&1 &
 pids+=($!)
-wait_ready "http://127.0.0.1:$ATTUNE_PORT/healthz" "${pids[-1]}" ||
+wait_url "http://127.0.0.1:$ATTUNE_PORT/healthz" "${pids[-1]}" ||
   { cat "$work/attune.log" >&2; die "attune did not come up"; }
 
 write_nginx_conf
 taskset -c "$SERVER_CPU" "$NGINX" -p "$work" -c "$work/nginx.conf" >/dev/null 2>&1 &
 pids+=($!)
-wait_ready "http://127.0.0.1:$NGINX_PORT/healthz" "${pids[-1]}" ||
+wait_url "http://127.0.0.1:$NGINX_PORT/healthz" "${pids[-1]}" ||
   { cat "$work/nginx-error.log" >&2 || true; die "nginx did not come up"; }
 
 echo "GET /healthz, wrk -t1 -c$CONNS -d$DURATION, servers on cpu $SERVER_CPU, wrk on cpu $CLIENT_CPU"

@@ -140,6 +140,20 @@ void at_profile_encode(const at_profile_t *p, at_sdict_t *dict, at_buf_t *out)
 }
 
 /* Format 2, as the release before wrote it. */
+/* The counters by event type, the same in formats 2 and 3; false: too many. */
+static bool at_profile__counters_dec(at_profile_t *p, at_dec_t *d, const at_sdict_t *dict)
+{
+    uint64_t nc = at_dec_varint(d);
+    if (nc > AT_PROFILE_MAX_COUNTERS + 1)
+        return false;
+    for (uint64_t i = 0; i < nc; i++) {
+        p->counters[i].type = at_profile__sym_dec(d, dict);
+        p->counters[i].n = at_dec_varint(d);
+    }
+    p->ncounters = (uint32_t)nc;
+    return true;
+}
+
 static int at_profile__decode2(at_profile_t *p, const uint8_t *data, size_t n,
                                const at_sdict_t *dict)
 {
@@ -154,14 +168,8 @@ static int at_profile__decode2(at_profile_t *p, const uint8_t *data, size_t n,
     p->last_seen = base + (int64_t)at_dec_varint(&d);
     p->events = at_dec_varint(&d);
     p->late = at_dec_varint(&d);
-    uint64_t nc = at_dec_varint(&d);
-    if (nc > AT_PROFILE_MAX_COUNTERS + 1)
+    if (!at_profile__counters_dec(p, &d, dict))
         return AT_ECORRUPT;
-    for (uint64_t i = 0; i < nc; i++) {
-        p->counters[i].type = at_profile__sym_dec(&d, dict);
-        p->counters[i].n = at_dec_varint(&d);
-    }
-    p->ncounters = (uint32_t)nc;
     p->aff_ref = base + at_dec_zigzag(&d);
     uint64_t na = at_dec_varint(&d);
     if (na > AT_PROFILE_MAX_CATEGORIES)
@@ -218,14 +226,8 @@ int at_profile_decode(at_profile_t *p, const uint8_t *data, size_t n, const at_s
     p->last_seen = last;
     p->events = at_dec_varint(&d);
     p->late = at_dec_varint(&d);
-    uint64_t nc = at_dec_varint(&d);
-    if (nc > AT_PROFILE_MAX_COUNTERS + 1)
+    if (!at_profile__counters_dec(p, &d, dict))
         return AT_ECORRUPT;
-    for (uint64_t i = 0; i < nc; i++) {
-        p->counters[i].type = at_profile__sym_dec(&d, dict);
-        p->counters[i].n = at_dec_varint(&d);
-    }
-    p->ncounters = (uint32_t)nc;
     uint64_t na = at_dec_varint(&d);
     if (na > AT_PROFILE_MAX_CATEGORIES)
         return AT_ECORRUPT;

@@ -277,7 +277,7 @@ typedef struct at_rinfo {
 } at_rinfo_t;
 
 typedef struct at_rcache {
-    uint64_t gen; /* the set it is for */
+    uint64_t gen;  /* the set it is for */
     uint64_t read; /* counts the reads (at_rcache_of) */
     at_rinfo_t **slots;
     uint32_t nslots, n;
