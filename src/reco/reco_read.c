@@ -386,7 +386,7 @@ static void at_rinfo_build(at_reco_set_t *s, at_rinfo_t *e, bool nb, int64_t now
     }
     if (nb) {
         /* the best AT_RINFO_NB, in order: a selection, not a sort of all */
-        at_rcand_t **top = at_xmalloc((m.n ? m.n : 1) * sizeof *top);
+        at_rcand_t **top = at_xmalloc((m.n ? m.n : 1) * sizeof(at_rcand_t *));
         for (uint32_t i = 0; i < m.n; i++)
             top[i] = &m.v[i];
         uint32_t k = AT_MIN(m.n, (uint32_t)AT_RINFO_NB);
