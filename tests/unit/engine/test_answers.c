@@ -68,17 +68,21 @@ static void test_answers(void **state)
     /* the same user in another partition's table is another counter */
     at_answers_touch(a, 1, u);
     assert_true(get(a, u, &r10, 104, out));
-    /* two ways per set: of three answers landing in one set, the one
-     * served least recently goes */
+    /* eight ways per set: of nine answers landing in one set (a table
+     * of one set), the one served least recently goes */
     at_answers_t *b = at_answers_new(1, 2, 1000);
-    at_reco_req_t q[3] = {req_n(1), req_n(2), req_n(3)};
-    at_answers_put(b, 0, at_answers_tag(u, &q[0]), at_answers_gen(b, 0, u), 0, "0", 1);
-    at_answers_put(b, 0, at_answers_tag(u, &q[1]), at_answers_gen(b, 0, u), 1, "1", 1);
-    assert_true(get(b, u, &q[0], 2, out)); /* q0 served after q1 was built */
-    at_answers_put(b, 0, at_answers_tag(u, &q[2]), at_answers_gen(b, 0, u), 3, "2", 1);
-    assert_true(get(b, u, &q[0], 4, out));
-    assert_false(get(b, u, &q[1], 4, out));
-    assert_true(get(b, u, &q[2], 4, out));
+    at_reco_req_t q[9];
+    for (int i = 0; i < 9; i++)
+        q[i] = req_n((size_t)i + 1);
+    for (int i = 0; i < 8; i++)
+        at_answers_put(b, 0, at_answers_tag(u, &q[i]), at_answers_gen(b, 0, u), i, "0", 1);
+    assert_true(get(b, u, &q[0], 8, out)); /* q0 served after the others were built */
+    at_answers_put(b, 0, at_answers_tag(u, &q[8]), at_answers_gen(b, 0, u), 9, "8", 1);
+    assert_true(get(b, u, &q[0], 10, out));
+    assert_false(get(b, u, &q[1], 10, out));
+    for (int i = 2; i < 9; i++)
+        assert_true(get(b, u, &q[i], 10, out));
+    assert_string_equal(out, "8");
     at_answers_free(b);
 
     uint64_t hits, built;
