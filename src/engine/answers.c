@@ -11,10 +11,9 @@
  * never a stale answer. The table is AT_ANSWERS_WAYS-way set associative
  * (the set's tags in one cache line): a new answer replaces the one of its
  * set served least recently, so a user asked for often keeps their answer
- * when rarer ones land beside it. With two ways and 8,192 answers a
- * partition, a Zipf-drawn mix over 100,000 users (bench/reco.sh's) built
- * 26k and 33k answers in its third and fourth 10-s runs; with eight ways,
- * 15k and 11k.
+ * when rarer ones land beside it. Eight ways lose fewer answers to
+ * conflicts than two at the same size (docs/benchmarks.md, "Recommendations
+ * served").
  *
  * THREAD SAFETY: at_answers_touch and at_answers_put on the partition's
  * shard thread; at_answers_get from any thread (a mutex per partition
