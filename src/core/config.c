@@ -195,7 +195,8 @@ static const at_config__setting_t at_config__table[] = {
      "Items one user interacts with this close together in time count as seen together."},
     {"reco.cache", AT_CFG_DURATION, OFF(reco_cache_ms), "10s", 0, 3600000, NULL, NULL,
      "How long a reading thread reuses an item's data merged over the partitions (its "
-     "neighbours, popularity, availability); 0: merged again for every read."},
+     "neighbours, popularity, availability), and every thread a trending list; 0: merged "
+     "again for every read."},
     {"reco.answers", AT_CFG_INT, OFF(reco_answers), "8192", 0, 1 << 20, NULL, NULL,
      "Recommendation answers each partition keeps for `reco.answer_ttl`: the same user asking "
      "the same again, with no new event of theirs processed since, gets it from the HTTP "

@@ -3,7 +3,8 @@
  *
  * An answer is valid for reco.cache after it was built, while its user's
  * generation is the one it was built at. Each partition keeps a table of
- * generations indexed by a hash of the user key; the shard owning the
+ * generations indexed by a hash of the user key (eight entries for each
+ * answer it can keep, 32 bytes, so that users rarely share one); the shard owning the
  * partition bumps the user's entry after each record of the user it
  * processed (an event, a merge, a handoff, a forwarded event), so a new
  * event of the user makes the user's old answers invalid at once. Users
@@ -26,8 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AT_ANSWERS_GENS 16384 /* generation entries per partition, a power of two */
-#define AT_ANSWERS_WAYS 8     /* answers per set, a power of two */
+#define AT_ANSWERS_GENS_MIN 16384 /* generation entries per partition, at least */
+#define AT_ANSWERS_WAYS 8         /* answers per set, a power of two */
 
 typedef struct at_answer {
     uint32_t gen;
@@ -41,12 +42,13 @@ typedef struct at_apart {
     pthread_mutex_t mu;
     uint64_t *tags; /* of v[i], 0: empty; a set's in one cache line */
     at_answer_t *v;
-    _Atomic uint32_t gen[AT_ANSWERS_GENS];
+    _Atomic uint32_t *gen; /* of gens entries */
 } at_apart_t;
 
 struct at_answers {
     int partitions;
-    size_t n; /* answers per partition, a power of two, at least AT_ANSWERS_WAYS */
+    size_t n;    /* answers per partition, a power of two, at least AT_ANSWERS_WAYS */
+    size_t gens; /* generation entries per partition, a power of two */
     int64_t ttl_ms;
     at_apart_t *parts;
     _Atomic uint64_t hits, built;
@@ -62,10 +64,16 @@ at_answers_t *at_answers_new(int partitions, int per_partition, int64_t ttl_ms)
     a->n = AT_ANSWERS_WAYS;
     while (a->n < (size_t)per_partition)
         a->n *= 2;
+    /* an event bumps its user's entry and so makes the answers of every
+     * user sharing it invalid: with eight entries a kept answer, at most
+     * one bump in eight costs another user's answer (with as many entries
+     * as answers, every other one did) */
+    a->gens = AT_MAX((size_t)AT_ANSWERS_GENS_MIN, 8 * a->n);
     a->parts = at_xcalloc((size_t)partitions, sizeof *a->parts);
     for (int p = 0; p < partitions; p++) {
         pthread_mutex_init(&a->parts[p].mu, NULL);
         a->parts[p].v = at_xcalloc(a->n, sizeof *a->parts[p].v);
+        a->parts[p].gen = at_xcalloc(a->gens, sizeof *a->parts[p].gen);
         /* a set's tags in one cache line: n * 8 is a multiple of 64 */
         a->parts[p].tags = aligned_alloc(64, a->n * sizeof(uint64_t));
         if (!a->parts[p].tags)
@@ -84,6 +92,7 @@ void at_answers_free(at_answers_t *a)
             free(a->parts[p].v[i].json);
         free(a->parts[p].v);
         free(a->parts[p].tags);
+        free((void *)a->parts[p].gen);
         pthread_mutex_destroy(&a->parts[p].mu);
     }
     free(a->parts);
@@ -92,7 +101,7 @@ void at_answers_free(at_answers_t *a)
 
 static _Atomic uint32_t *at_answers__gen(at_answers_t *a, int p, uint64_t user)
 {
-    return &a->parts[p].gen[user & (AT_ANSWERS_GENS - 1)];
+    return &a->parts[p].gen[user & (a->gens - 1)];
 }
 
 uint64_t at_answers_user(const char *key, size_t n)

@@ -284,9 +284,16 @@ double at_reco__window_sum(const at_reco_item_t *it, int w, int64_t t)
     const float *tv = it->tv + at_reco__woff[w];
     int64_t bn = at_reco__floordiv(t, at_reco__wsize[w]);
     int64_t lo = AT_MAX(bn - cnt + 1, it->tb[w] - cnt + 1), hi = AT_MIN(bn, it->tb[w]);
+    if (lo > hi)
+        return 0;
+    /* the buckets in order as two runs of the ring, not one division a
+     * bucket: a trending list sums every item's */
+    int k = at_reco__mod(lo, cnt), left = (int)(hi - lo + 1), first = AT_MIN(left, cnt - k);
     double s = 0;
-    for (int64_t j = lo; j <= hi; j++)
-        s += tv[at_reco__mod(j, cnt)];
+    for (int j = k; j < k + first; j++)
+        s += tv[j];
+    for (int j = 0; j < left - first; j++)
+        s += tv[j];
     return s;
 }
 

@@ -83,18 +83,29 @@ static void at_rcmap_init_borrowed(at_rcmap_t *m, at_arena_t *arena, uint32_t ex
 }
 
 /* Whether a[0..n) equals b[0..n): item ids are short, and a call to
- * memcmp costs more than the compare. */
+ * memcmp costs more than the compare. Up to 16 bytes, two loads from each
+ * side that overlap in the middle cover every byte. */
 static inline bool at_reco__eq(const char *a, const char *b, size_t n)
 {
     if (a == b)
         return true;
-    if (n <= 8) {
-        uint64_t x = 0, y = 0;
-        for (size_t i = 0; i < n; i++) {
-            x = x << 8 | (uint8_t)a[i];
-            y = y << 8 | (uint8_t)b[i];
-        }
-        return x == y;
+    if (n >= 8 && n <= 16) {
+        uint64_t x0, x1, y0, y1;
+        memcpy(&x0, a, 8), memcpy(&x1, a + n - 8, 8);
+        memcpy(&y0, b, 8), memcpy(&y1, b + n - 8, 8);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t x0, x1, y0, y1;
+        memcpy(&x0, a, 4), memcpy(&x1, a + n - 4, 4);
+        memcpy(&y0, b, 4), memcpy(&y1, b + n - 4, 4);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    if (n < 4) {
+        for (size_t i = 0; i < n; i++)
+            if (a[i] != b[i])
+                return false;
+        return true;
     }
     return memcmp(a, b, n) == 0;
 }
@@ -176,7 +187,7 @@ static bool at_reco__in_category(const char *cat, size_t n, const char *prefix, 
 
 static int at_rcand_cmp_cooc(const void *a, const void *b)
 {
-    const at_rcand_t *x = *(const at_rcand_t *const *)a, *y = *(const at_rcand_t *const *)b;
+    const at_rcand_t *x = *(void *const *)a, *y = *(void *const *)b;
     if (x->cooc != y->cooc)
         return x->cooc > y->cooc ? -1 : 1;
     size_t n = AT_MIN(x->n, y->n);
@@ -186,7 +197,7 @@ static int at_rcand_cmp_cooc(const void *a, const void *b)
 
 static int at_rcand_cmp_score(const void *a, const void *b)
 {
-    const at_rcand_t *x = *(const at_rcand_t *const *)a, *y = *(const at_rcand_t *const *)b;
+    const at_rcand_t *x = *(void *const *)a, *y = *(void *const *)b;
     if (x->score != y->score)
         return x->score > y->score ? -1 : 1;
     size_t n = AT_MIN(x->n, y->n);
@@ -194,23 +205,23 @@ static int at_rcand_cmp_score(const void *a, const void *b)
     return c ? c : (x->n < y->n ? -1 : x->n > y->n);
 }
 
-/* Puts the best m of v[0..n) (by cmp) first, in order: a selection
- * (quickselect) and a sort of those m, not a sort of all n. */
-static void at_rcand_best(at_rcand_t **v, size_t n, size_t m,
-                          int (*cmp)(const void *, const void *))
+/* Puts the best m of v[0..n) (by cmp, which is given pointers to two
+ * elements of v) first, in order: a selection (quickselect) and a sort of
+ * those m, not a sort of all n. */
+static void at_rcand_best(void **v, size_t n, size_t m, int (*cmp)(const void *, const void *))
 {
     if (m >= n) {
-        qsort(v, n, sizeof(at_rcand_t *), cmp);
+        qsort(v, n, sizeof *v, cmp);
         return;
     }
     size_t lo = 0, hi = n; /* the m-th best is in [lo, hi) */
     while (hi - lo > 1) {
-        at_rcand_t *pivot = v[lo + (hi - lo) / 2];
+        void *pivot = v[lo + (hi - lo) / 2];
         size_t i = lo, j = hi;
         /* three-way: [lo, i) better, [i, j) equal, [j, hi) worse */
         for (size_t k = lo; k < j;) {
             int c = cmp(&v[k], &pivot);
-            at_rcand_t *t;
+            void *t;
             if (c < 0) {
                 t = v[k], v[k] = v[i], v[i] = t;
                 i++, k++;
@@ -228,7 +239,7 @@ static void at_rcand_best(at_rcand_t **v, size_t n, size_t m,
         else
             break;
     }
-    qsort(v, m, sizeof(at_rcand_t *), cmp);
+    qsort(v, m, sizeof *v, cmp);
 }
 
 /* The catalog partition of an item: where the record "i:ITEM" goes. */
@@ -276,7 +287,29 @@ typedef struct at_rinfo {
     char *nbmem;
 } at_rinfo_t;
 
+/* A candidate from the neighbours of a user's seeds: the most of a
+ * read's lookups go to a table of these, small enough to stay in the
+ * cache; only the best of them become at_rcand_t. */
+typedef struct at_rseed {
+    const char *id; /* borrowed, or a copy in the table's arena */
+    uint32_t n, hash;
+    double cooc, best;
+    int best_seed;
+    bool excluded;
+} at_rseed_t;
+
+typedef struct at_rseeds {
+    at_rseed_t *v;
+    uint32_t n, cap;
+    uint32_t *slots; /* index + 1 into v, 0: empty */
+    uint32_t nslots;
+    at_arena_t *arena; /* where ids are copied to; NULL: ids are borrowed */
+} at_rseeds_t;
+
 typedef struct at_rcache {
+    at_rseeds_t seeds; /* a user's candidates; kept from read to read: no allocation per read */
+    at_rseeds_t nbs;   /* an item's neighbours over the parts, their ids in nbarena */
+    at_arena_t nbarena;
     uint64_t gen;  /* the set it is for */
     uint64_t read; /* counts the reads (at_rcache_of) */
     at_rinfo_t **slots;
@@ -314,6 +347,11 @@ static void at_rcache_free(void *p)
         return;
     at_rcache_clear(c);
     free(c->slots);
+    free(c->seeds.v);
+    free(c->seeds.slots);
+    free(c->nbs.v);
+    free(c->nbs.slots);
+    at_arena_deinit(&c->nbarena);
     free(c);
 }
 
@@ -334,6 +372,8 @@ static at_rcache_t *at_rcache_of(const at_reco_set_t *s)
         c = at_xcalloc(1, sizeof *c);
         c->nslots = 2 * AT_RCACHE_MAX;
         c->slots = at_xcalloc(c->nslots, sizeof(at_rinfo_t *));
+        at_arena_init(&c->nbarena, 0);
+        c->nbs.arena = &c->nbarena;
         AT_ASSERT(pthread_setspecific(at_reco__key, c) == 0);
     }
     if (c->gen != s->gen || c->n >= AT_RCACHE_MAX) {
@@ -344,16 +384,87 @@ static at_rcache_t *at_rcache_of(const at_reco_set_t *s)
     return c;
 }
 
-/* Fills e (id and hash set) from every part at time now. */
-static void at_rinfo_build(at_reco_set_t *s, at_rinfo_t *e, bool nb, int64_t now)
+/* Empties t, with room for about expect candidates. */
+static void at_rseeds_reset(at_rseeds_t *t, uint32_t expect)
+{
+    uint32_t nslots = 64;
+    while (nslots < 2 * expect)
+        nslots *= 2;
+    if (nslots > t->nslots) {
+        free(t->slots);
+        t->slots = at_xmalloc(nslots * sizeof *t->slots);
+        t->nslots = nslots;
+    }
+    if (t->nslots / 2 > t->cap) {
+        t->cap = t->nslots / 2;
+        t->v = at_xrealloc(t->v, t->cap * sizeof *t->v);
+    }
+    memset(t->slots, 0, t->nslots * sizeof *t->slots);
+    t->n = 0;
+    if (t->arena)
+        at_arena_reset(t->arena);
+}
+
+/* The candidate for id (hash given), created when new (with a copy of id
+ * when the table has an arena). */
+static at_rseed_t *at_rseeds_get(at_rseeds_t *t, const char *id, uint32_t n, uint32_t hash)
+{
+    uint32_t mask = t->nslots - 1, h = hash & mask;
+    for (;; h = (h + 1) & mask) {
+        uint32_t i = t->slots[h];
+        if (!i)
+            break;
+        at_rseed_t *e = &t->v[i - 1];
+        if (e->hash == hash && e->n == n && at_reco__eq(e->id, id, n))
+            return e;
+    }
+    if ((t->n + 1) * 2 > t->nslots) { /* more than expected: twice the room */
+        uint32_t ns = t->nslots * 2;
+        free(t->slots);
+        t->slots = at_xcalloc(ns, sizeof *t->slots);
+        t->nslots = ns;
+        mask = ns - 1;
+        for (uint32_t i = 0; i < t->n; i++) {
+            uint32_t g = t->v[i].hash & mask;
+            while (t->slots[g])
+                g = (g + 1) & mask;
+            t->slots[g] = i + 1;
+        }
+        h = hash & mask;
+        while (t->slots[h])
+            h = (h + 1) & mask;
+    }
+    if (t->n == t->cap) {
+        t->cap = AT_MAX(64u, t->cap * 2);
+        t->v = at_xrealloc(t->v, t->cap * sizeof *t->v);
+    }
+    at_rseed_t *e = &t->v[t->n];
+    *e = (at_rseed_t){.id = t->arena ? at_arena_strndup(t->arena, id, n) : id,
+                      .n = n,
+                      .hash = hash,
+                      .best_seed = -1};
+    t->slots[h] = ++t->n;
+    return e;
+}
+
+static int at_rseed_cmp_cooc(const void *a, const void *b)
+{
+    const at_rseed_t *x = *(void *const *)a, *y = *(void *const *)b;
+    if (x->cooc != y->cooc)
+        return x->cooc > y->cooc ? -1 : 1;
+    size_t n = AT_MIN(x->n, y->n);
+    int c = memcmp(x->id, y->id, n);
+    return c ? c : (x->n < y->n ? -1 : x->n > y->n);
+}
+
+/* Fills e (id and hash set) from every part at time now, with c's
+ * scratch table for the neighbours. */
+static void at_rinfo_build(at_reco_set_t *s, at_rcache_t *c, at_rinfo_t *e, bool nb, int64_t now)
 {
     int cp = at_reco__catalog_part(s, e->id, e->n);
-    at_arena_t arena;
-    at_arena_init(&arena, 0);
-    at_rcmap_t m;
-    at_rcmap_init(&m, &arena);
+    at_rseeds_t *m = &c->nbs;
     if (nb)
-        at_rcmap_reserve(&m, 1024);
+        at_rseeds_reset(m, 1024);
     e->pop = 0;
     e->found = e->catalog = false;
     for (int q = 0; q < s->n; q++) {
@@ -377,43 +488,37 @@ static void at_rinfo_build(at_reco_set_t *s, at_rinfo_t *e, bool nb, int64_t now
             /* the neighbours' values share the item's base: one decay */
             double f = nb ? at_reco__at(rp, it, 1.0, now) : 0;
             for (uint16_t k = 0; nb && k < it->nnb; k++) {
-                const at_reco_item_t *c = &rp->items[it->nb[k].item];
-                at_rcand_t *x = at_rcmap_get_h(&m, c->id, c->id_len, c->hash, true);
-                x->cooc += it->nb[k].v * f;
+                const at_reco_item_t *y = &rp->items[it->nb[k].item];
+                at_rseeds_get(m, y->id, y->id_len, y->hash)->cooc += it->nb[k].v * f;
             }
         }
         pthread_rwlock_unlock(&rp->lock);
     }
     if (nb) {
         /* the best AT_RINFO_NB, in order: a selection, not a sort of all */
-        at_rcand_t **top = at_xmalloc((m.n ? m.n : 1) * sizeof(at_rcand_t *));
-        for (uint32_t i = 0; i < m.n; i++)
-            top[i] = &m.v[i];
-        uint32_t k = AT_MIN(m.n, (uint32_t)AT_RINFO_NB);
-        at_rcand_best(top, m.n, k, at_rcand_cmp_cooc);
-        at_rnb_t *all = at_xmalloc((k ? k : 1) * sizeof *all);
+        void **top = at_xmalloc((m->n ? m->n : 1) * sizeof *top);
+        for (uint32_t i = 0; i < m->n; i++)
+            top[i] = &m->v[i];
+        uint32_t k = AT_MIN(m->n, (uint32_t)AT_RINFO_NB);
+        at_rcand_best(top, m->n, k, at_rseed_cmp_cooc);
         size_t bytes = 0;
-        for (uint32_t i = 0; i < k; i++) {
-            all[i] = (at_rnb_t){top[i]->id, top[i]->n, top[i]->hash, top[i]->cooc};
-            bytes += all[i].n;
-        }
-        free(top);
+        for (uint32_t i = 0; i < k; i++)
+            bytes += ((const at_rseed_t *)top[i])->n;
         free(e->nb);
         free(e->nbmem);
         e->nb = at_xmalloc((k ? k : 1) * sizeof *e->nb);
         e->nbmem = at_xmalloc(bytes ? bytes : 1);
         char *p = e->nbmem;
         for (uint32_t i = 0; i < k; i++) {
-            memcpy(p, all[i].id, all[i].n);
-            e->nb[i] = (at_rnb_t){p, all[i].n, all[i].hash, all[i].v};
-            p += all[i].n;
+            const at_rseed_t *y = top[i];
+            memcpy(p, y->id, y->n);
+            e->nb[i] = (at_rnb_t){p, y->n, y->hash, y->cooc};
+            p += y->n;
         }
         e->nnb = k;
         e->nb_done = true;
-        free(all);
+        free(top);
     }
-    at_rcmap_deinit(&m);
-    at_arena_deinit(&arena);
 }
 
 /* What is known of item id (hash given): from this thread's cache when it
@@ -427,7 +532,7 @@ static const at_rinfo_t *at_rinfo_get(at_reco_set_t *s, at_rcache_t *c, const ch
     at_rinfo_t *e = NULL;
     for (;; h = (h + 1) & mask) {
         e = c->slots[h];
-        if (!e || (e->hash == hash && e->n == n && memcmp(e->id, id, n) == 0))
+        if (!e || (e->hash == hash && e->n == n && at_reco__eq(e->id, id, n)))
             break;
     }
     if (e && (!nb || e->nb_done) &&
@@ -445,7 +550,7 @@ static const at_rinfo_t *at_rinfo_get(at_reco_set_t *s, at_rcache_t *c, const ch
     e->nb_done = false;
     e->built_ms = wall;
     e->read = c->read;
-    at_rinfo_build(s, e, nb, now);
+    at_rinfo_build(s, c, e, nb, now);
     return e;
 }
 
@@ -456,8 +561,8 @@ static int64_t at_reco__wall(const at_reco_set_t *s)
 
 /* Fills, for the candidates in top[0..m), their popularity summed over the
  * parts and what the catalog says of them. */
-static void at_reco__pop_and_catalog(at_reco_set_t *s, at_rcache_t *c, at_rcmap_t *map,
-                                     at_rcand_t **top, size_t m, int64_t now)
+static void at_reco__pop_and_catalog(at_reco_set_t *s, at_rcache_t *c, at_rcmap_t *map, void **top,
+                                     size_t m, int64_t now)
 {
     int64_t wall = at_reco__wall(s);
     for (size_t j = 0; j < m; j++) {
@@ -494,7 +599,7 @@ static bool at_reco__allowed(const at_rcand_t *c, const at_reco_req_t *req)
 /* The best req->n allowed candidates by score into out. */
 static void at_reco__finish(at_rcmap_t *map, const at_reco_req_t *req, at_reco_result_t *out)
 {
-    at_rcand_t **all = at_xmalloc((map->n ? map->n : 1) * sizeof(at_rcand_t *));
+    void **all = at_xmalloc((map->n ? map->n : 1) * sizeof *all);
     size_t k = 0;
     for (uint32_t i = 0; i < map->n; i++)
         if (map->v[i].score > 0 && at_reco__allowed(&map->v[i], req))
@@ -571,6 +676,7 @@ typedef struct at_rtrend {
 typedef struct at_reco_tcache {
     pthread_mutex_t mu;
     at_rtrend_t *cur[AT_RECO_WINDOWS];
+    uint32_t items[AT_RECO_WINDOWS]; /* the items merged by the last build */
 } at_reco_tcache_t;
 
 void at_reco_set_init(at_reco_set_t *s, at_reco_part_t **parts, int n)
@@ -627,6 +733,8 @@ static at_rtrend_t *at_rtrend_build(at_reco_set_t *s, int w, int64_t now, int64_
     t->wall_ms = wall;
     at_rcmap_t m;
     at_rcmap_init(&m, &t->arena);
+    if (s->trend->items[w]) /* about as many as last time: the map does not grow on the way */
+        at_rcmap_reserve(&m, s->trend->items[w] + s->trend->items[w] / 8);
     for (int q = 0; now != AT_PROFILE_NONE && q < s->n; q++) {
         at_reco_part_t *rp = s->parts[q];
         pthread_rwlock_rdlock(&rp->lock);
@@ -662,6 +770,7 @@ static at_rtrend_t *at_rtrend_build(at_reco_set_t *s, int w, int64_t now, int64_
             (at_rtrend_e_t){c->id, c->n, c->hash, c->cat_len, c->cat, c->trend, c->flags};
     }
     qsort(t->v, t->n, sizeof *t->v, at_rtrend_cmp);
+    s->trend->items[w] = m.n;
     at_rcmap_deinit(&m);
     /* every category prefix's entries, so a category's best are found
      * without a scan of the others */
@@ -703,7 +812,7 @@ static at_rtrend_t *at_rtrend_get(at_reco_set_t *s, int w)
     bool stale =
         !t || (now != t->now &&
                (s->trend_by_data_time ? now - t->now >= step || now < t->now
-                                      : wall - t->wall_ms >= 1000 ||
+                                      : wall - t->wall_ms >= s->cache_ms ||
                                             now / at_reco__wsize[w] != t->now / at_reco__wsize[w]));
     if (stale) {
         at_rtrend_unref(t);
@@ -819,7 +928,7 @@ void at_reco_similar(at_reco_set_t *s, const char *item, size_t len, const at_re
         at_rcand_t *e = at_rcmap_get_h(&map, x->nb[k].id, x->nb[k].n, x->nb[k].hash, true);
         e->cooc += x->nb[k].v;
     }
-    at_rcand_t **top = at_xmalloc((map.n ? map.n : 1) * sizeof(at_rcand_t *));
+    void **top = at_xmalloc((map.n ? map.n : 1) * sizeof *top);
     for (uint32_t i = 0; i < map.n; i++)
         top[i] = &map.v[i];
     size_t m = AT_MIN((size_t)map.n, 4 * req->n + 20);
@@ -863,21 +972,21 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
     const at_profile_cfg_t *pc = &s->parts[0]->pcfg;
     int64_t now = at_reco_now(s);
     uint32_t nseed = p ? AT_MIN(p->nrecent, (uint32_t)AT_RECO_SEEDS) : 0;
-    /* the ids in the map are the profile's, the cached neighbour lists'
+    /* the ids in the tables are the profile's, the cached neighbour lists'
      * (valid until this thread's next read) and the trending list's (held
      * to the end): none is copied */
-    at_arena_t arena;
-    at_arena_init(&arena, 0);
-    at_rcmap_t map;
-    at_rcmap_init_borrowed(&map, &arena,
-                           nseed * AT_RINFO_NB + (p ? p->nrecent : 0) + 8 * (uint32_t)req->n + 40);
-    /* what the user has interacted with recently (bought included) is not
-     * recommended again: in the map from the start, excluded */
-    for (uint32_t si = 0; p && si < p->nrecent; si++)
-        at_rcmap_get(&map, p->recent[si].item.s, p->recent[si].item.n, true)->excluded = true;
-    double f = 1.0;
     at_rcache_t *cache = at_rcache_of(s);
     int64_t wall = at_reco__wall(s);
+    at_rseeds_t *seeds = &cache->seeds;
+    uint32_t nrecent = p ? p->nrecent : 0;
+    at_rseeds_reset(seeds, nseed * AT_RINFO_NB + nrecent);
+    /* what the user has interacted with recently (bought included) is not
+     * recommended again: in the tables from the start, excluded */
+    for (uint32_t si = 0; si < nrecent; si++) {
+        at_pstr_t r = p->recent[si].item;
+        at_rseeds_get(seeds, r.s, r.n, at_reco__hash(r.s, r.n))->excluded = true;
+    }
+    double f = 1.0;
     for (uint32_t si = 0; si < nseed; si++, f *= 0.8) {
         at_pstr_t r = p->recent[si].item;
         const at_rinfo_t *x =
@@ -886,7 +995,7 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
             continue;
         double w = at_reco__kind_weight(pc, p->recent[si].kinds) * f / sqrt(x->pop);
         for (uint32_t k = 0; k < x->nnb; k++) {
-            at_rcand_t *e = at_rcmap_get_h(&map, x->nb[k].id, x->nb[k].n, x->nb[k].hash, true);
+            at_rseed_t *e = at_rseeds_get(seeds, x->nb[k].id, x->nb[k].n, x->nb[k].hash);
             double v = w * x->nb[k].v;
             e->cooc += v;
             if (v > e->best) {
@@ -895,13 +1004,29 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
             }
         }
     }
-    at_rcand_t **top = at_xmalloc((map.n ? map.n : 1) * sizeof(at_rcand_t *));
+    /* the best m by co-occurrence go on (the others are not considered),
+     * with the recent items, excluded, into the map of the blend */
+    void **top = at_xmalloc((seeds->n ? seeds->n : 1) * sizeof *top);
     size_t nt = 0;
-    for (uint32_t i = 0; i < map.n; i++)
-        if (!map.v[i].excluded)
-            top[nt++] = &map.v[i];
+    for (uint32_t i = 0; i < seeds->n; i++)
+        if (!seeds->v[i].excluded)
+            top[nt++] = &seeds->v[i];
     size_t m = AT_MIN(nt, 4 * req->n + 20);
-    at_rcand_best(top, nt, m, at_rcand_cmp_cooc);
+    at_rcand_best(top, nt, m, at_rseed_cmp_cooc);
+    at_arena_t arena;
+    at_arena_init(&arena, 0);
+    at_rcmap_t map;
+    at_rcmap_init_borrowed(&map, &arena, (uint32_t)m + nrecent + 8 * (uint32_t)req->n + 40);
+    for (uint32_t si = 0; si < nrecent; si++)
+        at_rcmap_get(&map, p->recent[si].item.s, p->recent[si].item.n, true)->excluded = true;
+    for (size_t j = 0; j < m; j++) {
+        const at_rseed_t *e = top[j];
+        at_rcand_t *c = at_rcmap_get_h(&map, e->id, e->n, e->hash, true);
+        c->cooc = e->cooc;
+        c->best = e->best;
+        c->best_seed = e->best_seed;
+        top[j] = c; /* the map is sized not to grow on the way: c stays in place */
+    }
     at_reco__pop_and_catalog(s, cache, &map, top, m, now);
     double best = 0;
     for (size_t j = 0; j < m; j++) {
@@ -909,8 +1034,6 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
         c->cooc = c->pop > 0 ? c->cooc / sqrt(c->pop) : 0;
         best = AT_MAX(best, c->cooc);
     }
-    for (size_t j = m; j < nt; j++)
-        top[j]->cooc = 0; /* beyond the best m: not considered */
     for (size_t j = 0; j < m; j++) {
         at_rcand_t *c = top[j];
         c->cooc = best > 0 ? cfg->w_cooc * c->cooc / best : 0;
