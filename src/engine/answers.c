@@ -52,6 +52,7 @@ struct at_answers {
     int64_t ttl_ms;
     at_apart_t *parts;
     _Atomic uint64_t hits, built;
+    _Atomic uint64_t causes[AT_ANSWERS_CAUSES];
 };
 
 at_answers_t *at_answers_new(int partitions, int per_partition, int64_t ttl_ms)
@@ -171,6 +172,9 @@ void at_answers_put(at_answers_t *a, int p, uint64_t tag, uint32_t gen, int64_t 
     for (size_t i = set; i < end && w == end; i++)
         if (ap->tags[i] == tag)
             w = i;
+    int cause = w == end                                  ? AT_ANSWERS_ABSENT
+                : now_ms - ap->v[w].built_ms >= a->ttl_ms ? AT_ANSWERS_EXPIRED
+                                                          : AT_ANSWERS_CHANGED;
     for (size_t i = set; i < end && w == end; i++)
         if (!ap->tags[i] || now_ms - ap->v[i].built_ms >= a->ttl_ms)
             w = i;
@@ -187,10 +191,17 @@ void at_answers_put(at_answers_t *a, int p, uint64_t tag, uint32_t gen, int64_t 
     ap->tags[w] = tag;
     pthread_mutex_unlock(&ap->mu);
     free(old);
+    atomic_fetch_add_explicit(&a->causes[cause], 1, memory_order_relaxed);
 }
 
 void at_answers_stats(const at_answers_t *a, uint64_t *hits, uint64_t *built)
 {
     *hits = a ? atomic_load_explicit(&a->hits, memory_order_relaxed) : 0;
     *built = a ? atomic_load_explicit(&a->built, memory_order_relaxed) : 0;
+}
+
+void at_answers_causes(const at_answers_t *a, uint64_t out[AT_ANSWERS_CAUSES])
+{
+    for (int i = 0; i < AT_ANSWERS_CAUSES; i++)
+        out[i] = a ? atomic_load_explicit(&a->causes[i], memory_order_relaxed) : 0;
 }

@@ -36,4 +36,14 @@ void at_answers_put(at_answers_t *a, int p, uint64_t tag, uint32_t gen, int64_t 
 /* Lookups answered, and answers put, since the start (a NULL cache: zeros). */
 void at_answers_stats(const at_answers_t *a, uint64_t *hits, uint64_t *built);
 
+/* Why an answer had to be built (at_answers_put): */
+enum {
+    AT_ANSWERS_ABSENT,  /* none kept for the request: never asked, or replaced */
+    AT_ANSWERS_CHANGED, /* a record of the user (or of one sharing its generation) since */
+    AT_ANSWERS_EXPIRED, /* older than reco.answer_ttl */
+    AT_ANSWERS_CAUSES
+};
+/* Answers put since the start, by cause (a NULL cache: zeros). */
+void at_answers_causes(const at_answers_t *a, uint64_t out[AT_ANSWERS_CAUSES]);
+
 #endif

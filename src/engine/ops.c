@@ -142,6 +142,17 @@ static void at_engine__stream_metrics(attune_t *a, at_buf_t *b)
                        "Recommendation answers built and kept in a partition's cache (asked for "
                        "and not there, or no longer valid).",
                        t->reco_built);
+    at_buf_puts(b, "# HELP attune_reco_answers_built_by_cause_total The answers built, by why no "
+                   "kept one served: absent (never asked for, or replaced in a full set), "
+                   "changed (a record of the user since), expired (reco.answer_ttl).\n"
+                   "# TYPE attune_reco_answers_built_by_cause_total counter\n");
+    static const char *const causes[] = {"absent", "changed", "expired"};
+    for (int i = 0; i < 3; i++) {
+        char labels[32];
+        (void)snprintf(labels, sizeof labels, "cause=\"%s\"", causes[i]);
+        at_metric_write(b, "attune_reco_answers_built_by_cause_total", "counter", NULL, labels,
+                        (double)t->reco_built_by[i]);
+    }
     at_engine__counter(b, "attune_catalog_records_total",
                        "Catalog upserts processed (POST /v1/items).", t->items);
     at_engine__counter(b, "attune_users_expired_total", "Users whose state expired (state.ttl).",

@@ -77,11 +77,12 @@ typedef struct at_proc_stats {
     uint64_t duplicates_dropped; /* handoff/forwarded repeats */
     uint64_t outputs, outputs_suppressed, shadow_outputs, early_outputs;
     uint64_t expired_users, degraded;
-    uint64_t items;         /* catalog records */
-    uint64_t reco_cached;   /* recommendation answers given from the cache */
-    uint64_t reco_built;    /* asked for and not in the cache: built */
-    uint64_t pending;       /* events waiting for the watermark now */
-    uint64_t pending_bytes; /* memory they hold */
+    uint64_t items;            /* catalog records */
+    uint64_t reco_cached;      /* recommendation answers given from the cache */
+    uint64_t reco_built;       /* asked for and not in the cache: built */
+    uint64_t reco_built_by[3]; /* the same by cause: absent, changed, expired (answers.h) */
+    uint64_t pending;          /* events waiting for the watermark now */
+    uint64_t pending_bytes;    /* memory they hold */
     uint64_t users;
     uint64_t state_bytes;
     int64_t watermark;   /* AT_WM_NONE when none */

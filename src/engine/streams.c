@@ -1063,6 +1063,7 @@ void at_streams_stats(at_streams_t *s, at_streams_stats_t *st)
     st->out_records = atomic_load(&s->orecs);
     st->out_bytes = atomic_load(&s->obytes);
     at_answers_stats(s->answers, &st->total.reco_cached, &st->total.reco_built);
+    at_answers_causes(s->answers, st->total.reco_built_by);
 }
 
 int64_t at_streams_members_count(at_streams_t *s, uint32_t id)

@@ -56,12 +56,39 @@ static void at_http__put(at_buf_t *b, const char *p, size_t n)
     AT_ASSERT(rc == 0); /* response buffers have no cap */
 }
 
-static void at_http__puts(at_buf_t *b, const char *s)
+/* A response head composed on the stack and appended to its buffer at
+ * once: a dozen small appends cost more than the answer's copy. */
+typedef struct at_http__out {
+    at_buf_t *b;
+    size_t n;
+    char v[512];
+} at_http__out_t;
+
+static void at_http__hflush(at_http__out_t *h)
 {
-    at_http__put(b, s, strlen(s));
+    at_http__put(h->b, h->v, h->n);
+    h->n = 0;
 }
 
-static void at_http__putu(at_buf_t *b, uint64_t v)
+static void at_http__hput(at_http__out_t *h, const char *p, size_t n)
+{
+    if (h->n + n > sizeof h->v) {
+        at_http__hflush(h);
+        if (n > sizeof h->v) {
+            at_http__put(h->b, p, n);
+            return;
+        }
+    }
+    memcpy(h->v + h->n, p, n);
+    h->n += n;
+}
+
+static void at_http__hputs(at_http__out_t *h, const char *s)
+{
+    at_http__hput(h, s, strlen(s));
+}
+
+static void at_http__hputu(at_http__out_t *h, uint64_t v)
 {
     char tmp[24];
     size_t i = sizeof tmp;
@@ -69,12 +96,12 @@ static void at_http__putu(at_buf_t *b, uint64_t v)
         tmp[--i] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    at_http__put(b, tmp + i, sizeof tmp - i);
+    at_http__hput(h, tmp + i, sizeof tmp - i);
 }
 
 /* "Date: Mon, 23 Nov 2026 18:47:01 GMT\r\n", formatted once a second per
  * thread, without the locale. */
-static void at_http__date(at_buf_t *b)
+static void at_http__date(at_http__out_t *h)
 {
     static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char mons[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -93,24 +120,24 @@ static void at_http__date(at_buf_t *b)
         line_len = (size_t)n;
         cached_sec = now;
     }
-    at_http__put(b, line, line_len);
+    at_http__hput(h, line, line_len);
 }
 
 /* The status line, Date and Content-Type (when ctype is non-empty). */
-static void at_http__resp_start(at_buf_t *b, int status, const char *ctype)
+static void at_http__resp_start(at_http__out_t *h, int status, const char *ctype)
 {
     char line[14] = "HTTP/1.1 000 ";
     line[9] = (char)('0' + status / 100);
     line[10] = (char)('0' + status / 10 % 10);
     line[11] = (char)('0' + status % 10);
-    at_http__put(b, line, 13);
-    at_http__puts(b, at_http__reason(status));
-    at_http__put(b, "\r\n", 2);
-    at_http__date(b);
+    at_http__hput(h, line, 13);
+    at_http__hputs(h, at_http__reason(status));
+    at_http__hput(h, "\r\n", 2);
+    at_http__date(h);
     if (ctype && *ctype) {
-        at_http__put(b, "Content-Type: ", 14);
-        at_http__puts(b, ctype);
-        at_http__put(b, "\r\n", 2);
+        at_http__hput(h, "Content-Type: ", 14);
+        at_http__hputs(h, ctype);
+        at_http__hput(h, "\r\n", 2);
     }
 }
 
@@ -123,20 +150,26 @@ void at_http__resp_build(at_buf_t *b, const at_http__conn_t *c, int status, cons
 {
     bool bodyless = status < 200 || status == 204 || status == 304;
     AT_ASSERT(status >= 100 && status <= 599);
-    at_http__resp_start(b, status, ctype);
+    at_http__out_t h;
+    h.b = b;
+    h.n = 0;
+    at_http__resp_start(&h, status, ctype);
     if (!bodyless) {
-        at_http__put(b, "Content-Length: ", 16);
-        at_http__putu(b, len);
-        at_http__put(b, "\r\n", 2);
+        at_http__hput(&h, "Content-Length: ", 16);
+        at_http__hputu(&h, len);
+        at_http__hput(&h, "\r\n", 2);
     }
     if (c->resp_close)
-        at_http__put(b, "Connection: close\r\n", 19);
+        at_http__hput(&h, "Connection: close\r\n", 19);
     else if (c->head.minor == 0)
-        at_http__put(b, "Connection: keep-alive\r\n", 24);
+        at_http__hput(&h, "Connection: keep-alive\r\n", 24);
     if (headers)
-        at_http__puts(b, headers);
-    at_http__put(b, "\r\n", 2);
-    if (!bodyless && !c->resp_no_body && len)
+        at_http__hputs(&h, headers);
+    at_http__hput(&h, "\r\n", 2);
+    bool with_body = !bodyless && !c->resp_no_body && len;
+    AT_ASSERT(at_buf_reserve(b, h.n + (with_body ? len : 0)) == 0);
+    at_http__hflush(&h);
+    if (with_body)
         at_http__put(b, body, len);
 }
 
@@ -145,10 +178,14 @@ void at_http__resp_build(at_buf_t *b, const at_http__conn_t *c, int status, cons
  * Content-Length: the body ends when the connection closes. Any thread. */
 void at_http__resp_stream_head(at_buf_t *b, int status, const char *ctype, const char *headers)
 {
-    at_http__resp_start(b, status, ctype);
+    at_http__out_t h;
+    h.b = b;
+    h.n = 0;
+    at_http__resp_start(&h, status, ctype);
     if (headers)
-        at_http__puts(b, headers);
-    at_http__put(b, "Connection: close\r\n\r\n", 21);
+        at_http__hputs(&h, headers);
+    at_http__hput(&h, "Connection: close\r\n\r\n", 21);
+    at_http__hflush(&h);
 }
 
 /* Appends {"error":{"code":..,"message":..}} to b. */

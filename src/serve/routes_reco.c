@@ -74,11 +74,10 @@ static bool at_serve__rq(at_serve_t *s, at_http_req_t *r, at_serve_rq_t *rq)
 
 int at_serve__recommendations(at_serve_t *s, at_http_req_t *r, const char *id, size_t n)
 {
-    at_serve_rq_t *rq = at_xmalloc(sizeof *rq);
-    if (!at_serve__rq(s, r, rq)) {
-        free(rq);
+    at_serve_rq_t rqs; /* on the stack: the hot path allocates only its answer */
+    at_serve_rq_t *rq = &rqs;
+    if (!at_serve__rq(s, r, rq))
         return 0;
-    }
     char minpos[2048];
     int mp = at_http_query(r, "min_position", minpos, sizeof minpos);
     const char *mpos = mp > 0 && (size_t)mp < sizeof minpos ? minpos : NULL;
@@ -87,13 +86,11 @@ int at_serve__recommendations(at_serve_t *s, at_http_req_t *r, const char *id, s
     char *json = NULL;
     size_t len = 0;
     if (attune_recommend_cached(s->a, id, n, &rq->q, mpos, &json, &len) == 0) {
-        free(rq);
         at_serve__owned(s, r, 0, json, len, "recommendations");
         return 0;
     }
     at_serve_later_t *l = at_serve__later(s, r, "no such user");
     int rc = attune_recommend(s->a, id, n, &rq->q, mpos, at_serve__answer, l);
-    free(rq);
     if (rc == 0)
         return AT_HTTP_DEFERRED;
     free(l);

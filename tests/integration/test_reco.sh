@@ -104,6 +104,14 @@ req GET "/v1/users/me/recommendations?min_position=$pos"
 check "a new event of the user is seen at once with its position, not after the cache" jq_eq '"lamp" in [i["item_id"] for i in j["items"]]' false
 req GET /v1/users/me/recommendations
 check "and by the next read of the answer the HTTP thread keeps" jq_eq '"lamp" in [i["item_id"] for i in j["items"]]' false
+changed=0
+for _ in $(seq 30); do # the figures are published every few hundred ms
+    req GET /metrics
+    changed=$(awk '$1 == "attune_reco_answers_built_by_cause_total{cause=\"changed\"}" { print $2 }' "$T/body")
+    [ "${changed:-0}" -ge 1 ] && break
+    sleep 0.1
+done
+check "an answer built again after the user's event is counted as changed" test "${changed:-0}" -ge 1
 
 # the catalog makes the charger available again
 req POST /v1/items -d '{"item_id":"charger","category":"el/acc","available":true}'

@@ -89,6 +89,17 @@ static void test_answers(void **state)
     at_answers_stats(a, &hits, &built);
     assert_int_equal(hits, 4);
     assert_int_equal(built, 3); /* the answers put */
+    /* why they were built: A was the first; B and C replaced answers of
+     * the request still within reco.answer_ttl (C after a record of the
+     * user); D replaces C after the ttl */
+    at_answers_put(a, 0, at_answers_tag(u, &r10), at_answers_gen(a, 0, u), 1102, "D", 1);
+    uint64_t causes[AT_ANSWERS_CAUSES];
+    at_answers_causes(a, causes);
+    assert_int_equal(causes[AT_ANSWERS_ABSENT], 1);
+    assert_int_equal(causes[AT_ANSWERS_CHANGED], 2);
+    assert_int_equal(causes[AT_ANSWERS_EXPIRED], 1);
+    at_answers_causes(NULL, causes);
+    assert_int_equal(causes[AT_ANSWERS_ABSENT], 0);
     at_answers_free(a);
 }
 
