@@ -489,7 +489,9 @@ static void at_rinfo_build(at_reco_set_t *s, at_rcache_t *c, at_rinfo_t *e, bool
             double f = nb ? at_reco__at(rp, it, 1.0, now) : 0;
             for (uint16_t k = 0; nb && k < it->nnb; k++) {
                 const at_reco_item_t *y = &rp->items[it->nb[k].item];
-                at_rseeds_get(m, y->id, y->id_len, y->hash)->cooc += it->nb[k].v * f;
+                /* a short id from the item itself: its copy is another cache miss */
+                const char *yid = y->id_len <= AT_RECO_SID ? y->sid : y->id;
+                at_rseeds_get(m, yid, y->id_len, y->hash)->cooc += it->nb[k].v * f;
             }
         }
         pthread_rwlock_unlock(&rp->lock);
@@ -746,7 +748,8 @@ static at_rtrend_t *at_rtrend_build(at_reco_set_t *s, int w, int64_t now, int64_
             bool cat = (it->flags & AT_RECO_F_CATALOG) != 0;
             if (sc <= 0 && !cat)
                 continue;
-            at_rcand_t *c = at_rcmap_get_h(&m, it->id, it->id_len, it->hash, true);
+            at_rcand_t *c = at_rcmap_get_h(&m, it->id_len <= AT_RECO_SID ? it->sid : it->id,
+                                           it->id_len, it->hash, true);
             c->trend += sc;
             if (cat) {
                 c->flags = it->flags;
