@@ -277,10 +277,11 @@ static int at_engine__enqueue(attune_t *a, at_job_t *job)
         a->tail = job;
         a->queued_bytes += job->cost;
         a->queued_jobs++;
-        pthread_cond_signal(&a->cv);
     }
     bool stopping = a->stopping;
     pthread_mutex_unlock(&a->mu);
+    if (!full && !stopping) /* after the unlock, as in at_notify_signal */
+        pthread_cond_signal(&a->cv);
     return stopping ? AT_ECLOSED : full ? AT_EFULL : 0;
 }
 

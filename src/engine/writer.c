@@ -602,6 +602,6 @@ void at_engine__append(attune_t *a, at_ijob_t *j)
     else
         a->ihead = j;
     a->itail = j;
-    pthread_cond_signal(&a->cv);
     pthread_mutex_unlock(&a->mu);
+    pthread_cond_signal(&a->cv); /* after the unlock, as in at_notify_signal */
 }

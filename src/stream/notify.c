@@ -24,8 +24,10 @@ void at_notify_signal(at_notify_t *n)
 {
     pthread_mutex_lock(&n->mu);
     n->gen++;
-    pthread_cond_broadcast(&n->cv);
     pthread_mutex_unlock(&n->mu);
+    /* after the unlock: a waiter woken under the lock would, on a busy
+     * CPU, run only to block on the mutex and hand the CPU back */
+    pthread_cond_broadcast(&n->cv);
 }
 
 void at_notify_wait(at_notify_t *n, uint64_t *seen, int timeout_ms)
