@@ -245,6 +245,7 @@ void at_proc__pending_add(at_proc_t *pr, at_pev_t *it, bool early)
         pu = at_xcalloc(1, sizeof *pu);
         at_keyed_set_aux(pr->users, it->slot, pu);
     }
+    it->user = pu;
     at_pev_t *newer = NULL, *cur = pu->newest;
     uint32_t later = 0; /* events after it */
     while (cur && at_pend_before(&it->h, &cur->h)) {
@@ -291,6 +292,7 @@ void at_proc__pending_drop(at_proc_t *pr, uint32_t slot, bool free_them, at_pev_
         *taken = x;
     while (x) {
         at_pev_t *older = x->older;
+        x->user = NULL;
         at_reorder_remove(&pr->pend, &x->h);
         if (free_them)
             at_proc__pev_free(pr, x);
@@ -301,8 +303,9 @@ void at_proc__pending_drop(at_proc_t *pr, uint32_t slot, bool free_them, at_pev_
 
 static void at_proc__unlink(at_proc_t *pr, at_pev_t *it)
 {
-    at_pev_user_t *pu = at_keyed_aux(pr->users, it->slot);
+    at_pev_user_t *pu = it->user; /* not looked up: the slot's table is cold */
     AT_ASSERT(pu);
+    it->user = NULL;
     if (it->newer)
         it->newer->older = it->older;
     else

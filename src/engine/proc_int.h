@@ -43,9 +43,10 @@ typedef struct at_eview {
 #define AT_PEV_GROUP 16 /* a group kept in the item itself */
 
 typedef struct at_pev {
-    at_pend_t h;          /* ts, id, seq (its position: see at_proc__pev_new) */
-    struct at_pev *older; /* the user's pending events in (ts, id) order; the */
-    struct at_pev *newer; /* slot's aux (at_pev_user_t) points at the newest */
+    at_pend_t h;              /* ts, id, seq (its position: see at_proc__pev_new) */
+    struct at_pev *older;     /* the user's pending events in (ts, id) order; the */
+    struct at_pev *newer;     /* slot's aux (at_pev_user_t) points at the newest */
+    struct at_pev_user *user; /* that aux, while in the list */
     /* the early path's view, read with the list (so next to it): facts.f
      * is fact1 for one fact whose group fits group1, else in facts_mem */
     at_rule_facts_t facts;
