@@ -49,6 +49,14 @@ void at_proc_free(at_proc_t *pr)
     while ((p = at_reorder_pop(&pr->pend)))
         at_proc__pev_free(pr, (at_pev_t *)p);
     at_reorder_deinit(&pr->pend);
+    uint32_t pos = 0, slot;
+    while ((slot = at_keyed_next(pr->users, &pos)) != AT_KEYED_NONE) {
+        at_pev_user_t *pu = at_keyed_aux(pr->users, slot);
+        if (pu) {
+            free(pu->v);
+            free(pu);
+        }
+    }
     at_keyed_free(pr->users);
     at_sdict_free(pr->dict);
     at_reco_part_free(pr->reco);
@@ -188,11 +196,12 @@ size_t at_proc__pending_list(at_proc_t *pr, at_pev_t *newest, at_pev_t ***out)
 
 size_t at_proc__pending_of(at_proc_t *pr, uint32_t slot, at_pev_t ***out)
 {
-    return at_proc__pending_list(pr, at_keyed_aux(pr->users, slot), out);
+    at_pev_user_t *pu = at_keyed_aux(pr->users, slot);
+    return at_proc__pending_list(pr, pu ? pu->newest : NULL, out);
 }
 
-/* The user's pending events for the early path (at_rule_pending_fn), in
- * one walk of the list: the nodes are cold. */
+/* The user's pending events for the early path (at_rule_pending_fn): the
+ * array kept beside the list. */
 typedef struct at_proc_early {
     at_proc_t *pr;
     uint32_t slot;
@@ -201,22 +210,10 @@ typedef struct at_proc_early {
 static size_t at_proc__early_list(void *ud, const at_rule_pending_t **out)
 {
     at_proc_t *pr = ((at_proc_early_t *)ud)->pr;
-    at_rule_pending_t buf[64], *v = buf;
-    size_t n = 0, cap = AT_ARRAY_LEN(buf);
-    for (at_pev_t *x = at_keyed_aux(pr->users, ((at_proc_early_t *)ud)->slot); x; x = x->older) {
-        if (n == cap) {
-            at_rule_pending_t *w = at_arena_alloc(&pr->arena, cap * 2 * sizeof *w);
-            memcpy(w, v, n * sizeof *w);
-            v = w;
-            cap *= 2;
-        }
-        v[n++] = (at_rule_pending_t){x->h.ts, &x->facts};
-    }
-    at_rule_pending_t *pend = at_arena_alloc(&pr->arena, (n + 1) * sizeof *pend);
-    for (size_t i = 0; i < n; i++) /* newest first in v */
-        pend[i] = v[n - 1 - i];
-    *out = pend;
-    return n;
+    at_pev_user_t *pu = at_keyed_aux(pr->users, ((at_proc_early_t *)ud)->slot);
+    AT_ASSERT(pu); /* the event that just arrived is in it */
+    *out = pu->v;
+    return pu->n;
 }
 
 /* The early path for the user of `it`, which just arrived. The user's value
@@ -243,10 +240,18 @@ void at_proc__pending_add(at_proc_t *pr, at_pev_t *it, bool early)
 {
     /* into the user's list in (ts, id) order: arrivals are mostly in order,
      * so this stops at once */
-    at_pev_t *newer = NULL, *cur = at_keyed_aux(pr->users, it->slot);
+    at_pev_user_t *pu = at_keyed_aux(pr->users, it->slot);
+    if (!pu) {
+        pu = at_xcalloc(1, sizeof *pu);
+        at_keyed_set_aux(pr->users, it->slot, pu);
+    }
+    it->user = pu;
+    at_pev_t *newer = NULL, *cur = pu->newest;
+    uint32_t later = 0; /* events after it */
     while (cur && at_pend_before(&it->h, &cur->h)) {
         newer = cur;
         cur = cur->older;
+        later++;
     }
     it->older = cur;
     it->newer = newer;
@@ -255,7 +260,15 @@ void at_proc__pending_add(at_proc_t *pr, at_pev_t *it, bool early)
     if (newer)
         newer->older = it;
     else
-        at_keyed_set_aux(pr->users, it->slot, it);
+        pu->newest = it;
+    if (pu->n == pu->cap) {
+        pu->cap = pu->cap ? pu->cap * 2 : 8;
+        pu->v = at_xrealloc(pu->v, pu->cap * sizeof *pu->v);
+    }
+    uint32_t at = pu->n - later;
+    memmove(&pu->v[at + 1], &pu->v[at], later * sizeof *pu->v);
+    pu->v[at] = (at_rule_pending_t){it->h.ts, &it->facts};
+    pu->n++;
     at_reorder_push(&pr->pend, &it->h);
     pr->st.pending = pr->pend.n;
     at_proc__pev_view(pr, it);
@@ -268,12 +281,18 @@ void at_proc__pending_add(at_proc_t *pr, at_pev_t *it, bool early)
  * *taken (the newest, linked through older) for a merge. */
 void at_proc__pending_drop(at_proc_t *pr, uint32_t slot, bool free_them, at_pev_t **taken)
 {
-    at_pev_t *x = at_keyed_aux(pr->users, slot);
-    at_keyed_set_aux(pr->users, slot, NULL);
+    at_pev_user_t *pu = at_keyed_aux(pr->users, slot);
+    at_pev_t *x = pu ? pu->newest : NULL;
+    if (pu) {
+        at_keyed_set_aux(pr->users, slot, NULL);
+        free(pu->v);
+        free(pu);
+    }
     if (taken)
         *taken = x;
     while (x) {
         at_pev_t *older = x->older;
+        x->user = NULL;
         at_reorder_remove(&pr->pend, &x->h);
         if (free_them)
             at_proc__pev_free(pr, x);
@@ -284,13 +303,28 @@ void at_proc__pending_drop(at_proc_t *pr, uint32_t slot, bool free_them, at_pev_
 
 static void at_proc__unlink(at_proc_t *pr, at_pev_t *it)
 {
+    at_pev_user_t *pu = it->user; /* not looked up: the slot's table is cold */
+    AT_ASSERT(pu);
+    it->user = NULL;
     if (it->newer)
         it->newer->older = it->older;
     else
-        at_keyed_set_aux(pr->users, it->slot, it->older);
+        pu->newest = it->older;
     if (it->older)
         it->older->newer = it->newer;
     it->older = it->newer = NULL;
+    /* the array's entry: mostly the first (the oldest goes first) */
+    uint32_t i = 0;
+    while (i < pu->n && pu->v[i].facts != &it->facts)
+        i++;
+    AT_ASSERT(i < pu->n);
+    memmove(&pu->v[i], &pu->v[i + 1], (pu->n - i - 1) * sizeof *pu->v);
+    pu->n--;
+    if (!pu->newest) {
+        at_keyed_set_aux(pr->users, it->slot, NULL);
+        free(pu->v);
+        free(pu);
+    }
 }
 
 /* ---- applying events and timers ---------------------------------------------------- */

@@ -43,9 +43,10 @@ typedef struct at_eview {
 #define AT_PEV_GROUP 16 /* a group kept in the item itself */
 
 typedef struct at_pev {
-    at_pend_t h;          /* ts, id, seq (its position: see at_proc__pev_new) */
-    struct at_pev *older; /* the user's pending events in (ts, id) order; the */
-    struct at_pev *newer; /* slot's aux points at the newest */
+    at_pend_t h;              /* ts, id, seq (its position: see at_proc__pev_new) */
+    struct at_pev *older;     /* the user's pending events in (ts, id) order; the */
+    struct at_pev *newer;     /* slot's aux (at_pev_user_t) points at the newest */
+    struct at_pev_user *user; /* that aux, while in the list */
     /* the early path's view, read with the list (so next to it): facts.f
      * is fact1 for one fact whose group fits group1, else in facts_mem */
     at_rule_facts_t facts;
@@ -60,6 +61,17 @@ typedef struct at_pev {
     char *json;  /* into data */
     char data[]; /* id, NUL, json, NUL */
 } at_pev_t;
+
+/* A user's pending events, what the slot's aux points to while there are
+ * any: the list, and their times and facts in an array in the same order,
+ * which the early path reads instead of walking the list (cold nodes, one
+ * after another: the array is one read, the facts' lines then come in
+ * parallel). */
+typedef struct at_pev_user {
+    at_pev_t *newest;
+    uint32_t n, cap;
+    at_rule_pending_t *v; /* oldest first */
+} at_pev_user_t;
 
 /* A field of the rule set, prepared for fetching. */
 enum {

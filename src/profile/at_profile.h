@@ -80,28 +80,37 @@ typedef struct at_profile {
     uint64_t events;               /* all events applied */
     uint64_t late;                 /* of which late */
     uint32_t ncounters;
+    /* sym, here and below: the id of the dictionary entry the string was
+     * decoded from, or AT_SDICT_NONE (not encoded: decode sets it).
+     * Encoding with that dictionary writes it without interning the
+     * string again (which reads the entry), and the recommender finds a
+     * recent item by it without reading or hashing its id. */
     struct {
         at_pstr_t type;
         uint64_t n;
+        uint32_t sym;
     } counters[AT_PROFILE_MAX_COUNTERS + 1]; /* + "other" */
     int64_t aff_ref;                         /* the time the scores below are decayed to */
     uint32_t naff;
     struct {
         at_pstr_t cat;
         float score;
+        uint32_t sym;
     } aff[AT_PROFILE_MAX_CATEGORIES + 1];
     uint32_t nrecent; /* newest first */
     struct {
         at_pstr_t item;
         int64_t ts;    /* last interaction */
         uint8_t kinds; /* AT_PK_* seen */
+        uint32_t sym;
     } recent[AT_PROFILE_MAX_RECENT + 1];
     struct {
         int64_t start, last; /* AT_PROFILE_NONE: no session yet */
         uint32_t events, pages;
     } session;
-    at_pstr_t traits;  /* JSON object text, or empty */
-    at_pstr_t tz;      /* the newest event's context.timezone */
+    at_pstr_t traits; /* JSON object text, or empty */
+    at_pstr_t tz;     /* the newest event's context.timezone */
+    uint32_t tz_sym;
     at_arena_t *arena; /* where strings created by apply/merge live (the caller's) */
 } at_profile_t;
 
@@ -114,7 +123,9 @@ int at_profile_decode(at_profile_t *p, const uint8_t *data, size_t n, const at_s
                       at_arena_t *arena);
 /* Appends the encoding of p to out. The event types, categories and time
  * zone are stored as ids of dict (interned as needed) while it has room;
- * dict NULL stores them as bytes (for state that leaves the partition). */
+ * dict NULL stores them as bytes (for state that leaves the partition).
+ * dict, when given, must be the one p was decoded with (if any): recent
+ * items keep the ids they were decoded from. */
 void at_profile_encode(const at_profile_t *p, at_sdict_t *dict, at_buf_t *out);
 
 /* Applies one event. late: the event was at or before the watermark on

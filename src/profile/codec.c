@@ -31,10 +31,15 @@
 
 enum { AT_PROFILE_FORMAT_2 = 2 };
 
-static void at_profile__sym_enc(at_buf_t *out, at_sdict_t *dict, at_pstr_t s, bool many)
+/* sym: the id s was decoded from (AT_SDICT_NONE: none), which interning
+ * s again would find (entries are unique), without reading the entry. */
+static void at_profile__sym_enc(at_buf_t *out, at_sdict_t *dict, at_pstr_t s, uint32_t sym,
+                                bool many)
 {
     uint32_t id = AT_SDICT_NONE;
-    if (dict)
+    if (dict && sym != AT_SDICT_NONE)
+        id = sym;
+    else if (dict)
         id = many ? at_sdict_intern_half(dict, s.s, s.n) : at_sdict_intern(dict, s.s, s.n);
     if (id != AT_SDICT_NONE) {
         at_enc_varint(out, (uint64_t)id * 2 + 1);
@@ -45,13 +50,17 @@ static void at_profile__sym_enc(at_buf_t *out, at_sdict_t *dict, at_pstr_t s, bo
         AT_ASSERT(at_buf_append(out, s.s, s.n) == 0);
 }
 
-static at_pstr_t at_profile__sym_dec(at_dec_t *d, const at_sdict_t *dict)
+/* A sym; *id its dictionary id, AT_SDICT_NONE for bytes. */
+static at_pstr_t at_profile__sym_dec(at_dec_t *d, const at_sdict_t *dict, uint32_t *id)
 {
     uint64_t v = at_dec_varint(d);
     at_pstr_t r = {NULL, 0};
+    *id = AT_SDICT_NONE;
     if (v & 1) {
         if (!dict || v >> 1 >= AT_SDICT_NONE || !at_sdict_get(dict, (uint32_t)(v >> 1), &r.s, &r.n))
             d->bad = true;
+        else
+            *id = (uint32_t)(v >> 1);
         return r;
     }
     v >>= 1;
@@ -110,20 +119,20 @@ void at_profile_encode(const at_profile_t *p, at_sdict_t *dict, at_buf_t *out)
     at_enc_varint(out, p->late);
     at_enc_varint(out, p->ncounters);
     for (uint32_t i = 0; i < p->ncounters; i++) {
-        at_profile__sym_enc(out, dict, p->counters[i].type, false);
+        at_profile__sym_enc(out, dict, p->counters[i].type, p->counters[i].sym, false);
         at_enc_varint(out, p->counters[i].n);
     }
     at_enc_varint(out, p->naff);
     if (p->naff)
         at_enc_zigzag(out, last - p->aff_ref);
     for (uint32_t i = 0; i < p->naff; i++) {
-        at_profile__sym_enc(out, dict, p->aff[i].cat, false);
+        at_profile__sym_enc(out, dict, p->aff[i].cat, p->aff[i].sym, false);
         at_enc_f32(out, p->aff[i].score);
     }
     at_enc_varint(out, p->nrecent);
     int64_t prev = last;
     for (uint32_t i = 0; i < p->nrecent; i++) {
-        at_profile__sym_enc(out, dict, p->recent[i].item, true);
+        at_profile__sym_enc(out, dict, p->recent[i].item, p->recent[i].sym, true);
         at_profile__recent_enc(out, prev - p->recent[i].ts, p->recent[i].kinds);
         prev = p->recent[i].ts;
     }
@@ -136,7 +145,7 @@ void at_profile_encode(const at_profile_t *p, at_sdict_t *dict, at_buf_t *out)
         at_enc_varint(out, p->session.pages);
     }
     at_enc_str(out, p->traits.s, p->traits.n);
-    at_profile__sym_enc(out, dict, p->tz, false);
+    at_profile__sym_enc(out, dict, p->tz, p->tz_sym, false);
 }
 
 /* Format 2, as the release before wrote it. */
@@ -147,7 +156,7 @@ static bool at_profile__counters_dec(at_profile_t *p, at_dec_t *d, const at_sdic
     if (nc > AT_PROFILE_MAX_COUNTERS + 1)
         return false;
     for (uint64_t i = 0; i < nc; i++) {
-        p->counters[i].type = at_profile__sym_dec(d, dict);
+        p->counters[i].type = at_profile__sym_dec(d, dict, &p->counters[i].sym);
         p->counters[i].n = at_dec_varint(d);
     }
     p->ncounters = (uint32_t)nc;
@@ -175,7 +184,7 @@ static int at_profile__decode2(at_profile_t *p, const uint8_t *data, size_t n,
     if (na > AT_PROFILE_MAX_CATEGORIES)
         return AT_ECORRUPT;
     for (uint64_t i = 0; i < na; i++) {
-        p->aff[i].cat = at_profile__sym_dec(&d, dict);
+        p->aff[i].cat = at_profile__sym_dec(&d, dict, &p->aff[i].sym);
         p->aff[i].score = at_dec_f32(&d);
     }
     p->naff = (uint32_t)na;
@@ -187,6 +196,7 @@ static int at_profile__decode2(at_profile_t *p, const uint8_t *data, size_t n,
     int64_t prev = p->last_seen;
     for (uint64_t i = 0; i < nr; i++) {
         p->recent[i].item = at_dec_str(&d);
+        p->recent[i].sym = AT_SDICT_NONE;
         p->recent[i].ts = prev - at_dec_zigzag(&d);
         prev = p->recent[i].ts;
         uint64_t k = at_dec_varint(&d);
@@ -202,7 +212,7 @@ static int at_profile__decode2(at_profile_t *p, const uint8_t *data, size_t n,
         p->session.pages = (uint32_t)at_dec_varint(&d);
     }
     p->traits = at_dec_str(&d);
-    p->tz = at_profile__sym_dec(&d, dict);
+    p->tz = at_profile__sym_dec(&d, dict, &p->tz_sym);
     return d.bad ? AT_ECORRUPT : (int)(d.p - data);
 }
 
@@ -234,7 +244,7 @@ int at_profile_decode(at_profile_t *p, const uint8_t *data, size_t n, const at_s
     if (na)
         p->aff_ref = last - at_dec_zigzag(&d);
     for (uint64_t i = 0; i < na; i++) {
-        p->aff[i].cat = at_profile__sym_dec(&d, dict);
+        p->aff[i].cat = at_profile__sym_dec(&d, dict, &p->aff[i].sym);
         p->aff[i].score = at_dec_f32(&d);
     }
     p->naff = (uint32_t)na;
@@ -243,7 +253,7 @@ int at_profile_decode(at_profile_t *p, const uint8_t *data, size_t n, const at_s
         return AT_ECORRUPT;
     int64_t prev = last;
     for (uint64_t i = 0; i < nr; i++) {
-        p->recent[i].item = at_profile__sym_dec(&d, dict);
+        p->recent[i].item = at_profile__sym_dec(&d, dict, &p->recent[i].sym);
         p->recent[i].ts = prev - at_profile__recent_dec(&d, &p->recent[i].kinds);
         prev = p->recent[i].ts;
     }
@@ -255,7 +265,7 @@ int at_profile_decode(at_profile_t *p, const uint8_t *data, size_t n, const at_s
         p->session.pages = (uint32_t)at_dec_varint(&d);
     }
     p->traits = at_dec_str(&d);
-    p->tz = at_profile__sym_dec(&d, dict);
+    p->tz = at_profile__sym_dec(&d, dict, &p->tz_sym);
     return d.bad ? AT_ECORRUPT : (int)(d.p - data);
 }
 

@@ -74,6 +74,7 @@ void at_profile_init(at_profile_t *p, at_arena_t *arena)
     p->ncounters = p->naff = p->nrecent = 0;
     p->session.events = p->session.pages = 0;
     p->traits = p->tz = (at_pstr_t){NULL, 0};
+    p->tz_sym = AT_SDICT_NONE;
     p->first_seen = p->last_seen = AT_PROFILE_NONE;
     p->aff_ref = AT_PROFILE_NONE;
     p->session.start = p->session.last = AT_PROFILE_NONE;
@@ -109,6 +110,7 @@ static void at_profile__count(at_profile_t *p, const at_profile_cfg_t *cfg, at_p
     }
     p->counters[i].type = type;
     p->counters[i].n = n;
+    p->counters[i].sym = AT_SDICT_NONE;
     p->ncounters++;
 }
 
@@ -161,6 +163,7 @@ static void at_profile__aff_add(at_profile_t *p, const at_profile_cfg_t *cfg, at
     memmove(&p->aff[i + 1], &p->aff[i], (p->naff - i) * sizeof p->aff[0]);
     p->aff[i].cat = cat;
     p->aff[i].score = (float)s;
+    p->aff[i].sym = AT_SDICT_NONE;
     p->naff++;
     at_profile__aff_cap(p, cfg);
 }
@@ -227,12 +230,13 @@ static void at_profile__touch(at_profile_t *p, const at_profile_cfg_t *cfg, at_p
     if (!item.n)
         return;
     uint32_t cap = (uint32_t)AT_MAX(1, AT_MIN(cfg->recent_items, AT_PROFILE_MAX_RECENT));
-    uint32_t i = 0;
+    uint32_t i = 0, sym = AT_SDICT_NONE;
     while (i < p->nrecent && !at_pstr_same(p->recent[i].item, item))
         i++;
     if (i < p->nrecent) {
         kinds |= p->recent[i].kinds;
         ts = AT_MAX(ts, p->recent[i].ts);
+        sym = p->recent[i].sym; /* the same id: its entry still is */
         memmove(&p->recent[i], &p->recent[i + 1], (p->nrecent - i - 1) * sizeof p->recent[0]);
         p->nrecent--;
     }
@@ -245,6 +249,7 @@ static void at_profile__touch(at_profile_t *p, const at_profile_cfg_t *cfg, at_p
     p->recent[at].item = item;
     p->recent[at].ts = ts;
     p->recent[at].kinds = (uint8_t)kinds;
+    p->recent[at].sym = sym;
     if (++p->nrecent > cap)
         p->nrecent = cap;
 }
@@ -327,8 +332,11 @@ void at_profile_apply(at_profile_t *p, const at_profile_cfg_t *cfg, const at_pev
         at_profile__touch(p, cfg, ev->items[i].item, t, kind);
     }
     if (!late) {
-        if (ev->tz.n)
+        if (ev->tz.n) {
+            if (!at_pstr_same(p->tz, ev->tz))
+                p->tz_sym = AT_SDICT_NONE;
             p->tz = ev->tz;
+        }
         bool page = at_pstr_eq(ev->type, "page_view", 9);
         if (p->session.start == AT_PROFILE_NONE || t - p->session.last >= cfg->session_gap_ms) {
             p->session.start = p->session.last = t;
@@ -381,8 +389,10 @@ void at_profile_merge(at_profile_t *dst, const at_profile_t *src, const at_profi
     if (src->traits.n)
         dst->traits =
             at_profile__merge_traits(dst->arena, src->traits, dst->traits, cfg->max_traits_bytes);
-    if (!dst->tz.n)
+    if (!dst->tz.n) {
         dst->tz = src->tz;
+        dst->tz_sym = AT_SDICT_NONE;
+    }
 }
 
 bool at_profile_session_open(const at_profile_t *p, const at_profile_cfg_t *cfg, int64_t t)

@@ -67,7 +67,8 @@ void at_reco_part_free(at_reco_part_t *rp);
  * says: the items of ev gain popularity and trending weight (the event
  * type's weight, profile.weights), and pair with the user's other recent
  * items within the pair window. Events without an item, or whose type
- * weighs 0, change nothing. */
+ * weighs 0, change nothing. The dictionary ids of p's recent items (sym)
+ * must all be of one dictionary for a given part: the partition's. */
 void at_reco_observe(at_reco_part_t *rp, const at_profile_t *p, const at_pevent_t *ev);
 /* A catalog upsert (the value of an item record: {"item_id":..,
  * "category":..,"available":..,"attributes":{..}}) at event time ts.

@@ -98,6 +98,7 @@ void at_reco_part_free(at_reco_part_t *rp)
     free(rp->items);
     free(rp->slots);
     free(rp->dirty);
+    free(rp->by_sym);
     pthread_rwlock_destroy(&rp->lock);
     free(rp);
 }
@@ -383,28 +384,72 @@ static void at_reco__prefetch_nb(const at_reco_item_t *it)
         __builtin_prefetch((const char *)it->nb + off, 1);
 }
 
-#define AT_RECO_BATCH 16 /* partners looked up together */
+#define AT_RECO_BATCH 16        /* partners looked up together */
+#define AT_RECO_SYMS (1u << 20) /* dictionary ids by_sym keeps (a partition's are fewer) */
+
+/* The item of dictionary id sym, or AT_RECO_NONE when not known. */
+static uint32_t at_reco__by_sym(const at_reco_part_t *rp, uint32_t sym)
+{
+    return sym < rp->nby_sym && rp->by_sym[sym] ? rp->by_sym[sym] - 1 : AT_RECO_NONE;
+}
+
+static void at_reco__set_sym(at_reco_part_t *rp, uint32_t sym, uint32_t i)
+{
+    if (sym >= AT_RECO_SYMS)
+        return;
+    if (sym >= rp->nby_sym) {
+        uint32_t n = AT_MAX(1024u, rp->nby_sym);
+        while (n <= sym)
+            n *= 2;
+        rp->by_sym = at_xrealloc(rp->by_sym, n * sizeof *rp->by_sym);
+        memset(rp->by_sym + rp->nby_sym, 0, (n - rp->nby_sym) * sizeof *rp->by_sym);
+        rp->bytes += (size_t)(n - rp->nby_sym) * sizeof *rp->by_sym;
+        rp->nby_sym = n;
+    }
+    rp->by_sym[sym] = i + 1;
+}
+
+/* A partner: its id, and its index when its dictionary id told it
+ * (AT_RECO_NONE: to be looked up, then remembered under sym). */
+typedef struct at_reco_partner {
+    at_pstr_t id;
+    uint32_t sym;
+    uint32_t index;
+} at_reco_partner_t;
 
 /* The pairs of item x with a batch of the user's recent items, in their
  * order. The partners' lookups go first, each stage asking for the cache
  * lines of the next (hash slot, item, neighbour list), so that the
  * misses of the batch overlap instead of coming one after another: the
- * item table and its lists are much larger than the caches. */
-static void at_reco__pairs(at_reco_part_t *rp, uint32_t x, double sx, const at_pstr_t *part, int n,
-                           double w, int64_t t)
+ * item table and its lists are much larger than the caches. A partner
+ * whose index its dictionary id gave skips the first two. Items are
+ * added in the partners' order, as one at a time would. */
+static void at_reco__pairs(at_reco_part_t *rp, uint32_t x, double sx, const at_reco_partner_t *part,
+                           int n, double w, int64_t t)
 {
     uint32_t hash[AT_RECO_BATCH], y[AT_RECO_BATCH];
     for (int k = 0; k < n; k++) {
-        hash[k] = at_reco__hash(part[k].s, part[k].n);
+        if (part[k].index != AT_RECO_NONE) {
+            at_reco__prefetch_item(&rp->items[part[k].index]);
+            continue;
+        }
+        hash[k] = at_reco__hash(part[k].id.s, part[k].id.n);
         __builtin_prefetch(&rp->slots[hash[k] & (rp->nslots - 1)]);
     }
     for (int k = 0; k < n; k++) {
+        if (part[k].index != AT_RECO_NONE)
+            continue;
         uint32_t s = rp->slots[hash[k] & (rp->nslots - 1)];
         if (s)
             at_reco__prefetch_item(&rp->items[s - 1]);
     }
     for (int k = 0; k < n; k++) {
-        y[k] = at_reco__get_h(rp, part[k].s, part[k].n, hash[k]);
+        y[k] = part[k].index;
+        if (y[k] == AT_RECO_NONE) {
+            y[k] = at_reco__get_h(rp, part[k].id.s, part[k].id.n, hash[k]);
+            if (part[k].sym != AT_SDICT_NONE)
+                at_reco__set_sym(rp, part[k].sym, y[k]);
+        }
         at_reco__prefetch_nb(&rp->items[y[k]]);
     }
     for (int k = 0; k < n; k++) {
@@ -420,6 +465,11 @@ static void at_reco__pairs(at_reco_part_t *rp, uint32_t x, double sx, const at_p
 static void at_reco__touch(at_reco_part_t *rp, const at_profile_t *p, at_pstr_t item, at_pstr_t cat,
                            double w, int64_t t)
 {
+    /* the partners' entries of by_sym are read one after another below:
+     * asked for first, they come while x is looked up and updated */
+    for (uint32_t i = 0; p && i < p->nrecent && i <= (uint32_t)rp->cfg.max_pairs; i++)
+        if (p->recent[i].sym < rp->nby_sym)
+            __builtin_prefetch(&rp->by_sym[p->recent[i].sym]);
     uint32_t x = at_reco__get(rp, item.s, item.n);
     at_reco_item_t *it = &rp->items[x];
     at_reco__prefetch_nb(it);
@@ -431,16 +481,18 @@ static void at_reco__touch(at_reco_part_t *rp, const at_profile_t *p, at_pstr_t 
     at_reco__trend_add(it, w, t);
     it->updated = AT_MAX(it->updated, t);
     at_reco__mark(rp, x);
-    at_pstr_t part[AT_RECO_BATCH];
+    at_reco_partner_t part[AT_RECO_BATCH];
     int pairs = 0, n = 0;
     for (uint32_t i = 0; p && i < p->nrecent && pairs < rp->cfg.max_pairs; i++) {
-        at_pstr_t r = p->recent[i].item;
-        if (r.n == item.n && memcmp(r.s, item.s, r.n) == 0)
-            continue;
         int64_t d = p->recent[i].ts - t;
         if (d > rp->cfg.pair_window_ms || -d > rp->cfg.pair_window_ms)
             continue;
-        part[n++] = r;
+        at_pstr_t r = p->recent[i].item;
+        uint32_t sym = p->recent[i].sym, y = at_reco__by_sym(rp, sym);
+        /* the item itself is no partner: the same index is the same id */
+        if (y != AT_RECO_NONE ? y == x : (r.n == item.n && memcmp(r.s, item.s, r.n) == 0))
+            continue;
+        part[n++] = (at_reco_partner_t){r, sym, y};
         pairs++;
         if (n == AT_RECO_BATCH) {
             at_reco__pairs(rp, x, sx, part, n, w, t);
@@ -705,6 +757,8 @@ int at_reco_restore(at_reco_part_t *rp, const char *key, size_t klen, const void
     at_reco_item_t *it = &rp->items[i];
     if (it->id)
         at_reco__item_free(it);
+    if (rp->nby_sym) /* an index may now hold another item */
+        memset(rp->by_sym, 0, rp->nby_sym * sizeof *rp->by_sym);
     at_reco__item_init(it, id.s, id.n);
     it->cat = cat.n ? at_xstrndup(cat.s, cat.n) : NULL;
     it->cat_len = cat.n;

@@ -57,6 +57,12 @@ struct at_reco_part {
     uint32_t nslots;
     uint32_t *dirty;
     uint32_t ndirty, dirty_cap;
+    /* by the dictionary id a profile's recent item was decoded from (its
+     * partition's dictionary, at_profile.h): the item's index + 1, 0 not
+     * known yet. Both ids and indices are never reused, so an entry once
+     * set stays right; it is not state (rebuilt as lookups go). */
+    uint32_t *by_sym;
+    uint32_t nby_sym;
     int64_t clock; /* the newest event time seen, AT_PROFILE_NONE */
     size_t bytes;
 };

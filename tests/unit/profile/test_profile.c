@@ -324,6 +324,52 @@ static void test_dictionary_items_half(void **state)
     at_sdict_free(d);
 }
 
+/* A profile decoded with its dictionary keeps the ids its strings came
+ * from: encoded again with it, the bytes are the ones interning gives; an
+ * event on a recent item keeps that item's id, a new item has none. */
+static void test_dictionary_ids_kept(void **state)
+{
+    (void)state;
+    at_profile_t p;
+    at_profile_init(&p, &g_arena);
+    ev(&p, "view_item", T0, "1", "electronics/phones", false);
+    ev(&p, "add_to_cart", T0 + MIN, "2", "home/kitchen", false);
+    p.tz = S("Europe/Paris");
+    at_sdict_t *d = at_sdict_new(100, 1 << 20);
+    at_buf_t ids, again;
+    at_buf_init(&ids, 0);
+    at_buf_init(&again, 0);
+    at_profile_encode(&p, d, &ids);
+    uint32_t count = at_sdict_count(d);
+    at_profile_t q;
+    assert_int_equal(at_profile_decode(&q, (const uint8_t *)ids.data, ids.len, d, &g_arena),
+                     (int)ids.len);
+    assert_true(q.nrecent == 2 && q.recent[0].sym != AT_SDICT_NONE &&
+                q.recent[1].sym != AT_SDICT_NONE);
+    assert_true(q.counters[0].sym != AT_SDICT_NONE && q.aff[0].sym != AT_SDICT_NONE &&
+                q.tz_sym != AT_SDICT_NONE);
+    at_profile_encode(&q, d, &again);
+    assert_int_equal(again.len, ids.len);
+    assert_memory_equal(again.data, ids.data, ids.len);
+    uint32_t sym1 = q.recent[1].sym; /* item "1" */
+    ev(&q, "view_item", T0 + 2 * MIN, "1", "electronics/phones", false);
+    ev(&q, "view_item", T0 + 3 * MIN, "3", "electronics/phones", false);
+    assert_true(q.nrecent == 3 && q.recent[0].sym == AT_SDICT_NONE && q.recent[1].sym == sym1);
+    /* and its encoding is the one of the same profile never decoded */
+    ev(&p, "view_item", T0 + 2 * MIN, "1", "electronics/phones", false);
+    ev(&p, "view_item", T0 + 3 * MIN, "3", "electronics/phones", false);
+    at_buf_reset(&ids);
+    at_buf_reset(&again);
+    at_profile_encode(&p, d, &ids);
+    at_profile_encode(&q, d, &again);
+    assert_int_equal(again.len, ids.len);
+    assert_memory_equal(again.data, ids.data, ids.len);
+    assert_int_equal(at_sdict_count(d), count + 1); /* item "3" */
+    at_buf_deinit(&ids);
+    at_buf_deinit(&again);
+    at_sdict_free(d);
+}
+
 /* Recent items' kinds and times: a view alone, other kinds, and a time
  * after last_seen (which no profile holds) all come back. */
 static void test_recent_kinds_encoding(void **state)
@@ -433,6 +479,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_render, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dictionary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dictionary_items_half, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dictionary_ids_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recent_kinds_encoding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decode_format2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decode_garbage, setup, teardown),

@@ -502,6 +502,68 @@ static void test_checkpoint_roundtrip(void **state)
     world_free(w);
 }
 
+/* Partners found by the dictionary ids of a decoded profile's recent
+ * items give the same aggregates, bit for bit, as partners looked up by
+ * their ids: the processor's way (profiles stored with the partition's
+ * dictionary) against profiles without ids. */
+static void test_partners_by_dictionary_id(void **state)
+{
+    (void)state;
+    at_reco_cfg_t cfg;
+    at_profile_cfg_t pcfg;
+    at_reco_cfg_defaults(&cfg);
+    at_profile_cfg_defaults(&pcfg);
+    cfg.neighbours = 5; /* full lists: replacements too */
+    at_reco_part_t *by_id = at_reco_part_new(&cfg, &pcfg), *by_str = at_reco_part_new(&cfg, &pcfg);
+    at_sdict_t *d = at_sdict_new(1000, 1 << 20);
+    at_arena_t a;
+    at_arena_init(&a, 0);
+    at_buf_t stored[3], enc;
+    for (int u = 0; u < 3; u++)
+        at_buf_init(&stored[u], 0);
+    at_buf_init(&enc, 0);
+    static const char *const types[] = {"view_item", "add_to_cart", "view_item", "purchase"};
+    uint64_t r = 42;
+    int64_t t = T0;
+    for (int i = 0; i < 600; i++) {
+        r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+        int u = (int)((r >> 33) % 3);
+        char item[8];
+        snprintf(item, sizeof item, "i%d", (int)((r >> 40) % 12));
+        t += (int64_t)((r >> 20) % 7) * MIN_MS; /* some pairs fall out of the window */
+        at_profile_t p;
+        if (stored[u].len)
+            assert_true(
+                at_profile_decode(&p, (const uint8_t *)stored[u].data, stored[u].len, d, &a) > 0);
+        else
+            at_profile_init(&p, &a);
+        at_pevent_t e = {.type = {types[i % 4], (uint32_t)strlen(types[i % 4])},
+                         .item = {item, (uint32_t)strlen(item)},
+                         .category = {"c", 1},
+                         .ts = t};
+        at_profile_apply(&p, &pcfg, &e, false);
+        at_reco_observe(by_id, &p, &e);
+        at_profile_t q = p;
+        for (uint32_t k = 0; k < q.nrecent; k++)
+            q.recent[k].sym = AT_SDICT_NONE;
+        at_reco_observe(by_str, &q, &e);
+        at_buf_reset(&enc);
+        at_profile_encode(&p, d, &enc);
+        at_buf_reset(&stored[u]);
+        assert_int_equal(at_buf_append(&stored[u], enc.data, enc.len), 0);
+        at_arena_reset(&a);
+    }
+    assert_true(at_reco_items(by_id) == 12);
+    assert_true(at_reco_digest(by_id) == at_reco_digest(by_str));
+    for (int u = 0; u < 3; u++)
+        at_buf_deinit(&stored[u]);
+    at_buf_deinit(&enc);
+    at_arena_deinit(&a);
+    at_sdict_free(d);
+    at_reco_part_free(by_id);
+    at_reco_part_free(by_str);
+}
+
 static void test_item_values(void **state)
 {
     (void)state;
@@ -656,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_read_cache),
         cmocka_unit_test(test_checkpoint_roundtrip),
         cmocka_unit_test(test_item_values),
+        cmocka_unit_test(test_partners_by_dictionary_id),
         cmocka_unit_test(test_otto_golden),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
