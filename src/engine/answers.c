@@ -27,8 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AT_ANSWERS_GENS_MIN 16384 /* generation entries per partition, at least */
-#define AT_ANSWERS_WAYS 8         /* answers per set, a power of two */
+#define AT_ANSWERS_GENS_MIN 16384     /* generation entries per partition, at least */
+#define AT_ANSWERS_GENS_MAX (1 << 21) /* and at most (8 MiB) */
+#define AT_ANSWERS_WAYS 8             /* answers per set, a power of two */
 
 typedef struct at_answer {
     uint32_t gen;
@@ -69,7 +70,7 @@ at_answers_t *at_answers_new(int partitions, int per_partition, int64_t ttl_ms)
      * user sharing it invalid: with eight entries a kept answer, at most
      * one bump in eight costs another user's answer (with as many entries
      * as answers, every other one did) */
-    a->gens = AT_MAX((size_t)AT_ANSWERS_GENS_MIN, 8 * a->n);
+    a->gens = AT_MIN(AT_MAX((size_t)AT_ANSWERS_GENS_MIN, 8 * a->n), (size_t)AT_ANSWERS_GENS_MAX);
     a->parts = at_xcalloc((size_t)partitions, sizeof *a->parts);
     for (int p = 0; p < partitions; p++) {
         pthread_mutex_init(&a->parts[p].mu, NULL);
