@@ -104,6 +104,12 @@ req GET "/v1/users/me/recommendations?min_position=$pos"
 check "a new event of the user is seen at once with its position, not after the cache" jq_eq '"lamp" in [i["item_id"] for i in j["items"]]' false
 req GET /v1/users/me/recommendations
 check "and by the next read of the answer the HTTP thread keeps" jq_eq '"lamp" in [i["item_id"] for i in j["items"]]' false
+# why answers are built: a new user's first answer, then an event of theirs
+# (a page view: no item aggregate moves) and the answer again at once
+req GET /v1/users/cz/recommendations
+req POST /v1/events -d '{"type":"page_view","user_id":"cz"}'
+pos=$(python3 -c 'import json,sys; print(",".join(json.load(open(sys.argv[1]))["positions"]))' "$T/body")
+req GET "/v1/users/cz/recommendations?min_position=$pos"
 changed=0
 for _ in $(seq 30); do # the figures are published every few hundred ms
     req GET /metrics
