@@ -14,6 +14,48 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- a user's pending events' head (at_pev_user_t) ---------------------------------- */
+
+static at_pev_user_t *at_proc__pu_new(void)
+{
+    at_pev_user_t *pu = at_xmalloc(sizeof *pu);
+    pu->newest = NULL;
+    pu->n = pu->first = 0;
+    pu->cap = AT_PEV_INLINE;
+    pu->v = pu->inl;
+    return pu;
+}
+
+static void at_proc__pu_free(at_pev_user_t *pu)
+{
+    if (!pu)
+        return;
+    if (pu->v != pu->inl)
+        free(pu->v);
+    free(pu);
+}
+
+/* Room for one more entry at the end of the array: the taken entries'
+ * room first, then a larger array of its own. */
+static void at_proc__pu_reserve(at_pev_user_t *pu)
+{
+    if (pu->first + pu->n < pu->cap)
+        return;
+    if (pu->first) {
+        memmove(pu->v, pu->v + pu->first, pu->n * sizeof *pu->v);
+        pu->first = 0;
+        return; /* first + n was cap: now n < cap */
+    }
+    uint32_t cap = pu->cap * 2;
+    if (pu->v == pu->inl) {
+        pu->v = at_xmalloc(cap * sizeof *pu->v);
+        memcpy(pu->v, pu->inl, pu->n * sizeof *pu->v);
+    } else {
+        pu->v = at_xrealloc(pu->v, cap * sizeof *pu->v);
+    }
+    pu->cap = cap;
+}
+
 at_proc_t *at_proc_new(int partition, const at_proc_cfg_t *cfg, const at_proc_ops_t *ops, void *ud)
 {
     at_proc_t *pr = at_xcalloc(1, sizeof *pr);
@@ -51,11 +93,7 @@ void at_proc_free(at_proc_t *pr)
     at_reorder_deinit(&pr->pend);
     uint32_t pos = 0, slot;
     while ((slot = at_keyed_next(pr->users, &pos)) != AT_KEYED_NONE) {
-        at_pev_user_t *pu = at_keyed_aux(pr->users, slot);
-        if (pu) {
-            free(pu->v);
-            free(pu);
-        }
+        at_proc__pu_free(at_keyed_aux(pr->users, slot));
     }
     at_keyed_free(pr->users);
     at_sdict_free(pr->dict);
@@ -212,7 +250,7 @@ static size_t at_proc__early_list(void *ud, const at_rule_pending_t **out)
     at_proc_t *pr = ((at_proc_early_t *)ud)->pr;
     at_pev_user_t *pu = at_keyed_aux(pr->users, ((at_proc_early_t *)ud)->slot);
     AT_ASSERT(pu); /* the event that just arrived is in it */
-    *out = pu->v;
+    *out = pu->v + pu->first;
     return pu->n;
 }
 
@@ -242,7 +280,7 @@ void at_proc__pending_add(at_proc_t *pr, at_pev_t *it, bool early)
      * so this stops at once */
     at_pev_user_t *pu = at_keyed_aux(pr->users, it->slot);
     if (!pu) {
-        pu = at_xcalloc(1, sizeof *pu);
+        pu = at_proc__pu_new();
         at_keyed_set_aux(pr->users, it->slot, pu);
     }
     it->user = pu;
@@ -261,13 +299,11 @@ void at_proc__pending_add(at_proc_t *pr, at_pev_t *it, bool early)
         newer->older = it;
     else
         pu->newest = it;
-    if (pu->n == pu->cap) {
-        pu->cap = pu->cap ? pu->cap * 2 : 8;
-        pu->v = at_xrealloc(pu->v, pu->cap * sizeof *pu->v);
-    }
+    at_proc__pu_reserve(pu);
+    at_rule_pending_t *v = pu->v + pu->first;
     uint32_t at = pu->n - later;
-    memmove(&pu->v[at + 1], &pu->v[at], later * sizeof *pu->v);
-    pu->v[at] = (at_rule_pending_t){it->h.ts, &it->facts};
+    memmove(&v[at + 1], &v[at], later * sizeof *v);
+    v[at] = (at_rule_pending_t){it->h.ts, &it->facts};
     pu->n++;
     at_reorder_push(&pr->pend, &it->h);
     pr->st.pending = pr->pend.n;
@@ -285,8 +321,7 @@ void at_proc__pending_drop(at_proc_t *pr, uint32_t slot, bool free_them, at_pev_
     at_pev_t *x = pu ? pu->newest : NULL;
     if (pu) {
         at_keyed_set_aux(pr->users, slot, NULL);
-        free(pu->v);
-        free(pu);
+        at_proc__pu_free(pu);
     }
     if (taken)
         *taken = x;
@@ -314,16 +349,20 @@ static void at_proc__unlink(at_proc_t *pr, at_pev_t *it)
         it->older->newer = it->newer;
     it->older = it->newer = NULL;
     /* the array's entry: mostly the first (the oldest goes first) */
+    at_rule_pending_t *v = pu->v + pu->first;
     uint32_t i = 0;
-    while (i < pu->n && pu->v[i].facts != &it->facts)
+    while (i < pu->n && v[i].facts != &it->facts)
         i++;
     AT_ASSERT(i < pu->n);
-    memmove(&pu->v[i], &pu->v[i + 1], (pu->n - i - 1) * sizeof *pu->v);
+    if (i == 0) {
+        pu->first++;
+    } else {
+        memmove(&v[i], &v[i + 1], (pu->n - i - 1) * sizeof *v);
+    }
     pu->n--;
     if (!pu->newest) {
         at_keyed_set_aux(pr->users, it->slot, NULL);
-        free(pu->v);
-        free(pu);
+        at_proc__pu_free(pu);
     }
 }
 

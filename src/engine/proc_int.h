@@ -66,11 +66,18 @@ typedef struct at_pev {
  * any: the list, and their times and facts in an array in the same order,
  * which the early path reads instead of walking the list (cold nodes, one
  * after another: the array is one read, the facts' lines then come in
- * parallel). */
+ * parallel). The array is v[first .. first + n): applying takes the
+ * oldest, so it moves first rather than the rest. It starts in the same
+ * block as the head (one allocation, and the head's line holds the first
+ * entries that both paths read); a user with more pending events than
+ * that moves it to its own. */
+#define AT_PEV_INLINE 13 /* the block is then 256 bytes with malloc's header */
+
 typedef struct at_pev_user {
     at_pev_t *newest;
-    uint32_t n, cap;
-    at_rule_pending_t *v; /* oldest first */
+    uint32_t n, cap, first;
+    at_rule_pending_t *v; /* oldest first; inl or its own allocation */
+    at_rule_pending_t inl[AT_PEV_INLINE];
 } at_pev_user_t;
 
 /* A field of the rule set, prepared for fetching. */
