@@ -185,14 +185,20 @@ static bool at_reco__in_category(const char *cat, size_t n, const char *prefix, 
     return n >= pn && memcmp(cat, prefix, pn) == 0 && (n == pn || cat[pn] == '/');
 }
 
+/* The order of ids a[0..an) and b[0..bn) that breaks ties between equal
+ * scores, so that answers do not depend on the order of a map. */
+static int at_reco__id_order(const char *a, size_t an, const char *b, size_t bn)
+{
+    int c = memcmp(a, b, AT_MIN(an, bn));
+    return c ? c : (an < bn ? -1 : an > bn);
+}
+
 static int at_rcand_cmp_cooc(const void *a, const void *b)
 {
     const at_rcand_t *x = *(void *const *)a, *y = *(void *const *)b;
     if (x->cooc != y->cooc)
         return x->cooc > y->cooc ? -1 : 1;
-    size_t n = AT_MIN(x->n, y->n);
-    int c = memcmp(x->id, y->id, n);
-    return c ? c : (x->n < y->n ? -1 : x->n > y->n);
+    return at_reco__id_order(x->id, x->n, y->id, y->n);
 }
 
 static int at_rcand_cmp_score(const void *a, const void *b)
@@ -200,9 +206,7 @@ static int at_rcand_cmp_score(const void *a, const void *b)
     const at_rcand_t *x = *(void *const *)a, *y = *(void *const *)b;
     if (x->score != y->score)
         return x->score > y->score ? -1 : 1;
-    size_t n = AT_MIN(x->n, y->n);
-    int c = memcmp(x->id, y->id, n);
-    return c ? c : (x->n < y->n ? -1 : x->n > y->n);
+    return at_reco__id_order(x->id, x->n, y->id, y->n);
 }
 
 /* Puts the best m of v[0..n) (by cmp, which is given pointers to two
@@ -405,6 +409,20 @@ static void at_rseeds_reset(at_rseeds_t *t, uint32_t expect)
         at_arena_reset(t->arena);
 }
 
+/* t's slots, nslots of them, filled again from its entries. */
+static void at_rseeds__rehash(at_rseeds_t *t, uint32_t nslots)
+{
+    free(t->slots);
+    t->slots = at_xcalloc(nslots, sizeof *t->slots);
+    t->nslots = nslots;
+    for (uint32_t i = 0; i < t->n; i++) {
+        uint32_t g = t->v[i].hash & (nslots - 1);
+        while (t->slots[g])
+            g = (g + 1) & (nslots - 1);
+        t->slots[g] = i + 1;
+    }
+}
+
 /* The candidate for id (hash given), created when new (with a copy of id
  * when the table has an arena). */
 static at_rseed_t *at_rseeds_get(at_rseeds_t *t, const char *id, uint32_t n, uint32_t hash)
@@ -419,17 +437,8 @@ static at_rseed_t *at_rseeds_get(at_rseeds_t *t, const char *id, uint32_t n, uin
             return e;
     }
     if ((t->n + 1) * 2 > t->nslots) { /* more than expected: twice the room */
-        uint32_t ns = t->nslots * 2;
-        free(t->slots);
-        t->slots = at_xcalloc(ns, sizeof *t->slots);
-        t->nslots = ns;
-        mask = ns - 1;
-        for (uint32_t i = 0; i < t->n; i++) {
-            uint32_t g = t->v[i].hash & mask;
-            while (t->slots[g])
-                g = (g + 1) & mask;
-            t->slots[g] = i + 1;
-        }
+        at_rseeds__rehash(t, t->nslots * 2);
+        mask = t->nslots - 1;
         h = hash & mask;
         while (t->slots[h])
             h = (h + 1) & mask;
@@ -452,9 +461,7 @@ static int at_rseed_cmp_cooc(const void *a, const void *b)
     const at_rseed_t *x = *(void *const *)a, *y = *(void *const *)b;
     if (x->cooc != y->cooc)
         return x->cooc > y->cooc ? -1 : 1;
-    size_t n = AT_MIN(x->n, y->n);
-    int c = memcmp(x->id, y->id, n);
-    return c ? c : (x->n < y->n ? -1 : x->n > y->n);
+    return at_reco__id_order(x->id, x->n, y->id, y->n);
 }
 
 /* Fills e (id and hash set) from every part at time now, with c's
@@ -721,9 +728,7 @@ static int at_rtrend_cmp(const void *a, const void *b)
     const at_rtrend_e_t *x = a, *y = b;
     if (x->score != y->score)
         return x->score > y->score ? -1 : 1;
-    size_t n = AT_MIN(x->n, y->n);
-    int c = memcmp(x->id, y->id, n);
-    return c ? c : (x->n < y->n ? -1 : x->n > y->n);
+    return at_reco__id_order(x->id, x->n, y->id, y->n);
 }
 
 static at_rtrend_t *at_rtrend_build(at_reco_set_t *s, int w, int64_t now, int64_t wall)
@@ -989,6 +994,7 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
         at_pstr_t r = p->recent[si].item;
         at_rseeds_get(seeds, r.s, r.n, at_reco__hash(r.s, r.n))->excluded = true;
     }
+    uint32_t nexcl = seeds->n; /* v[0 .. nexcl): the recent items, each once */
     double f = 1.0;
     for (uint32_t si = 0; si < nseed; si++, f *= 0.8) {
         at_pstr_t r = p->recent[si].item;
@@ -1019,9 +1025,11 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
     at_arena_t arena;
     at_arena_init(&arena, 0);
     at_rcmap_t map;
-    at_rcmap_init_borrowed(&map, &arena, (uint32_t)m + nrecent + 8 * (uint32_t)req->n + 40);
-    for (uint32_t si = 0; si < nrecent; si++)
-        at_rcmap_get(&map, p->recent[si].item.s, p->recent[si].item.n, true)->excluded = true;
+    at_rcmap_init_borrowed(&map, &arena, nexcl + (uint32_t)m + 8 * (uint32_t)req->n + 40);
+    for (uint32_t i = 0; i < nexcl; i++) {
+        const at_rseed_t *e = &seeds->v[i];
+        at_rcmap_get_h(&map, e->id, e->n, e->hash, true)->excluded = true;
+    }
     for (size_t j = 0; j < m; j++) {
         const at_rseed_t *e = top[j];
         at_rcand_t *c = at_rcmap_get_h(&map, e->id, e->n, e->hash, true);
