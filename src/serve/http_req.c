@@ -100,18 +100,15 @@ int at_http_query(const at_http_req_t *req, const char *name, char *out, size_t 
     const char *q = req->query, *end = req->query + req->query_len;
     size_t nl = strlen(name);
     while (q < end) {
-        /* one pass over the parameter for its '=' and its end: queries
-         * are short, and a call to memchr costs more than the loop */
-        const char *eq = NULL, *pe = q;
-        for (; pe < end && *pe != '&'; pe++)
-            if (*pe == '=' && !eq)
-                eq = pe;
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *pe = amp ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(pe - q));
         const char *ke = eq ? eq : pe;
         if (ke > q && at_http__key_eq(q, (size_t)(ke - q), name, nl)) {
             const char *v = eq ? eq + 1 : pe;
             return at_http__decode(v, (size_t)(pe - v), out, outlen);
         }
-        q = pe < end ? pe + 1 : end;
+        q = amp ? amp + 1 : end;
     }
     return -1;
 }
