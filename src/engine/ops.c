@@ -146,8 +146,9 @@ static void at_engine__stream_metrics(attune_t *a, at_buf_t *b)
                    "kept one served: absent (never asked for, or replaced in a full set), "
                    "changed (a record of the user since), expired (reco.answer_ttl).\n"
                    "# TYPE attune_reco_answers_built_by_cause_total counter\n");
-    static const char *const causes[] = {"absent", "changed", "expired"};
-    for (int i = 0; i < 3; i++) {
+    static const char *const causes[] = {"absent", "changed", "expired"}; /* answers.h's order */
+    _Static_assert(AT_ARRAY_LEN(causes) == AT_ARRAY_LEN(t->reco_built_by), "a name per cause");
+    for (size_t i = 0; i < AT_ARRAY_LEN(causes); i++) {
         char labels[32];
         (void)snprintf(labels, sizeof labels, "cause=\"%s\"", causes[i]);
         at_metric_write(b, "attune_reco_answers_built_by_cause_total", "counter", NULL, labels,

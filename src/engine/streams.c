@@ -1063,6 +1063,8 @@ void at_streams_stats(at_streams_t *s, at_streams_stats_t *st)
     st->out_records = atomic_load(&s->orecs);
     st->out_bytes = atomic_load(&s->obytes);
     at_answers_stats(s->answers, &st->total.reco_cached, &st->total.reco_built);
+    _Static_assert(sizeof st->total.reco_built_by == AT_ANSWERS_CAUSES * sizeof(uint64_t),
+                   "a counter per cause");
     at_answers_causes(s->answers, st->total.reco_built_by);
 }
 
