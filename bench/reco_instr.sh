@@ -39,16 +39,22 @@ start=$(python3 -c "import datetime,time; print(datetime.datetime.utcfromtimesta
 "$ATTUNE" import -d "$work/data" "$work/hist.ndjson" >/dev/null 2>&1
 rm -f "$work/hist.ndjson"
 port=$(free_port)
-valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" --toggle-collect=at_reco_user \
-    "$ATTUNE" serve --listen "127.0.0.1:$port" --data-dir "$work/data" --set reco.cache=3600s \
-    >"$work/attune.log" 2>&1 &
-pid=$!
-pids+=("$pid")
-for _ in $(seq 300); do
-    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
-    kill -0 "$pid" 2>/dev/null || { cat "$work/attune.log" >&2; die "attune did not come up"; }
-    sleep 1
-done
+# serve_cg OUT FUNCTION [serve options]: `attune serve` under callgrind,
+# collecting inside FUNCTION only, into OUT; waits until it is ready ($pid)
+serve_cg() {
+    local out=$1 fn=$2
+    shift 2
+    valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect="$fn" \
+        "$ATTUNE" serve --listen "127.0.0.1:$port" --data-dir "$work/data" "$@" >"$out.log" 2>&1 &
+    pid=$!
+    pids+=("$pid")
+    for _ in $(seq 300); do
+        curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && return
+        kill -0 "$pid" 2>/dev/null || { cat "$out.log" >&2; die "attune did not come up"; }
+        sleep 1
+    done
+}
+serve_cg "$work/cg.out" at_reco_user --set reco.cache=3600s
 callgrind_control -z "$pid" >/dev/null 2>&1
 for pass in first again; do
     for i in $(seq "$READS"); do
@@ -61,15 +67,7 @@ kill "$pid"
 wait "$pid" 2>/dev/null || true
 
 # the kept answer: the same request KEPT times on one connection
-valgrind --tool=callgrind --callgrind-out-file="$work/kept.out" --toggle-collect=at_http__loop_main \
-    "$ATTUNE" serve --listen "127.0.0.1:$port" --data-dir "$work/data" >"$work/attune2.log" 2>&1 &
-pid=$!
-pids+=("$pid")
-for _ in $(seq 300); do
-    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
-    kill -0 "$pid" 2>/dev/null || { cat "$work/attune2.log" >&2; die "attune did not come up"; }
-    sleep 1
-done
+serve_cg "$work/kept.out" at_http__loop_main
 url="http://127.0.0.1:$port/v1/users/1/recommendations?n=10"
 curl -sf "$url" >/dev/null
 callgrind_control -z "$pid" >/dev/null 2>&1

@@ -84,22 +84,34 @@ check "cold start: a new user gets what is trending" jq_eq '[j["known"], [i["rea
 
 # the same request again is answered from the partition's cache, and a
 # new event of the user changes the answer at once
+# metric_at_least_1 NAME: NAME's value once /metrics shows it at 1 or more
+# (the figures are published every few hundred ms), else after 3 s; the
+# body stays in $T/body
+metric_at_least_1() {
+    local v=0
+    for _ in $(seq 30); do
+        req GET /metrics
+        v=$(M="$1" awk '$1 == ENVIRON["M"] { print $2 }' "$T/body")
+        [ "${v:-0}" -ge 1 ] && break
+        sleep 0.1
+    done
+    echo "${v:-0}"
+}
+# positions: the positions of the events just posted, for min_position
+positions() {
+    python3 -c 'import json,sys; print(",".join(json.load(open(sys.argv[1]))["positions"]))' "$T/body"
+}
+
 req GET /v1/users/me/recommendations
 req GET /v1/users/me/recommendations
-cached=0
-for _ in $(seq 30); do # the figures are published every few hundred ms
-    req GET /metrics
-    cached=$(awk '$1 == "attune_reco_answers_cached_total" { print $2 }' "$T/body")
-    [ "${cached:-0}" -ge 1 ] && break
-    sleep 0.1
-done
+cached=$(metric_at_least_1 attune_reco_answers_cached_total)
 check "a repeated request is answered from the cache" test "${cached:-0}" -ge 1
 built=$(awk '$1 == "attune_reco_answers_built_total" { print $2 }' "$T/body")
 check "the answers built are counted" test "${built:-0}" -ge 1
 req GET /v1/users/me/recommendations
 check "the lamp is recommended before the user sees it" jq_eq '"lamp" in [i["item_id"] for i in j["items"]]' true
 req POST /v1/events -d "{\"type\":\"view_item\",\"user_id\":\"me\",\"item_id\":\"lamp\",\"category\":\"home\"}"
-pos=$(python3 -c 'import json,sys; print(",".join(json.load(open(sys.argv[1]))["positions"]))' "$T/body")
+pos=$(positions)
 req GET "/v1/users/me/recommendations?min_position=$pos"
 check "a new event of the user is seen at once with its position, not after the cache" jq_eq '"lamp" in [i["item_id"] for i in j["items"]]' false
 req GET /v1/users/me/recommendations
@@ -108,15 +120,9 @@ check "and by the next read of the answer the HTTP thread keeps" jq_eq '"lamp" i
 # (a page view: no item aggregate moves) and the answer again at once
 req GET /v1/users/cz/recommendations
 req POST /v1/events -d '{"type":"page_view","user_id":"cz"}'
-pos=$(python3 -c 'import json,sys; print(",".join(json.load(open(sys.argv[1]))["positions"]))' "$T/body")
+pos=$(positions)
 req GET "/v1/users/cz/recommendations?min_position=$pos"
-changed=0
-for _ in $(seq 30); do # the figures are published every few hundred ms
-    req GET /metrics
-    changed=$(awk '$1 == "attune_reco_answers_built_by_cause_total{cause=\"changed\"}" { print $2 }' "$T/body")
-    [ "${changed:-0}" -ge 1 ] && break
-    sleep 0.1
-done
+changed=$(metric_at_least_1 'attune_reco_answers_built_by_cause_total{cause="changed"}')
 check "an answer built again after the user's event is counted as changed" test "${changed:-0}" -ge 1
 
 # the catalog makes the charger available again
