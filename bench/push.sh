@@ -9,9 +9,13 @@
 # BATCH ping events over CONNS connections for DURATION seconds, each
 # event for the next user in turn. It prints send->ack, ack->sse and
 # send->sse (p50/p99/p99.9, from each batch's intended send time, after a
-# WARMUP) and fdatasync's p50/p99 on the data directory's disk; this
-# script adds the server's CPU use over the run (user + system, % of one
-# core). fsync is the default (batch: group commit).
+# WARMUP) and fdatasync's p50/p99 on the data directory's disk (400
+# back-to-back appends of 4 KiB); this script adds the server's CPU use over
+# the run (user + system, % of one core) and "fdatasync paced": the same
+# disk's sync of appends of the bytes one of the run's group commits wrote,
+# at the pace they came, into a file preallocated like a log segment. fsync
+# is the default (batch: group commit). BENCH_TMP puts the data directory
+# on another file system (say, one with a journal).
 #
 # Then memory: MEM_CONNS SSE streams, then MEM_CONNS WebSockets, opened to
 # an idle server (RSS before and after, divided by the connections).
@@ -71,10 +75,21 @@ for rate in $RATES; do
     hz=$(getconf CLK_TCK)
     awk -v a="$c0" -v b="$c1" -v x="$t0" -v y="$t1" -v hz="$hz" \
         'BEGIN { printf "  server CPU: %.0f%% of one core over the run\n", 100 * (b - a) / hz / (y - x) }'
-    curl -s "http://127.0.0.1:$port/metrics" |
-        grep -E '^attune_(push_messages_total|push_dropped_total|events_accepted_total|output_latency_early_seconds)[ {_]' |
-        sed 's/^/  /' || true
+    m=$(curl -s "http://127.0.0.1:$port/metrics")
+    grep -E '^attune_(push_messages_total|push_dropped_total|events_accepted_total|output_latency_early_seconds|log_zeroed_bytes_total)[ {_]' \
+        <<<"$m" | sed 's/^/  /' || true
     stop_server
+    # The machine's sync for this run's group commits: appends of the bytes
+    # one commit wrote, at the pace they came, into a preallocated file.
+    commits=$(awk '$1 == "attune_log_commits_total" { print $2 }' <<<"$m")
+    logb=$(awk '$1 == "attune_log_bytes" { print $2 }' <<<"$m")
+    if [ "${commits:-0}" -gt 0 ]; then
+        per=$(awk -v b="$logb" -v c="$commits" 'BEGIN { printf "%d", b / c }')
+        gap=$(awk -v d="$DURATION" -v c="$commits" 'BEGIN { printf "%.0f", d * 1e6 / c }')
+        printf '  the same pace: %s bytes a commit, one every %s us (%s commits)\n' "$per" "$gap" "$commits"
+        taskset -c "$CLIENT_CPU" "$BENCH_PUSH" fsync "$work" "$per" "$gap" 400 |
+            sed 's/^  fdatasync/    fdatasync paced/; s/^/  /'
+    fi
 done
 
 # --- memory per open connection, SSE then WebSocket

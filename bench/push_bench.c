@@ -18,6 +18,7 @@
  * they are WebSockets (GET /v1/ws?user_id=...) instead.
  *
  * usage: bench_push HOST:PORT USERS RATE SECONDS BATCH CONNS WARMUP_S FSYNC_DIR
+ *        bench_push fsync DIR BYTES INTERVAL_US COUNT   (fsync_paced below)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -238,8 +239,66 @@ static void fsync_probe(const char *dir)
     report("fdatasync", v, N);
 }
 
+/* `bench_push fsync DIR BYTES INTERVAL_US COUNT`: fdatasync of appends of
+ * BYTES into a file preallocated like a log segment (64 MiB,
+ * posix_fallocate), one every INTERVAL_US: the machine's sync for a group
+ * commit of that size at that pace (bench/push.sh passes the run's own). */
+static int fsync_paced(int argc, char **argv)
+{
+    if (argc != 6) {
+        fprintf(stderr, "usage: bench_push fsync DIR BYTES INTERVAL_US COUNT\n");
+        return 2;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/fsync-probe-paced", argv[2]);
+    size_t bytes = (size_t)atol(argv[3]);
+    int64_t gap = (int64_t)(atof(argv[4]) * 1000);
+    int n = atoi(argv[5]);
+    if (bytes < 1 || bytes > (1 << 20) || gap < 0 || n < 1 || n > 100000) {
+        fprintf(stderr, "bench_push fsync: BYTES 1..1048576, INTERVAL_US >= 0, COUNT 1..100000\n");
+        return 2;
+    }
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    if (fd < 0 || posix_fallocate(fd, 0, (off_t)64 << 20) != 0) {
+        perror(path);
+        return 1;
+    }
+    int64_t *v = calloc((size_t)n, sizeof *v);
+    char *block = malloc(bytes);
+    if (!v || !block)
+        return 1;
+    memset(block, 'x', bytes);
+    off_t off = 0;
+    int64_t due = now_ns();
+    int i = 0;
+    for (; i < n && off + (off_t)bytes <= ((off_t)64 << 20); i++) {
+        due += gap;
+        int64_t t = now_ns();
+        if (due > t) {
+            struct timespec ts = {(due - t) / 1000000000LL, (due - t) % 1000000000LL};
+            nanosleep(&ts, NULL);
+        }
+        if (pwrite(fd, block, bytes, off) != (ssize_t)bytes) {
+            perror(path);
+            return 1;
+        }
+        off += (off_t)bytes;
+        t = now_ns();
+        fdatasync(fd);
+        v[i] = now_ns() - t;
+    }
+    close(fd);
+    unlink(path);
+    report("fdatasync", v, (size_t)i);
+    free(v);
+    free(block);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "fsync") == 0)
+        return fsync_paced(argc, argv);
     if (argc != 9) {
         fprintf(stderr, "usage: bench_push HOST:PORT USERS RATE SECONDS BATCH CONNS WARMUP_S "
                         "FSYNC_DIR\n");

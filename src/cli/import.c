@@ -888,6 +888,7 @@ static void at_imp__overrides(const at_imp_opts_t *o, char **ov)
 {
     int k = 0;
     ov[k++] = at_xstrdup("stream.ticks=false");
+    ov[k++] = at_xstrdup("log.zero_ahead=0"); /* one pass of writes, not two */
     ov[k++] = at_xstrdup("log_level=warn");
     if (o->data_dir) {
         size_t n = strlen(o->data_dir) + 10;

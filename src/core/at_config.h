@@ -114,6 +114,7 @@ typedef struct at_config {
 
     /* log */
     int64_t segment_bytes;      /* default 64 MiB */
+    int64_t zero_ahead;         /* zeros written ahead of the appends; default 0 (off) */
     int64_t retention_bytes;    /* default 0 = unlimited */
     int64_t retention_ms;       /* default 7 d; 0 = unlimited */
     int64_t rejected_max_bytes; /* quarantine log cap; default 64 MiB */

@@ -61,7 +61,9 @@ static int at_engine__open_parts(attune_t *a, char *err, size_t errlen)
     char meta[4200];
     (void)snprintf(meta, sizeof meta, "%s/meta", a->log_dir);
     int want = a->cfg.partitions ? a->cfg.partitions : access(meta, F_OK) == 0 ? 0 : 16;
-    at_log_opts_t lo = {.partitions = want, .segment_bytes = a->cfg.segment_bytes};
+    at_log_opts_t lo = {.partitions = want,
+                        .segment_bytes = a->cfg.segment_bytes,
+                        .zero_ahead = a->cfg.fsync == AT_FSYNC_NEVER ? 0 : a->cfg.zero_ahead};
     if ((rc = at_log_open(&a->log, a->log_dir, &lo, err, errlen)) < 0)
         return rc;
     a->partitions = at_log_partitions(a->log);

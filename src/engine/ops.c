@@ -229,6 +229,10 @@ int attune_metrics(attune_t *a, char **text, size_t *len)
                      (double)st.segments);
     at_engine__counter(&b, "attune_log_truncated_bytes_total",
                        "Bytes of a torn tail cut at start-up.", st.truncated_bytes);
+    at_engine__counter(
+        &b, "attune_log_zeroed_bytes_total",
+        "Zeros written ahead of the appends into the active log segment (log.zero_ahead).",
+        st.zeroed_bytes);
     pthread_mutex_lock(&a->mu);
     double qjobs = (double)a->queued_jobs, qbytes = (double)a->queued_bytes;
     pthread_mutex_unlock(&a->mu);

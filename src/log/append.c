@@ -114,6 +114,8 @@ static int at_log__write_parts(at_log_t *log, size_t np)
             if (rc)
                 return rc;
             pt->published = true;
+        } else {
+            at_log__zero_before_write(log, pt->seg.seq, pt->pos, pt->pos + (int64_t)pt->len);
         }
         int rc =
             at_log__pwrite_all(pt->fd, log->wbuf + pt->buf_off, pt->len, pt->pos, &pt->written);
@@ -172,6 +174,10 @@ static void at_log__commit(at_log_t *log, size_t np, size_t n, uint64_t seq)
     atomic_fetch_add_explicit(&log->st.records, n, memory_order_relaxed);
     atomic_fetch_add_explicit(&log->st.bytes, bytes, memory_order_relaxed);
     atomic_fetch_add_explicit(&log->st.segments, np - 1, memory_order_relaxed);
+    if (np > 1) {
+        const at_log__seg_t *last = &log->segs[log->nsegs - 1];
+        at_log__zero_roll(log, last->seq, last->end, last->file_bytes);
+    }
 }
 
 /* Appends recs[0..n) (borrowed), setting recs[i].offset; all or nothing.

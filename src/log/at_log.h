@@ -80,6 +80,8 @@ typedef struct at_log_opts {
     int partitions;        /* for a new log; 0 = take the existing log's */
     int64_t segment_bytes; /* preallocated size of each new segment file (0: default) */
     bool read_only;        /* no recovery writes, no appends */
+    int64_t zero_ahead;    /* zeros written this far ahead of the appends by a thread of the
+                              log's own, so syncs write no metadata (0: none; zero.c) */
 } at_log_opts_t;
 
 /* Opens (creating if needed) the log in dir. A new log takes
@@ -129,6 +131,7 @@ typedef struct at_log_stats {
     uint64_t segments;
     uint64_t records;         /* appended since open */
     uint64_t truncated_bytes; /* cut from a torn tail at open */
+    uint64_t zeroed_bytes;    /* zeros written ahead of the appends since open */
 } at_log_stats_t;
 void at_log_stats(const at_log_t *log, at_log_stats_t *st);
 

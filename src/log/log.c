@@ -424,6 +424,8 @@ int at_log_open(at_log_t **out, const char *dir, const at_log_opts_t *opts, char
     rc = at_log__meta_load(log, opts, n, err, errlen);
     if (!rc)
         rc = at_log__load(log, seqs, n, err, errlen);
+    if (!rc && (rc = at_log__zero_start(log, opts->zero_ahead)) < 0)
+        at_log__errf(err, errlen, rc, "starting the log's zero thread: %s", at_strerror(rc));
     if (!rc) {
         *out = log;
         log = NULL;
@@ -440,6 +442,7 @@ void at_log_close(at_log_t *log)
 {
     if (!log)
         return;
+    at_log__zero_stop(log);
     if (log->fd >= 0)
         close(log->fd);
     if (log->dirfd >= 0)
@@ -483,4 +486,5 @@ void at_log_stats(const at_log_t *log, at_log_stats_t *st)
     st->segments = atomic_load_explicit(&l->st.segments, memory_order_relaxed);
     st->records = atomic_load_explicit(&l->st.records, memory_order_relaxed);
     st->truncated_bytes = atomic_load_explicit(&l->st.truncated_bytes, memory_order_relaxed);
+    st->zeroed_bytes = atomic_load_explicit(&l->st.zeroed_bytes, memory_order_relaxed);
 }

@@ -179,6 +179,8 @@ typedef struct at_log__part {
     size_t written;    /* bytes pwrite() wrote, even when it then failed */
 } at_log__part_t;
 
+typedef struct at_log__zero at_log__zero_t;
+
 struct at_log {
     int dirfd;
     char *dir;
@@ -205,9 +207,24 @@ struct at_log {
     int64_t *tmp_next; /* [P] */
 
     struct {
-        _Atomic uint64_t bytes, segments, records, truncated_bytes;
+        _Atomic uint64_t bytes, segments, records, truncated_bytes, zeroed_bytes;
     } st;
+
+    at_log__zero_t *zero; /* zeros ahead of the appends (zero.c), or NULL */
 };
+
+/* ---- zeros ahead of the appends (zero.c) ------------------------------- */
+/* Starts the thread that writes zeros up to `ahead` bytes past the appends
+ * into the active segment (ahead <= 0: none). Returns 0 or -errno. */
+int at_log__zero_start(at_log_t *log, int64_t ahead);
+/* Stops and joins it (none running is fine). */
+void at_log__zero_stop(at_log_t *log);
+/* Before the writer writes [from, to) of segment seq: waits out a claim it
+ * would overlap and marks the range as the writer's. */
+void at_log__zero_before_write(at_log_t *log, uint64_t seq, int64_t from, int64_t to);
+/* After the writer moved on to segment seq (file_bytes long), written up to
+ * end. */
+void at_log__zero_roll(at_log_t *log, uint64_t seq, int64_t end, int64_t file_bytes);
 
 /* Finds the table index of seq (exact), or -1. */
 ssize_t at_log__seg_find(const at_log_t *log, uint64_t seq);
