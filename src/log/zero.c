@@ -182,6 +182,18 @@ static void *at_zero__main(void *arg)
     return NULL;
 }
 
+/* Frees z once its thread is gone (or never ran). */
+static void at_zero__free(at_log__zero_t *z)
+{
+    if (z->fd >= 0)
+        close(z->fd);
+    pthread_cond_destroy(&z->claimed);
+    pthread_cond_destroy(&z->work);
+    pthread_mutex_destroy(&z->mu);
+    free(z->zeros);
+    free(z);
+}
+
 int at_log__zero_start(at_log_t *log, int64_t ahead)
 {
     if (ahead <= 0 || log->read_only || !log->nsegs)
@@ -208,11 +220,7 @@ int at_log__zero_start(at_log_t *log, int64_t ahead)
     pthread_cond_init(&z->claimed, NULL);
     int rc = pthread_create(&z->th, NULL, at_zero__main, z);
     if (rc) {
-        pthread_cond_destroy(&z->claimed);
-        pthread_cond_destroy(&z->work);
-        pthread_mutex_destroy(&z->mu);
-        free(z->zeros);
-        free(z);
+        at_zero__free(z);
         return -rc;
     }
     log->zero = z;
@@ -229,13 +237,7 @@ void at_log__zero_stop(at_log_t *log)
     pthread_mutex_unlock(&z->mu);
     pthread_cond_signal(&z->work);
     pthread_join(z->th, NULL);
-    if (z->fd >= 0)
-        close(z->fd);
-    pthread_cond_destroy(&z->claimed);
-    pthread_cond_destroy(&z->work);
-    pthread_mutex_destroy(&z->mu);
-    free(z->zeros);
-    free(z);
+    at_zero__free(z);
     log->zero = NULL;
 }
 

@@ -81,16 +81,22 @@ static inline int lt_count_files(const char *dir, const char *suffix)
     return n;
 }
 
+/* Opens a log with opts, asserting success. */
+static inline at_log_t *lt_open_opts(const char *dir, const at_log_opts_t *o)
+{
+    char err[256] = "";
+    at_log_t *log = NULL;
+    int rc = at_log_open(&log, dir, o, err, sizeof err);
+    if (rc)
+        fail_msg("at_log_open(%s): %s: %s", dir, at_strerror(rc), err);
+    return log;
+}
+
 /* Opens a log, asserting success. */
 static inline at_log_t *lt_open(const char *dir, int partitions, int64_t seg_bytes, bool ro)
 {
     at_log_opts_t o = {.partitions = partitions, .segment_bytes = seg_bytes, .read_only = ro};
-    char err[256] = "";
-    at_log_t *log = NULL;
-    int rc = at_log_open(&log, dir, &o, err, sizeof err);
-    if (rc)
-        fail_msg("at_log_open(%s): %s: %s", dir, at_strerror(rc), err);
-    return log;
+    return lt_open_opts(dir, &o);
 }
 
 /* A record with owned contents, for comparing what was written with what

@@ -51,12 +51,7 @@ static bool fs_has_unwritten(const char *dir)
 static at_log_t *open_zero(const char *dir, int64_t seg, int64_t ahead)
 {
     at_log_opts_t o = {.partitions = P, .segment_bytes = seg, .zero_ahead = ahead};
-    char err[256] = "";
-    at_log_t *log = NULL;
-    int rc = at_log_open(&log, dir, &o, err, sizeof err);
-    if (rc)
-        fail_msg("at_log_open(%s): %s: %s", dir, at_strerror(rc), err);
-    return log;
+    return lt_open_opts(dir, &o);
 }
 
 static uint64_t zeroed(at_log_t *log)
