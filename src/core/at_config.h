@@ -137,6 +137,7 @@ typedef struct at_config {
     int64_t checkpoint_interval_ms; /* default 10 s; 0: only at shutdown */
     int64_t state_ttl_ms;           /* inactive users' state expires; default 30 d; 0: never */
     int64_t out_segment_bytes;      /* output log segments; default 8 MiB */
+    int64_t out_writeback;          /* output log writeback started every this many bytes */
     int64_t half_life_ms;           /* affinity half-life; default 7 d */
     int64_t session_gap_ms;         /* default 30 min */
     int recent_items;               /* default 20 */

@@ -182,6 +182,10 @@ static const at_config__setting_t at_config__table[] = {
      "The state of a user with no event for this long (in event time) expires; 0: never."},
     {"outputs.segment_bytes", AT_CFG_SIZE, OFF(out_segment_bytes), "8MiB", 4 * KIB, 4 * GIB, NULL,
      NULL, "Preallocated size of each segment of a partition's output log."},
+    {"outputs.writeback", AT_CFG_SIZE, OFF(out_writeback), "256KiB", 0, 1 * GIB, NULL, NULL,
+     "Start writing a partition's output log to the disk each time this much was appended, "
+     "so the sync before a checkpoint finds little left to write and does not delay the "
+     "group commits' syncs; 0: leave it to the sync."},
     {"profile.half_life", AT_CFG_DURATION, OFF(half_life_ms), "7d", 0, 3650 * DAY_MS, NULL, NULL,
      "Half-life of category affinities: interest shown this long ago counts half."},
     {"profile.session_gap", AT_CFG_DURATION, OFF(session_gap_ms), "30m", 1000, DAY_MS, NULL, NULL,

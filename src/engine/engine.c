@@ -124,6 +124,7 @@ static int at_engine__open_streams(attune_t *a, char *err, size_t errlen)
                            .shards = a->cfg.shards,
                            .ckpt_interval_ms = a->cfg.checkpoint_interval_ms,
                            .out_segment_bytes = a->cfg.out_segment_bytes,
+                           .out_writeback = a->cfg.out_writeback,
                            .watch = a->watch};
     at_engine__proc_cfg(&a->cfg, &sc.proc, a->partitions);
     at_streams_hooks_t h = {at_engine__send, a};

@@ -799,7 +799,9 @@ static int at_streams__open_part(at_streams_t *s, at_spart_t *pt, char *err, siz
     atomic_init(&pt->keep_from, at_proc_replay_from(pt->proc));
     if (snprintf(dir, sizeof dir, "%s/p%04d", s->out_dir, pt->p) >= (int)sizeof dir)
         return -ENAMETOOLONG;
-    at_log_opts_t lo = {.partitions = 1, .segment_bytes = s->cfg.out_segment_bytes};
+    at_log_opts_t lo = {.partitions = 1,
+                        .segment_bytes = s->cfg.out_segment_bytes,
+                        .writeback = s->cfg.out_writeback};
     if ((rc = at_log_open(&pt->out, dir, &lo, err, errlen)) < 0)
         return rc;
     at_proc_stats_t st;

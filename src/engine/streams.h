@@ -26,6 +26,7 @@ typedef struct at_streams_cfg {
     at_proc_cfg_t proc;
     int64_t ckpt_interval_ms;  /* 0: no periodic checkpoints (only at close) */
     int64_t out_segment_bytes; /* output log segments */
+    int64_t out_writeback;     /* output log: writeback started every this many bytes */
     struct at_watch *watch;    /* users watched by push connections (watch.h); may be NULL */
 } at_streams_cfg_t;
 

@@ -16,6 +16,7 @@
  */
 #include "log_int.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -153,6 +154,27 @@ static void at_log__rollback(at_log_t *log, size_t np)
         log->failed = rc;
 }
 
+/* Starts the writeback of the active segment's whole pages appended since
+ * the last start, once there are opts.writeback bytes of them: a log that
+ * is synced rarely (a partition's outputs, synced before a checkpoint)
+ * then trickles to the disk as it grows, instead of meeting its sync with
+ * seconds of dirty pages that queue in front of the group commits' syncs
+ * on the same disk. SYNC_FILE_RANGE_WRITE only submits the writes; a
+ * failure is not this append's (the data is in the page cache) and the
+ * sync that makes it durable reports any error. */
+static void at_log__writeback(at_log_t *log)
+{
+    if (log->writeback <= 0)
+        return;
+    int64_t to = log->segs[log->nsegs - 1].end & ~(int64_t)4095;
+    if (to - log->wb_from < log->writeback)
+        return;
+    if (sync_file_range(log->fd, log->wb_from, to - log->wb_from, SYNC_FILE_RANGE_WRITE) == 0)
+        atomic_fetch_add_explicit(&log->st.writeback_bytes, (uint64_t)(to - log->wb_from),
+                                  memory_order_relaxed);
+    log->wb_from = to;
+}
+
 /* Makes a successful append visible: table, fds, offsets, stats. */
 static void at_log__commit(at_log_t *log, size_t np, size_t n, uint64_t seq)
 {
@@ -177,7 +199,9 @@ static void at_log__commit(at_log_t *log, size_t np, size_t n, uint64_t seq)
     if (np > 1) {
         const at_log__seg_t *last = &log->segs[log->nsegs - 1];
         at_log__zero_roll(log, last->seq, last->end, last->file_bytes);
+        log->wb_from = 0; /* the segments before were synced when it was published */
     }
+    at_log__writeback(log);
 }
 
 /* Appends recs[0..n) (borrowed), setting recs[i].offset; all or nothing.

@@ -82,6 +82,10 @@ typedef struct at_log_opts {
     bool read_only;        /* no recovery writes, no appends */
     int64_t zero_ahead;    /* zeros written this far ahead of the appends by a thread of the
                               log's own, so syncs write no metadata (0: none; zero.c) */
+    int64_t writeback;     /* start the writeback of the active segment's appends each time
+                              this many bytes are written since the last start, so a log
+                              synced rarely (the outputs) meets its sync with little dirty
+                              data instead of a burst in front of other syncs (0: never) */
 } at_log_opts_t;
 
 /* Opens (creating if needed) the log in dir. A new log takes
@@ -132,6 +136,7 @@ typedef struct at_log_stats {
     uint64_t records;         /* appended since open */
     uint64_t truncated_bytes; /* cut from a torn tail at open */
     uint64_t zeroed_bytes;    /* zeros written ahead of the appends since open */
+    uint64_t writeback_bytes; /* appended bytes whose writeback was started early since open */
 } at_log_stats_t;
 void at_log_stats(const at_log_t *log, at_log_stats_t *st);
 

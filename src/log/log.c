@@ -361,6 +361,8 @@ static int at_log__check_opts(const at_log_opts_t *opts, char *err, size_t errle
         (opts->segment_bytes < AT_LOG__MIN_SEGMENT || opts->segment_bytes > AT_LOG__MAX_SEGMENT))
         return at_log__errf(err, errlen, AT_EINVALID, "segment_bytes must be %d..%" PRId64,
                             AT_LOG__MIN_SEGMENT, AT_LOG__MAX_SEGMENT);
+    if (opts->writeback < 0)
+        return at_log__errf(err, errlen, AT_EINVALID, "writeback must be 0 or more");
     return 0;
 }
 
@@ -427,6 +429,8 @@ int at_log_open(at_log_t **out, const char *dir, const at_log_opts_t *opts, char
     if (!rc && (rc = at_log__zero_start(log, opts->zero_ahead)) < 0)
         at_log__errf(err, errlen, rc, "starting the log's zero thread: %s", at_strerror(rc));
     if (!rc) {
+        log->writeback = opts->writeback;
+        log->wb_from = log->nsegs ? log->segs[log->nsegs - 1].end & ~(int64_t)4095 : 0;
         *out = log;
         log = NULL;
     }
@@ -487,4 +491,5 @@ void at_log_stats(const at_log_t *log, at_log_stats_t *st)
     st->records = atomic_load_explicit(&l->st.records, memory_order_relaxed);
     st->truncated_bytes = atomic_load_explicit(&l->st.truncated_bytes, memory_order_relaxed);
     st->zeroed_bytes = atomic_load_explicit(&l->st.zeroed_bytes, memory_order_relaxed);
+    st->writeback_bytes = atomic_load_explicit(&l->st.writeback_bytes, memory_order_relaxed);
 }

@@ -207,8 +207,11 @@ struct at_log {
     int64_t *tmp_next; /* [P] */
 
     struct {
-        _Atomic uint64_t bytes, segments, records, truncated_bytes, zeroed_bytes;
+        _Atomic uint64_t bytes, segments, records, truncated_bytes, zeroed_bytes, writeback_bytes;
     } st;
+
+    int64_t writeback; /* opts.writeback: 0 = never */
+    int64_t wb_from;   /* the active segment's writeback is started up to here */
 
     at_log__zero_t *zero; /* zeros ahead of the appends (zero.c), or NULL */
 };
