@@ -228,13 +228,14 @@ static bool at_canon__word(at_cspan_t v, const char *w, size_t n)
     return (size_t)(v.e - v.s) == n && memcmp(v.s, w, n) == 0;
 }
 
-/* What the tree's node for v gives a rule (at_proc__jval): false declines. */
-static bool at_canon__val(at_cspan_t v, at_val_t *out)
+/* What the tree's node for v gives a rule (at_proc__jval): false declines.
+ * known: v was read as a plain string already (not scanned again). */
+static bool at_canon__val(at_cspan_t v, bool known, at_val_t *out)
 {
     bool plain;
     switch (*v.s) {
     case '"':
-        if (!at_canon__str(v.s, v.e, &plain) || !plain)
+        if (!known && (!at_canon__str(v.s, v.e, &plain) || !plain))
             return false;
         *out = at_val_str(v.s + 1, (size_t)(v.e - v.s - 2));
         return true;
@@ -271,6 +272,7 @@ static bool at_canon__val(at_cspan_t v, at_val_t *out)
 typedef struct at_cobj {
     at_cspan_t span; /* s NULL: not read */
     uint32_t n;
+    uint32_t plain; /* bit i: val[i] is a string without escapes, ASCII only */
     at_cspan_t key[AT_CANON_MEMBERS], val[AT_CANON_MEMBERS];
 } at_cobj_t;
 
@@ -283,6 +285,7 @@ static const char *at_canon__object(const char *p, const char *end, at_cobj_t *o
     const char *s = p;
     bool plain;
     o->n = 0;
+    o->plain = 0;
     if (++p >= end)
         return NULL;
     if (*p == '}') {
@@ -304,9 +307,16 @@ static const char *at_canon__object(const char *p, const char *end, at_cobj_t *o
             else if (kn == 10 && memcmp(key.s, "properties", 10) == 0 && !props->span.s)
                 sub = props;
         }
-        val.e = sub ? at_canon__object(val.s, end, sub, NULL, NULL) : at_canon__skip(val.s, end);
+        bool vplain = false;
+        if (sub)
+            val.e = at_canon__object(val.s, end, sub, NULL, NULL);
+        else if (val.s < end && *val.s == '"')
+            val.e = at_canon__str(val.s, end, &vplain); /* kept: not scanned again */
+        else
+            val.e = at_canon__skip(val.s, end);
         if (!val.e)
             return NULL;
+        o->plain |= (uint32_t)vplain << o->n;
         o->key[o->n] = key;
         o->val[o->n++] = val;
         p = val.e;
@@ -321,12 +331,16 @@ static const char *at_canon__object(const char *p, const char *end, at_cobj_t *o
     }
 }
 
-/* The first member `name` of o: 1 found, 0 not there. */
-static int at_canon__find(const at_cobj_t *o, const char *name, size_t n, at_cspan_t *out)
+/* The first member `name` of o: 1 found, 0 not there. *plain (may be
+ * NULL): whether the value is a string the reader may return. */
+static int at_canon__find(const at_cobj_t *o, const char *name, size_t n, at_cspan_t *out,
+                          bool *plain)
 {
     for (uint32_t i = 0; i < o->n; i++) {
         if ((size_t)(o->key[i].e - o->key[i].s) == n && memcmp(o->key[i].s, name, n) == 0) {
             *out = o->val[i];
+            if (plain)
+                *plain = (o->plain >> i) & 1;
             return 1;
         }
     }
@@ -354,13 +368,15 @@ static bool at_canon__str_of(const at_cobj_t *read, at_cspan_t o, const char *na
                              at_pstr_t *dst)
 {
     at_cspan_t v;
-    int rc = read ? at_canon__find(read, name, n, &v) : at_canon__get(o, name, n, &v);
+    bool plain = false;
+    int rc = read ? at_canon__find(read, name, n, &v, &plain) : at_canon__get(o, name, n, &v);
     if (rc < 0)
         return false;
     if (rc == 0 || *v.s != '"')
         return true;
-    bool plain;
-    if (!at_canon__str(v.s, v.e, &plain) || !plain)
+    if (!read && (!at_canon__str(v.s, v.e, &plain)))
+        return false;
+    if (!plain)
         return false;
     *dst = (at_pstr_t){v.s + 1, (size_t)(v.e - v.s - 2)};
     return true;
@@ -401,17 +417,21 @@ static bool at_canon__items(at_proc_t *pr, at_cspan_t items, at_pevent_t *ev)
     return true;
 }
 
-/* The value at path f from the root: 1 found, 0 not there, -1 declined. */
-static int at_canon__walk(const at_cevent_t *ce, const at_fpath_t *f, at_cspan_t *out)
+/* The value at path f from the root: 1 found, 0 not there, -1 declined.
+ * *plain: the value is a string the reader read as plain. */
+static int at_canon__walk(const at_cevent_t *ce, const at_fpath_t *f, at_cspan_t *out,
+                          bool *plain)
 {
     at_cspan_t v = ce->top.span;
     const at_cobj_t *read = &ce->top;
+    *plain = false;
     for (int i = 0; i < f->nsteps; i++) {
         int rc;
+        *plain = false;
         if (f->steps[i].s) {
             if (*v.s != '{')
                 return 0;
-            rc = read ? at_canon__find(read, f->steps[i].s, f->steps[i].len, &v)
+            rc = read ? at_canon__find(read, f->steps[i].s, f->steps[i].len, &v, plain)
                       : at_canon__get(v, f->steps[i].s, f->steps[i].len, &v);
             read = read == &ce->top && rc > 0 ? at_canon__read_of(ce, v) : NULL;
         } else {
@@ -445,14 +465,14 @@ bool at_proc__canon(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_
         !at_canon__str_of(&ce.top, ce.top.span, "category", 8, &ev->category))
         return false;
     at_cspan_t v;
-    if (at_canon__find(&ce.top, "context", 7, &v) && *v.s == '{' &&
+    if (at_canon__find(&ce.top, "context", 7, &v, NULL) && *v.s == '{' &&
         !at_canon__str_of(at_canon__read_of(&ce, v), v, "timezone", 8, &ev->tz))
         return false;
-    if (at_canon__find(&ce.top, "properties", 10, &v) && *v.s == '{') {
+    if (at_canon__find(&ce.top, "properties", 10, &v, NULL) && *v.s == '{') {
         const at_cobj_t *props = at_canon__read_of(&ce, v);
         ev->traits = (at_pstr_t){v.s, (size_t)(v.e - v.s)};
         at_cspan_t items;
-        int rc = props ? at_canon__find(props, "items", 5, &items)
+        int rc = props ? at_canon__find(props, "items", 5, &items, NULL)
                        : at_canon__get(v, "items", 5, &items);
         if (rc < 0 || (rc > 0 && *items.s == '[' && !at_canon__items(pr, items, ev)))
             return false;
@@ -461,8 +481,9 @@ bool at_proc__canon(at_proc_t *pr, const char *json, size_t len, int64_t ts, at_
         slot[i] = at_val_missing();
         if (pr->fp[i].kind != AT_FP_EVENT)
             continue;
-        int rc = at_canon__walk(&ce, &pr->fp[i], &v);
-        if (rc < 0 || (rc > 0 && !at_canon__val(v, &slot[i])))
+        bool plain;
+        int rc = at_canon__walk(&ce, &pr->fp[i], &v, &plain);
+        if (rc < 0 || (rc > 0 && !at_canon__val(v, plain, &slot[i])))
             return false;
     }
     return true;
