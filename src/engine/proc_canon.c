@@ -419,8 +419,7 @@ static bool at_canon__items(at_proc_t *pr, at_cspan_t items, at_pevent_t *ev)
 
 /* The value at path f from the root: 1 found, 0 not there, -1 declined.
  * *plain: the value is a string the reader read as plain. */
-static int at_canon__walk(const at_cevent_t *ce, const at_fpath_t *f, at_cspan_t *out,
-                          bool *plain)
+static int at_canon__walk(const at_cevent_t *ce, const at_fpath_t *f, at_cspan_t *out, bool *plain)
 {
     at_cspan_t v = ce->top.span;
     const at_cobj_t *read = &ce->top;
