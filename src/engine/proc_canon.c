@@ -374,9 +374,7 @@ static bool at_canon__str_of(const at_cobj_t *read, at_cspan_t o, const char *na
         return false;
     if (rc == 0 || *v.s != '"')
         return true;
-    if (!read && (!at_canon__str(v.s, v.e, &plain)))
-        return false;
-    if (!plain)
+    if ((!read && !at_canon__str(v.s, v.e, &plain)) || !plain)
         return false;
     *dst = (at_pstr_t){v.s + 1, (size_t)(v.e - v.s - 2)};
     return true;
@@ -425,8 +423,7 @@ static int at_canon__walk(const at_cevent_t *ce, const at_fpath_t *f, at_cspan_t
     const at_cobj_t *read = &ce->top;
     *plain = false;
     for (int i = 0; i < f->nsteps; i++) {
-        int rc;
-        *plain = false;
+        int rc; /* a step before the last finds an object or array: *plain stays false */
         if (f->steps[i].s) {
             if (*v.s != '{')
                 return 0;

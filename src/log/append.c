@@ -166,7 +166,7 @@ static void at_log__writeback(at_log_t *log)
 {
     if (log->writeback <= 0)
         return;
-    int64_t to = log->segs[log->nsegs - 1].end & ~(int64_t)4095;
+    int64_t to = log->segs[log->nsegs - 1].end & ~(int64_t)(AT_LOG__PAGE - 1);
     if (to - log->wb_from < log->writeback)
         return;
     if (sync_file_range(log->fd, log->wb_from, to - log->wb_from, SYNC_FILE_RANGE_WRITE) == 0)

@@ -430,7 +430,8 @@ int at_log_open(at_log_t **out, const char *dir, const at_log_opts_t *opts, char
         at_log__errf(err, errlen, rc, "starting the log's zero thread: %s", at_strerror(rc));
     if (!rc) {
         log->writeback = opts->writeback;
-        log->wb_from = log->nsegs ? log->segs[log->nsegs - 1].end & ~(int64_t)4095 : 0;
+        log->wb_from =
+            log->nsegs ? log->segs[log->nsegs - 1].end & ~(int64_t)(AT_LOG__PAGE - 1) : 0;
         *out = log;
         log = NULL;
     }

@@ -33,6 +33,7 @@
 #define AT_LOG__NAME_LEN 24 /* 20 digits + ".seg" */
 #define AT_LOG__TMP_SUFFIX ".tmp"
 #define AT_LOG__MIN_SEGMENT 4096
+#define AT_LOG__PAGE 4096 /* the unit of the early writeback (opts.writeback) */
 #define AT_LOG__MAX_SEGMENT ((int64_t)1 << 40)
 #define AT_LOG__MAX_SEQ ((uint64_t)1 << 62) /* bound on sequence numbers and offsets */
 

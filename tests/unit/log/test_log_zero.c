@@ -56,6 +56,19 @@ static bool fs_has_unwritten(const char *dir)
     return ok;
 }
 
+/* A new temporary directory on a file system with unwritten extents, or
+ * the test skipped (why: what cannot be seen without them). */
+static char *tmpdir_unwritten(const char *why)
+{
+    char *dir = lt_tmpdir();
+    if (!fs_has_unwritten(dir)) {
+        lt_rmdir(dir);
+        print_message("file system without unwritten extents: %s\n", why);
+        skip();
+    }
+    return dir;
+}
+
 static at_log_t *open_zero(const char *dir, int64_t seg, int64_t ahead)
 {
     at_log_opts_t o = {.partitions = P, .segment_bytes = seg, .zero_ahead = ahead};
@@ -72,12 +85,7 @@ static uint64_t zeroed(at_log_t *log)
 static void test_blocks_ahead_written(void **state)
 {
     (void)state;
-    char *dir = lt_tmpdir();
-    if (!fs_has_unwritten(dir)) {
-        lt_rmdir(dir);
-        print_message("file system without unwritten extents: nothing to zero\n");
-        skip();
-    }
+    char *dir = tmpdir_unwritten("nothing to zero");
     const int64_t seg = 8 << 20, ahead = 1 << 20; /* claims of 256 KiB */
     at_log_t *log = open_zero(dir, seg, ahead);
     enum { N = 200 };
@@ -183,12 +191,7 @@ static void test_off(void **state)
 static void test_writeback(void **state)
 {
     (void)state;
-    char *dir = lt_tmpdir();
-    if (!fs_has_unwritten(dir)) {
-        lt_rmdir(dir);
-        print_message("file system without unwritten extents: cannot see the writeback\n");
-        skip();
-    }
+    char *dir = tmpdir_unwritten("cannot see the writeback");
     const int64_t seg = 8 << 20, wb = 256 << 10;
     enum { N = 1200 }; /* 900-byte values: about 1.1 MB */
     lt_rec_t *recs = calloc(N, sizeof *recs);
@@ -196,8 +199,8 @@ static void test_writeback(void **state)
     for (int i = 0; i < N; i++)
         lt_rec_make(&recs[i], i % P, i, 900);
     for (int on = 1; on >= 0; on--) {
-        char sub[64];
-        (void)snprintf(sub, sizeof sub, "%s/wb%d", dir, on);
+        char sub[256];
+        assert_true(snprintf(sub, sizeof sub, "%s/wb%d", dir, on) < (int)sizeof sub);
         assert_int_equal(mkdir(sub, 0755), 0);
         at_log_opts_t o = {.partitions = P, .segment_bytes = seg, .writeback = on ? wb : 0};
         at_log_t *log = lt_open_opts(sub, &o);
