@@ -135,6 +135,8 @@ int at_time_format_rfc3339(int64_t ms, char *out);
 uint32_t at_murmur2(const void *data, size_t n);
 int at_partition_of(const void *key, size_t n, int partitions);
 uint64_t at_hash64(const void *data, size_t n); /* XXH3 64 */
+/* XXH3 128 with a seed: out[0] the low half, out[1] the high. */
+void at_hash128(const void *data, size_t n, uint64_t seed, uint64_t out[2]);
 
 /* ---- ids ---------------------------------------------------------------
  * Writes a time-ordered id (UUIDv7 text form, 36 chars + NUL) into out.

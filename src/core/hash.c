@@ -60,3 +60,11 @@ uint64_t at_hash64(const void *data, size_t n)
 {
     return XXH3_64bits(data, n);
 }
+
+/* Stores XXH3-128 of data[0..n) with seed in out. Thread: any. */
+void at_hash128(const void *data, size_t n, uint64_t seed, uint64_t out[2])
+{
+    XXH128_hash_t h = XXH3_128bits_withSeed(data, n, seed);
+    out[0] = h.low64;
+    out[1] = h.high64;
+}

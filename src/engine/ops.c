@@ -221,6 +221,8 @@ int attune_metrics(attune_t *a, char **text, size_t *len)
                        atomic_load(&m->dedup_evicted));
     at_engine__gauge(&b, "attune_dedup_entries", "Event ids held for deduplication.",
                      (double)atomic_load(&m->dedup_size));
+    at_engine__gauge(&b, "attune_dedup_bytes", "Bytes of memory the dedup index holds.",
+                     (double)atomic_load(&m->dedup_bytes));
     at_log_stats_t st;
     at_log_stats(a->log, &st);
     at_engine__gauge(&b, "attune_log_bytes", "Bytes of records in the event log.",

@@ -542,6 +542,7 @@ void *at_engine__writer_main(void *arg)
         at_writer__ticks(a, &w);
         atomic_store(&a->m.dedup_evicted, at_dedup_evicted(a->dedup));
         atomic_store(&a->m.dedup_size, at_dedup_size(a->dedup));
+        atomic_store(&a->m.dedup_bytes, at_dedup_bytes(a->dedup));
         int64_t now = at_time_mono_ns();
         if (now - last_retain > 10 * 1000000000LL) {
             at_writer__retain(a);

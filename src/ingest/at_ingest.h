@@ -95,8 +95,9 @@ int at_ingest_schema_put(at_ingest_t *in, const char *type, const char *json, si
 int at_ingest_schema_list(at_ingest_t *in, at_buf_t *out);
 
 /* ---- dedup (DESIGN.md §6) ----------------------------------------------
- * Exact, keyed by (partition, event_id), over a horizon in receive time,
- * capped per partition (oldest evicted first, counted). */
+ * Keyed by (partition, event_id) as a 128-bit fingerprint of the id (a
+ * false duplicate has odds of about cap / 2^128 per id), over a horizon in
+ * receive time, capped per partition (oldest evicted first, counted). */
 typedef struct at_dedup at_dedup_t;
 at_dedup_t *at_dedup_new(int partitions, int64_t horizon_ms, int64_t max_per_partition);
 void at_dedup_free(at_dedup_t *d);
@@ -108,5 +109,6 @@ bool at_dedup_check(at_dedup_t *d, int p, const char *id, size_t n, int64_t recv
 void at_dedup_forget(at_dedup_t *d, int p, const char *id, size_t n);
 uint64_t at_dedup_evicted(const at_dedup_t *d); /* evicted before their horizon */
 uint64_t at_dedup_size(const at_dedup_t *d);
+uint64_t at_dedup_bytes(const at_dedup_t *d); /* of its arrays */
 
 #endif

@@ -1,18 +1,27 @@
-/* dedup.c - exact deduplication by (partition, event_id) over a horizon in
- * receive time, capped per partition (DESIGN.md §6).
+/* dedup.c - deduplication by (partition, event_id) over a horizon in
+ * receive time, capped per partition (DESIGN.md §6; docs/decisions/0009).
+ *
+ * An id is held as its 128-bit fingerprint (XXH3-128 with a seed drawn at
+ * random for each index: the index is rebuilt from the log at every start,
+ * so the seed need not outlive the process), not as its bytes. Two ids
+ * are taken for one only if all 128 bits agree: with a partition's cap of
+ * n ids the odds that any new id meets a false duplicate are about
+ * n / 2^128 (for n = 1,000,000: 3e-33), far below those of the disk
+ * returning a wrong byte.
  *
  * Per partition: a FIFO ring of entries in insertion order (so expiry and
- * eviction pop from its head), the ids' bytes in a byte ring in the same
- * order, and an open-addressing hash table (linear probing, backward-shift
- * deletion) from at_hash64(id) to ring positions. A check allocates
- * nothing beyond the amortized growth of these three arrays.
- *
- * Memory per id: its bytes (the byte ring grows to 1.5 times what it
- * holds), a 16-byte entry and an 8-byte slot in a table at most half full:
- * about 60 bytes for 20-byte ids. An entry keeps no hash: a table slot
- * keeps the hash's high half (so probes that cannot match never touch the
- * ring), and the few places that need the whole hash (moving a slot,
- * rehashing, removing) compute it again from the bytes.
+ * eviction pop from its head), each a fingerprint (16 bytes, {0, 0} once
+ * forgotten) and a receive time (4 bytes: units after the partition's
+ * base; a unit is 1 ms unless the horizon exceeds 2^31 ms), and an
+ * open-addressing table (linear probing, backward-shift deletion) of
+ * 8-byte slots: 32 bits of the fingerprint (so probes that cannot match
+ * never touch the ring) and the ring index. Both grow by half: the ring
+ * up to the cap, the table (load 1/2 to 3/4) up to a third more slots
+ * than the cap, so at the cap an id costs about 31 bytes, below it 31 to
+ * 46. Arrays of 1 MiB or more are mapped
+ * and unmapped whole, so the smaller ones a partition grew out of go back
+ * to the kernel instead of staying in the heap as gaps. A check allocates
+ * nothing beyond the amortized growth of these arrays.
  *
  * THREAD SAFETY: one thread (the log writer) owns an at_dedup_t.
  */
@@ -20,35 +29,78 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-#define AT_DEDUP_DEAD 0x80000000u /* len bit: forgotten */
-
-typedef struct at_dedup_ent {
-    int64_t recv_ms;
-    uint32_t off; /* id bytes in the byte ring */
-    uint32_t len; /* id length, | AT_DEDUP_DEAD once forgotten */
-} at_dedup_ent_t;
+#include <sys/mman.h>
+#include <sys/random.h>
 
 typedef struct at_dedup_part {
-    at_dedup_ent_t *ents; /* ring of ecap entries (a power of 2) */
-    size_t ecap;
-    uint64_t head, tail; /* sequence numbers; entry seq is at ents[seq & (ecap - 1)] */
-    uint64_t *slots;     /* hash table: hash tag << 32 | ring index + 1; 0 = empty */
-    size_t nslots;       /* a power of 2, at least twice live */
+    uint64_t *fp;    /* ring: the fingerprint of entry i at fp[2i], fp[2i + 1] */
+    uint32_t *ts;    /* ring: receive time of entry i, units after base */
+    size_t ecap;     /* ring capacity */
+    size_t head;     /* index of the oldest entry */
+    size_t n;        /* entries, live or forgotten */
+    int64_t base;    /* ms; set when the ring was last empty, moved by rebasing */
+    uint64_t *slots; /* fingerprint bits << 32 | ring index + 1; 0 = empty */
+    size_t nslots;
     size_t live;
-    char *bytes; /* byte ring of bcap bytes */
-    size_t bcap;
-    size_t bhead, btail; /* used: [bhead, btail), or wrapped [bhead, bcap) + [0, btail) */
 } at_dedup_part_t;
 
 struct at_dedup {
     int partitions;
     int64_t horizon_ms;
-    uint64_t cap; /* entries per partition */
+    int64_t unit_ms; /* of the entries' times */
+    uint64_t cap;    /* entries per partition */
+    uint64_t seed;
     uint64_t evicted;
     uint64_t size;
     at_dedup_part_t *parts;
 };
+
+#define AT_DEDUP_MAP ((size_t)1 << 20) /* arrays this large are mapped */
+
+/* n zeroed bytes. */
+static void *at_dedup__alloc(size_t n)
+{
+    if (n < AT_DEDUP_MAP)
+        return at_xcalloc(1, n);
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        at_panic(__FILE__, __LINE__, "out of memory");
+    return p;
+}
+
+/* Frees p of n bytes from at_dedup__alloc; NULL is fine. */
+static void at_dedup__free(void *p, size_t n)
+{
+    if (p && n >= AT_DEDUP_MAP)
+        munmap(p, n);
+    else
+        free(p);
+}
+
+/* p of n bytes from at_dedup__alloc grown to m > n, its bytes kept (the
+ * new ones not zeroed); a mapping is moved by the kernel, not copied. */
+static void *at_dedup__grow(void *p, size_t n, size_t m)
+{
+    if (m < AT_DEDUP_MAP)
+        return at_xrealloc(p, m);
+    if (n >= AT_DEDUP_MAP) {
+        p = mremap(p, n, m, MREMAP_MAYMOVE);
+        if (p == MAP_FAILED)
+            at_panic(__FILE__, __LINE__, "out of memory");
+        return p;
+    }
+    void *q = at_dedup__alloc(m);
+    if (n)
+        memcpy(q, p, n);
+    free(p);
+    return q;
+}
+
+static void at_dedup__free_ring(at_dedup_part_t *pt)
+{
+    at_dedup__free(pt->fp, pt->ecap * 2 * sizeof *pt->fp);
+    at_dedup__free(pt->ts, pt->ecap * sizeof *pt->ts);
+}
 
 /* Returns an owned dedup index; free with at_dedup_free(). Thread: any. */
 at_dedup_t *at_dedup_new(int partitions, int64_t horizon_ms, int64_t max_per_partition)
@@ -57,7 +109,11 @@ at_dedup_t *at_dedup_new(int partitions, int64_t horizon_ms, int64_t max_per_par
     at_dedup_t *d = at_xcalloc(1, sizeof *d);
     d->partitions = partitions;
     d->horizon_ms = horizon_ms > 0 ? horizon_ms : 0;
+    /* times span at least twice the horizon before a rebase clamps any */
+    d->unit_ms = AT_MAX((int64_t)1, (d->horizon_ms + INT32_MAX - 1) / INT32_MAX);
     d->cap = max_per_partition > 0 ? (uint64_t)AT_MIN(max_per_partition, INT32_MAX) : 1;
+    if (getrandom(&d->seed, sizeof d->seed, 0) != (ssize_t)sizeof d->seed)
+        d->seed = (uint64_t)at_time_mono_ns() * 0x9e3779b97f4a7c15ULL;
     d->parts = at_xcalloc((size_t)partitions, sizeof *d->parts);
     return d;
 }
@@ -68,72 +124,90 @@ void at_dedup_free(at_dedup_t *d)
     if (!d)
         return;
     for (int i = 0; i < d->partitions; i++) {
-        free(d->parts[i].ents);
-        free(d->parts[i].slots);
-        free(d->parts[i].bytes);
+        at_dedup__free_ring(&d->parts[i]);
+        at_dedup__free(d->parts[i].slots, d->parts[i].nslots * sizeof *d->parts[i].slots);
     }
     free(d->parts);
     free(d);
 }
 
-static at_dedup_ent_t *at_dedup__ent(const at_dedup_part_t *pt, uint64_t seq)
+/* The fingerprint of id; never {0, 0}, which marks a forgotten entry. */
+static void at_dedup__fingerprint(const at_dedup_t *d, const char *id, size_t n, uint64_t fp[2])
 {
-    return &pt->ents[seq & (pt->ecap - 1)];
+    at_hash128(id, n, d->seed, fp);
+    if (!fp[0] && !fp[1])
+        fp[0] = 1;
 }
 
-/* A table slot: the high half of the hash (so probes that cannot match
- * never touch the ring) and the ring index + 1. */
-static uint64_t at_dedup__slot(uint64_t h, size_t idx)
+static size_t at_dedup__next(const at_dedup_part_t *pt, size_t i)
 {
-    return (h & 0xffffffff00000000ULL) | (uint64_t)(idx + 1);
+    return i + 1 == pt->ecap ? 0 : i + 1;
 }
 
-static size_t at_dedup__idx(uint64_t slot)
+/* The ring index of the k-th oldest entry. */
+static size_t at_dedup__at(const at_dedup_part_t *pt, size_t k)
 {
-    return (size_t)(uint32_t)slot - 1;
+    size_t i = pt->head + k;
+    return i >= pt->ecap ? i - pt->ecap : i;
 }
 
-/* The whole hash of the id of the entry at ring position idx. */
-static uint64_t at_dedup__hash(const at_dedup_part_t *pt, size_t idx)
+static bool at_dedup__dead(const at_dedup_part_t *pt, size_t idx)
 {
-    const at_dedup_ent_t *e = &pt->ents[idx];
-    return at_hash64(pt->bytes + e->off, e->len & ~AT_DEDUP_DEAD);
+    return !pt->fp[2 * idx] && !pt->fp[2 * idx + 1];
+}
+
+/* A fingerprint's first slot: its low 32 bits scaled to the table. */
+static size_t at_dedup__home_of(const at_dedup_part_t *pt, uint64_t lo)
+{
+    return (size_t)(((lo & 0xffffffffULL) * (uint64_t)pt->nslots) >> 32);
 }
 
 static size_t at_dedup__home(const at_dedup_part_t *pt, uint64_t slot)
 {
-    return (size_t)at_dedup__hash(pt, at_dedup__idx(slot)) & (pt->nslots - 1);
+    return at_dedup__home_of(pt, pt->fp[2 * ((uint32_t)slot - 1)]);
+}
+
+static uint64_t at_dedup__slot(const uint64_t fp[2], size_t idx)
+{
+    return (fp[1] & 0xffffffff00000000ULL) | (uint64_t)(idx + 1);
+}
+
+static size_t at_dedup__probe(const at_dedup_part_t *pt, size_t i)
+{
+    return i + 1 == pt->nslots ? 0 : i + 1;
+}
+
+static void at_dedup__put(at_dedup_part_t *pt, size_t idx)
+{
+    size_t i = at_dedup__home_of(pt, pt->fp[2 * idx]);
+    while (pt->slots[i])
+        i = at_dedup__probe(pt, i);
+    pt->slots[i] = at_dedup__slot(&pt->fp[2 * idx], idx);
 }
 
 static void at_dedup__rehash(at_dedup_part_t *pt, size_t nslots)
 {
-    free(pt->slots);
-    pt->slots = at_xcalloc(nslots, sizeof *pt->slots);
+    at_dedup__free(pt->slots, pt->nslots * sizeof *pt->slots);
+    pt->slots = at_dedup__alloc(nslots * sizeof *pt->slots);
     pt->nslots = nslots;
-    for (uint64_t s = pt->head; s < pt->tail; s++) {
-        const at_dedup_ent_t *e = at_dedup__ent(pt, s);
-        if (e->len & AT_DEDUP_DEAD)
-            continue;
-        size_t idx = (size_t)(s & (pt->ecap - 1));
-        uint64_t h = at_dedup__hash(pt, idx);
-        size_t i = (size_t)h & (nslots - 1);
-        while (pt->slots[i])
-            i = (i + 1) & (nslots - 1);
-        pt->slots[i] = at_dedup__slot(h, idx);
+    for (size_t k = 0; k < pt->n; k++) {
+        size_t idx = at_dedup__at(pt, k);
+        if (!at_dedup__dead(pt, idx))
+            at_dedup__put(pt, idx);
     }
 }
 
-/* The table slot holding (h, id), or -1. */
-static long at_dedup__find(const at_dedup_part_t *pt, uint64_t h, const char *id, size_t n)
+/* The table slot holding fp, or -1. */
+static long at_dedup__find(const at_dedup_part_t *pt, const uint64_t fp[2])
 {
     if (!pt->nslots)
         return -1;
-    uint64_t tag = h & 0xffffffff00000000ULL;
-    for (size_t i = (size_t)h & (pt->nslots - 1); pt->slots[i]; i = (i + 1) & (pt->nslots - 1)) {
+    uint64_t tag = fp[1] & 0xffffffff00000000ULL;
+    for (size_t i = at_dedup__home_of(pt, fp[0]); pt->slots[i]; i = at_dedup__probe(pt, i)) {
         if ((pt->slots[i] & 0xffffffff00000000ULL) != tag)
             continue;
-        const at_dedup_ent_t *e = &pt->ents[at_dedup__idx(pt->slots[i])];
-        if (e->len == n && (n == 0 || memcmp(pt->bytes + e->off, id, n) == 0))
+        size_t idx = (uint32_t)pt->slots[i] - 1;
+        if (pt->fp[2 * idx] == fp[0] && pt->fp[2 * idx + 1] == fp[1])
             return (long)i;
     }
     return -1;
@@ -142,8 +216,7 @@ static long at_dedup__find(const at_dedup_part_t *pt, uint64_t h, const char *id
 /* Empties table slot i, shifting later members of its cluster back. */
 static void at_dedup__unslot(at_dedup_part_t *pt, size_t i)
 {
-    size_t mask = pt->nslots - 1;
-    for (size_t j = (i + 1) & mask; pt->slots[j]; j = (j + 1) & mask) {
+    for (size_t j = at_dedup__probe(pt, i); pt->slots[j]; j = at_dedup__probe(pt, j)) {
         size_t k = at_dedup__home(pt, pt->slots[j]);
         bool movable = i <= j ? (k <= i || k > j) : (k <= i && k > j);
         if (movable) {
@@ -154,13 +227,12 @@ static void at_dedup__unslot(at_dedup_part_t *pt, size_t i)
     pt->slots[i] = 0;
 }
 
-/* Removes the entry at ring position idx from the table. */
+/* Removes the entry at ring index idx from the table. */
 static void at_dedup__unindex(at_dedup_part_t *pt, size_t idx)
 {
-    size_t mask = pt->nslots - 1;
-    for (size_t i = (size_t)at_dedup__hash(pt, idx) & mask;; i = (i + 1) & mask) {
+    for (size_t i = at_dedup__home_of(pt, pt->fp[2 * idx]);; i = at_dedup__probe(pt, i)) {
         AT_ASSERT(pt->slots[i]);
-        if (at_dedup__idx(pt->slots[i]) == idx) {
+        if ((uint32_t)pt->slots[i] - 1 == idx) {
             at_dedup__unslot(pt, i);
             return;
         }
@@ -170,98 +242,101 @@ static void at_dedup__unindex(at_dedup_part_t *pt, size_t idx)
 /* Pops the oldest entry; returns true if it was live. */
 static bool at_dedup__pop(at_dedup_t *d, at_dedup_part_t *pt)
 {
-    at_dedup_ent_t *e = at_dedup__ent(pt, pt->head);
-    bool live = !(e->len & AT_DEDUP_DEAD);
+    size_t idx = pt->head;
+    bool live = !at_dedup__dead(pt, idx);
     if (live) {
-        at_dedup__unindex(pt, (size_t)(pt->head & (pt->ecap - 1)));
+        at_dedup__unindex(pt, idx);
         pt->live--;
         d->size--;
     }
-    pt->head++;
-    if (pt->head == pt->tail)
-        pt->bhead = pt->btail = 0;
-    else
-        pt->bhead = at_dedup__ent(pt, pt->head)->off;
+    pt->head = at_dedup__next(pt, idx);
+    pt->n--;
     return live;
 }
 
-/* Moves the live bytes to a new ring of at least need more free bytes. */
-static void at_dedup__grow_bytes(at_dedup_part_t *pt, size_t need)
+/* The receive time of the oldest entry, ms (floored to the unit). */
+static int64_t at_dedup__oldest_ms(const at_dedup_t *d, const at_dedup_part_t *pt)
 {
-    size_t used = 0;
-    for (uint64_t s = pt->head; s < pt->tail; s++)
-        used += at_dedup__ent(pt, s)->len & ~AT_DEDUP_DEAD;
-    size_t cap = AT_MAX(pt->bcap, (size_t)4096);
-    if (cap < used + need + (used + need) / 4)
-        cap = used + need + (used + need) / 2;
-    char *nb = at_xmalloc(cap);
-    size_t o = 0;
-    for (uint64_t s = pt->head; s < pt->tail; s++) {
-        at_dedup_ent_t *e = at_dedup__ent(pt, s);
-        size_t n = e->len & ~AT_DEDUP_DEAD;
-        if (n)
-            memcpy(nb + o, pt->bytes + e->off, n);
-        e->off = (uint32_t)o;
-        o += n;
-    }
-    free(pt->bytes);
-    pt->bytes = nb;
-    pt->bcap = cap;
-    pt->bhead = 0;
-    pt->btail = o;
+    return pt->base + (int64_t)pt->ts[pt->head] * d->unit_ms;
 }
 
-/* Room for n id bytes at the byte ring's tail; returns their offset. */
-static size_t at_dedup__alloc_bytes(at_dedup_part_t *pt, size_t n)
+/* Grows the ring in place: entries keep their indexes (and the table its
+ * slots) unless the ring had wrapped, when the run from the head to the
+ * old end moves to the new end. */
+static void at_dedup__grow_ring(at_dedup_t *d, at_dedup_part_t *pt)
 {
-    if (pt->head == pt->tail)
-        pt->bhead = pt->btail = 0;
-    if (pt->btail >= pt->bhead) {
-        if (pt->bcap - pt->btail >= n)
-            return (pt->btail += n) - n;
-        if (pt->bhead > n) {
-            pt->btail = n; /* wrap: the end of the ring stays unused until the head passes */
-            return 0;
-        }
-    } else if (pt->bhead - pt->btail > n) {
-        return (pt->btail += n) - n;
-    }
-    at_dedup__grow_bytes(pt, n);
-    return (pt->btail += n) - n;
-}
-
-static void at_dedup__grow_ring(at_dedup_part_t *pt)
-{
-    size_t cap = pt->ecap ? pt->ecap * 2 : 64;
-    at_dedup_ent_t *ne = at_xmalloc(cap * sizeof *ne);
-    for (uint64_t s = pt->head; s < pt->tail; s++)
-        ne[s & (cap - 1)] = *at_dedup__ent(pt, s);
-    free(pt->ents);
-    pt->ents = ne;
+    size_t old = pt->ecap;
+    size_t cap = AT_MIN(AT_MAX(old + old / 2, (size_t)64), (size_t)d->cap);
+    AT_ASSERT(cap > pt->n);
+    bool wrapped = pt->head + pt->n > old;
+    pt->fp = at_dedup__grow(pt->fp, old * 2 * sizeof *pt->fp, cap * 2 * sizeof *pt->fp);
+    pt->ts = at_dedup__grow(pt->ts, old * sizeof *pt->ts, cap * sizeof *pt->ts);
     pt->ecap = cap;
-    at_dedup__rehash(pt, pt->nslots ? pt->nslots : 128);
+    if (wrapped) {
+        size_t k = old - pt->head, head = cap - k;
+        memmove(&pt->fp[2 * head], &pt->fp[2 * pt->head], k * 2 * sizeof *pt->fp);
+        memmove(&pt->ts[head], &pt->ts[pt->head], k * sizeof *pt->ts);
+        pt->head = head;
+        at_dedup__rehash(pt, pt->nslots);
+    }
 }
 
-static void at_dedup__insert(at_dedup_t *d, at_dedup_part_t *pt, uint64_t h, const char *id,
-                             size_t n, int64_t recv_ms)
+/* Slots for live + 1 entries: growing by half while under a load of 3/4,
+ * and no more than the cap needs at that load. */
+static void at_dedup__grow_table(at_dedup_t *d, at_dedup_part_t *pt)
 {
-    while (pt->tail - pt->head >= d->cap)
+    size_t need = pt->live + 1;
+    if (pt->nslots && need * 4 <= pt->nslots * 3)
+        return;
+    size_t most = (size_t)d->cap + (size_t)d->cap / 3 + 1;
+    size_t n = pt->nslots ? pt->nslots + pt->nslots / 2 : 128;
+    if (n > most)
+        n = most;
+    if (n * 3 < need * 4)
+        n = need + need / 3 + 1;
+    at_dedup__rehash(pt, n);
+}
+
+/* recv_ms as an entry's time; moves the base on when recv_ms is too far
+ * past it. Times before the base count as the base. */
+static uint32_t at_dedup__time(at_dedup_t *d, at_dedup_part_t *pt, int64_t recv_ms)
+{
+    if (!pt->n)
+        pt->base = recv_ms;
+    if (recv_ms <= pt->base)
+        return 0;
+    int64_t u = (recv_ms - pt->base) / d->unit_ms;
+    if (u <= (int64_t)UINT32_MAX)
+        return (uint32_t)u;
+    /* the oldest time still wanted: the horizon's start, or the oldest
+     * entry if newer (entries before it have expired: clamped to it) */
+    int64_t from = AT_MAX(recv_ms - d->horizon_ms, at_dedup__oldest_ms(d, pt));
+    uint32_t shift = (uint32_t)AT_MIN((from - pt->base) / d->unit_ms, (int64_t)UINT32_MAX);
+    for (size_t k = 0; k < pt->n; k++) {
+        size_t idx = at_dedup__at(pt, k);
+        pt->ts[idx] = pt->ts[idx] > shift ? pt->ts[idx] - shift : 0;
+    }
+    pt->base += (int64_t)shift * d->unit_ms;
+    u = (recv_ms - pt->base) / d->unit_ms;
+    return (uint32_t)AT_MIN(u, (int64_t)UINT32_MAX);
+}
+
+static void at_dedup__insert(at_dedup_t *d, at_dedup_part_t *pt, const uint64_t fp[2],
+                             int64_t recv_ms)
+{
+    while (pt->n >= d->cap)
         if (at_dedup__pop(d, pt))
             d->evicted++;
-    if (pt->tail - pt->head == pt->ecap)
-        at_dedup__grow_ring(pt);
-    if ((pt->live + 1) * 2 > pt->nslots)
-        at_dedup__rehash(pt, pt->nslots ? pt->nslots * 2 : 128);
-    size_t off = at_dedup__alloc_bytes(pt, n);
-    if (n)
-        memcpy(pt->bytes + off, id, n);
-    size_t idx = (size_t)(pt->tail & (pt->ecap - 1));
-    pt->ents[idx] = (at_dedup_ent_t){recv_ms, (uint32_t)off, (uint32_t)n};
-    pt->tail++;
-    size_t i = (size_t)h & (pt->nslots - 1);
-    while (pt->slots[i])
-        i = (i + 1) & (pt->nslots - 1);
-    pt->slots[i] = at_dedup__slot(h, idx);
+    if (pt->n == pt->ecap)
+        at_dedup__grow_ring(d, pt);
+    at_dedup__grow_table(d, pt);
+    uint32_t t = at_dedup__time(d, pt, recv_ms);
+    size_t idx = at_dedup__at(pt, pt->n);
+    pt->fp[2 * idx] = fp[0];
+    pt->fp[2 * idx + 1] = fp[1];
+    pt->ts[idx] = t;
+    pt->n++;
+    at_dedup__put(pt, idx);
     pt->live++;
     d->size++;
 }
@@ -270,15 +345,15 @@ static void at_dedup__insert(at_dedup_t *d, at_dedup_part_t *pt, uint64_t h, con
 bool at_dedup_check(at_dedup_t *d, int p, const char *id, size_t n, int64_t recv_ms)
 {
     AT_ASSERT(p >= 0 && p < d->partitions);
-    AT_ASSERT(n < AT_DEDUP_DEAD);
     at_dedup_part_t *pt = &d->parts[p];
     int64_t oldest = recv_ms - d->horizon_ms; /* at or before: expired */
-    while (pt->head < pt->tail && at_dedup__ent(pt, pt->head)->recv_ms <= oldest)
+    while (pt->n && at_dedup__oldest_ms(d, pt) <= oldest)
         at_dedup__pop(d, pt);
-    uint64_t h = at_hash64(id, n);
-    if (at_dedup__find(pt, h, id, n) >= 0)
+    uint64_t fp[2];
+    at_dedup__fingerprint(d, id, n, fp);
+    if (at_dedup__find(pt, fp) >= 0)
         return true;
-    at_dedup__insert(d, pt, h, id, n, recv_ms);
+    at_dedup__insert(d, pt, fp, recv_ms);
     return false;
 }
 
@@ -287,21 +362,19 @@ void at_dedup_forget(at_dedup_t *d, int p, const char *id, size_t n)
 {
     AT_ASSERT(p >= 0 && p < d->partitions);
     at_dedup_part_t *pt = &d->parts[p];
-    long i = at_dedup__find(pt, at_hash64(id, n), id, n);
+    uint64_t fp[2];
+    at_dedup__fingerprint(d, id, n, fp);
+    long i = at_dedup__find(pt, fp);
     if (i < 0)
         return;
-    size_t idx = at_dedup__idx(pt->slots[i]);
+    size_t idx = (uint32_t)pt->slots[i] - 1;
     at_dedup__unslot(pt, (size_t)i);
     pt->live--;
     d->size--;
-    if (idx == (size_t)((pt->tail - 1) & (pt->ecap - 1))) {
-        pt->btail = pt->ents[idx].off; /* the newest: give its bytes back */
-        pt->tail--;
-        if (pt->head == pt->tail)
-            pt->bhead = pt->btail = 0;
-    } else {
-        pt->ents[idx].len |= AT_DEDUP_DEAD;
-    }
+    if (idx == at_dedup__at(pt, pt->n - 1))
+        pt->n--; /* the newest: its place is given back */
+    else
+        pt->fp[2 * idx] = pt->fp[2 * idx + 1] = 0;
 }
 
 /* Entries evicted by the cap before their horizon. Thread: the owner's. */
@@ -314,4 +387,16 @@ uint64_t at_dedup_evicted(const at_dedup_t *d)
 uint64_t at_dedup_size(const at_dedup_t *d)
 {
     return d->size;
+}
+
+/* Bytes of the rings and tables (what they were allocated, used or not).
+ * Thread: the owner's. */
+uint64_t at_dedup_bytes(const at_dedup_t *d)
+{
+    uint64_t b = 0;
+    for (int i = 0; i < d->partitions; i++) {
+        const at_dedup_part_t *pt = &d->parts[i];
+        b += pt->ecap * (2 * sizeof *pt->fp + sizeof *pt->ts) + pt->nslots * sizeof *pt->slots;
+    }
+    return b;
 }

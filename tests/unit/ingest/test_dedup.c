@@ -1,7 +1,9 @@
-/* test_dedup.c - exact dedup by (partition, event_id): duplicates within
- * and across calls, expiry by the horizon in receive time, eviction by the
- * per-partition cap (counted), forget, many partitions, and a long
- * randomized run against a simple model. */
+/* test_dedup.c - dedup by (partition, event_id): duplicates within and
+ * across calls, expiry by the horizon in receive time (exact to the ms
+ * across a move of the times' base; to the unit with horizons past 2^31
+ * ms), eviction by the per-partition cap (counted), forget, many
+ * partitions, the memory an id costs at the cap, and a long randomized run
+ * against a simple model. */
 #include "ingest_test.h"
 
 #define H 1000 /* horizon, ms */
@@ -111,6 +113,113 @@ static void test_many_partitions(void **state)
     at_dedup_free(d);
 }
 
+/* Times held as 32-bit ms after a base: a base moved while entries are
+ * live keeps each one's expiry to the ms. */
+static void test_rebase(void **state)
+{
+    (void)state;
+    const int64_t h = INT32_MAX; /* the longest horizon kept in ms units */
+    at_dedup_t *d = at_dedup_new(1, h, 100);
+    assert_false(chk(d, 0, "x0", 0));
+    assert_false(chk(d, 0, "x1", h - 1));     /* x0 still live: the base stays 0 */
+    assert_false(chk(d, 0, "x2", 2 * h - 2)); /* x0 expired; 2^32 - 2 ms past the base */
+    assert_false(chk(d, 0, "x3", 3 * h - 3)); /* past 2^32 ms: the base moves */
+    assert_true(chk(d, 0, "x2", 3 * h - 3));  /* x2 came h - 1 ms ago */
+    assert_false(chk(d, 0, "x2", 3 * h - 2)); /* and expires exactly h after it */
+    assert_true(chk(d, 0, "x3", 4 * h - 4));  /* x3 came h - 1 ms ago */
+    assert_false(chk(d, 0, "x3", 4 * h - 3));
+    assert_int_equal(at_dedup_evicted(d), 0);
+    at_dedup_free(d);
+    /* times before the base count as the base: kept a little longer */
+    d = at_dedup_new(1, 1000, 100);
+    assert_false(chk(d, 0, "a", 5000));
+    assert_false(chk(d, 0, "b", 4990)); /* the clock went back */
+    assert_true(chk(d, 0, "b", 5999));
+    assert_false(chk(d, 0, "b", 6000));
+    at_dedup_free(d);
+}
+
+/* A ring that has wrapped grows: the run from its head moves and every
+ * id is still found (checked before the table grows and rehashes). */
+static void test_wrap_then_grow(void **state)
+{
+    (void)state;
+    at_dedup_t *d = at_dedup_new(1, 100, 1000);
+    char id[16];
+    for (int i = 0; i < 64; i++) { /* fills the first ring, 64 entries */
+        snprintf(id, sizeof id, "w%d", i);
+        assert_false(chk(d, 0, id, i));
+    }
+    /* at 150, w0..w50 expire; the next ids wrap to the ring's start, and
+     * past 64 entries it grows (the table of 128 slots does not) */
+    for (int i = 0; i < 60; i++) {
+        snprintf(id, sizeof id, "n%d", i);
+        assert_false(chk(d, 0, id, 150));
+    }
+    assert_int_equal(at_dedup_size(d), 13 + 60);
+    for (int i = 51; i < 64; i++) {
+        snprintf(id, sizeof id, "w%d", i);
+        assert_true(chk(d, 0, id, 150));
+    }
+    for (int i = 0; i < 60; i++) {
+        snprintf(id, sizeof id, "n%d", i);
+        assert_true(chk(d, 0, id, 249));
+    }
+    for (int i = 0; i < 60; i++) {
+        snprintf(id, sizeof id, "n%d", i);
+        assert_false(chk(d, 0, id, 250)); /* expired, recorded again */
+    }
+    at_dedup_free(d);
+}
+
+/* Horizons past 2^31 ms keep times in units of a few ms: an id expires
+ * within one unit of its horizon, never before horizon - unit. */
+static void test_long_horizon(void **state)
+{
+    (void)state;
+    const int64_t h = 365LL * 86400000; /* the longest dedup.horizon: 15 ms units */
+    at_dedup_t *d = at_dedup_new(1, h, 100);
+    assert_false(chk(d, 0, "a", 0));
+    assert_false(chk(d, 0, "b", 14)); /* held as 0 */
+    assert_true(chk(d, 0, "b", h - 1));
+    assert_true(chk(d, 0, "a", h - 1));
+    assert_false(chk(d, 0, "a", h));
+    assert_false(chk(d, 0, "b", h)); /* 14 ms early, within its unit */
+    at_dedup_free(d);
+    /* a base kept for 2^32 units (two years) by entries always live: it
+     * moves, and times stay exact in whole units */
+    d = at_dedup_new(1, h, 100);
+    assert_false(chk(d, 0, "a", 0));
+    assert_false(chk(d, 0, "b", h - 15));
+    assert_false(chk(d, 0, "c", 2 * h - 30)); /* a expired, b live */
+    assert_false(chk(d, 0, "d", 3 * h - 45)); /* b expired, c live: the base moves */
+    assert_true(chk(d, 0, "c", 3 * h - 31));
+    assert_false(chk(d, 0, "c", 3 * h - 30));
+    assert_true(chk(d, 0, "d", 4 * h - 60));
+    assert_false(chk(d, 0, "d", 4 * h - 45));
+    at_dedup_free(d);
+}
+
+/* At the cap an id costs its 16-byte fingerprint, a 4-byte time and a
+ * third more 8-byte slots than ids: about 31 bytes, whatever its length. */
+static void test_bytes_at_cap(void **state)
+{
+    (void)state;
+    enum { CAP = 100000 };
+    at_dedup_t *d = at_dedup_new(2, 86400000, CAP);
+    char id[80];
+    for (int i = 0; i < 3 * CAP; i++) {
+        snprintf(id, sizeof id, "order-2026-12-03-%060d", i); /* 77 bytes */
+        assert_false(chk(d, i % 2, id, i));
+    }
+    assert_int_equal(at_dedup_size(d), 2 * CAP);
+    assert_int_equal(at_dedup_evicted(d), CAP);
+    double per = (double)at_dedup_bytes(d) / (double)at_dedup_size(d);
+    if (per < 30 || per > 31.5)
+        fail_msg("%.2f bytes per id at the cap", per);
+    at_dedup_free(d);
+}
+
 /* A model: the entries of one partition in insertion order. */
 typedef struct model_ent {
     char id[48];
@@ -181,9 +290,16 @@ static void test_randomized(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_duplicates),        cmocka_unit_test(test_horizon),
-        cmocka_unit_test(test_cap_evicts_oldest), cmocka_unit_test(test_forget),
-        cmocka_unit_test(test_many_partitions),   cmocka_unit_test(test_randomized),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_horizon),
+        cmocka_unit_test(test_cap_evicts_oldest),
+        cmocka_unit_test(test_forget),
+        cmocka_unit_test(test_many_partitions),
+        cmocka_unit_test(test_wrap_then_grow),
+        cmocka_unit_test(test_rebase),
+        cmocka_unit_test(test_long_horizon),
+        cmocka_unit_test(test_bytes_at_cap),
+        cmocka_unit_test(test_randomized),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
