@@ -302,11 +302,19 @@ typedef struct at_rseed {
     bool excluded;
 } at_rseed_t;
 
+/* The table of a read's candidates. A slot holds the epoch it was written
+ * in and an index: a reset moves the epoch on instead of clearing the
+ * slots (16 KB a read), and a slot of another epoch is empty. */
+#define AT_RSEEDS_IDX_BITS 20
+#define AT_RSEEDS_IDX ((1u << AT_RSEEDS_IDX_BITS) - 1)
+#define AT_RSEEDS_EPOCHS (1u << (32 - AT_RSEEDS_IDX_BITS))
+
 typedef struct at_rseeds {
     at_rseed_t *v;
     uint32_t n, cap;
-    uint32_t *slots; /* index + 1 into v, 0: empty */
+    uint32_t *slots; /* epoch << AT_RSEEDS_IDX_BITS | index + 1 into v */
     uint32_t nslots;
+    uint32_t epoch;    /* 1 .. AT_RSEEDS_EPOCHS - 1 */
     at_arena_t *arena; /* where ids are copied to; NULL: ids are borrowed */
 } at_rseeds_t;
 
@@ -396,14 +404,18 @@ static void at_rseeds_reset(at_rseeds_t *t, uint32_t expect)
         nslots *= 2;
     if (nslots > t->nslots) {
         free(t->slots);
-        t->slots = at_xmalloc(nslots * sizeof *t->slots);
+        t->slots = at_xcalloc(nslots, sizeof *t->slots);
         t->nslots = nslots;
+        t->epoch = 0;
     }
     if (t->nslots / 2 > t->cap) {
         t->cap = t->nslots / 2;
         t->v = at_xrealloc(t->v, t->cap * sizeof *t->v);
     }
-    memset(t->slots, 0, t->nslots * sizeof *t->slots);
+    if (++t->epoch == AT_RSEEDS_EPOCHS) { /* every epoch used: cleared once */
+        memset(t->slots, 0, t->nslots * sizeof *t->slots);
+        t->epoch = 1;
+    }
     t->n = 0;
     if (t->arena)
         at_arena_reset(t->arena);
@@ -413,13 +425,13 @@ static void at_rseeds_reset(at_rseeds_t *t, uint32_t expect)
 static void at_rseeds__rehash(at_rseeds_t *t, uint32_t nslots)
 {
     free(t->slots);
-    t->slots = at_xcalloc(nslots, sizeof *t->slots);
+    t->slots = at_xcalloc(nslots, sizeof *t->slots); /* epoch 0: never current */
     t->nslots = nslots;
     for (uint32_t i = 0; i < t->n; i++) {
         uint32_t g = t->v[i].hash & (nslots - 1);
         while (t->slots[g])
             g = (g + 1) & (nslots - 1);
-        t->slots[g] = i + 1;
+        t->slots[g] = t->epoch << AT_RSEEDS_IDX_BITS | (i + 1);
     }
 }
 
@@ -427,12 +439,12 @@ static void at_rseeds__rehash(at_rseeds_t *t, uint32_t nslots)
  * when the table has an arena). */
 static at_rseed_t *at_rseeds_get(at_rseeds_t *t, const char *id, uint32_t n, uint32_t hash)
 {
-    uint32_t mask = t->nslots - 1, h = hash & mask;
+    uint32_t mask = t->nslots - 1, h = hash & mask, cur = t->epoch << AT_RSEEDS_IDX_BITS;
     for (;; h = (h + 1) & mask) {
-        uint32_t i = t->slots[h];
-        if (!i)
+        uint32_t s = t->slots[h];
+        if ((s & ~AT_RSEEDS_IDX) != cur)
             break;
-        at_rseed_t *e = &t->v[i - 1];
+        at_rseed_t *e = &t->v[(s & AT_RSEEDS_IDX) - 1];
         if (e->hash == hash && e->n == n && at_reco__eq(e->id, id, n))
             return e;
     }
@@ -443,6 +455,7 @@ static at_rseed_t *at_rseeds_get(at_rseeds_t *t, const char *id, uint32_t n, uin
         while (t->slots[h])
             h = (h + 1) & mask;
     }
+    AT_ASSERT(t->n < AT_RSEEDS_IDX);
     if (t->n == t->cap) {
         t->cap = AT_MAX(64u, t->cap * 2);
         t->v = at_xrealloc(t->v, t->cap * sizeof *t->v);
@@ -452,7 +465,7 @@ static at_rseed_t *at_rseeds_get(at_rseeds_t *t, const char *id, uint32_t n, uin
                       .n = n,
                       .hash = hash,
                       .best_seed = -1};
-    t->slots[h] = ++t->n;
+    t->slots[h] = cur | ++t->n;
     return e;
 }
 
@@ -880,9 +893,10 @@ static void at_reco__from_trend(at_rcmap_t *map, const at_rtrend_t *t, const cha
         if (aff) {
             if (v > c->aff) {
                 c->aff = v;
-                if (c->reason != AT_RECO_R_COOC)
+                if (c->reason != AT_RECO_R_COOC) /* a borrowing map's cat outlives it */
                     c->via =
-                        (at_pstr_t){at_arena_strndup(map->arena, cat, cat_len), (uint32_t)cat_len};
+                        (at_pstr_t){map->borrow ? cat : at_arena_strndup(map->arena, cat, cat_len),
+                                    (uint32_t)cat_len};
             }
         } else if (v > c->trend) {
             c->trend = v;
