@@ -425,6 +425,66 @@ static void test_read_cache(void **state)
     world_free(w);
 }
 
+/* The result's items with their scores and reasons. */
+static void scored(world_t *w, const char *user, char *out, size_t n)
+{
+    at_reco_result_t r;
+    at_reco_result_init(&r);
+    user_t *u = user_of(w, user);
+    at_reco_req_t rq = req_n(10);
+    at_reco_user(&w->set, &u->prof, &rq, &r);
+    out[0] = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        size_t l = strlen(out);
+        snprintf(out + l, n - l, "%.*s:%.9g:%d ", (int)r.hits[i].item.n, r.hits[i].item.s,
+                 r.hits[i].score, r.hits[i].reason);
+    }
+    at_reco_result_deinit(&r);
+}
+
+/* A read's candidate table is reset by moving its epoch on, and cleared
+ * once every 4,095 reads: the same user read again and again past
+ * several wraps, two users alternating, and a user read again exactly
+ * 4,095 resets later each give the answer of their first read, scores
+ * included (a slot of an earlier read taken as current would find a
+ * candidate before it was added this time). */
+static void test_reads_past_epochs(void **state)
+{
+    (void)state;
+    world_t *w = world_new(2);
+    const char *items[] = {"A", "B", "C", "D", "E", "F"};
+    for (int k = 0; k < 6; k++) /* pairs among A..F */
+        for (int j = 0; j < 6; j++)
+            ev(w, k % 2 ? "u1" : "u2", "view_item", items[(k + j) % 6], "x",
+               T0 + (k * 6 + j) * MIN_MS);
+    ev(w, "u3", "view_item", "A", "x", T0 + 40 * MIN_MS);
+    ev(w, "u3", "view_item", "B", "x", T0 + 41 * MIN_MS);
+    ev(w, "u4", "view_item", "C", "x", T0 + 42 * MIN_MS);
+    char first3[512], first4[512], got[512];
+    scored(w, "u3", first3, sizeof first3);
+    scored(w, "u4", first4, sizeof first4);
+    assert_non_null(strstr(first3, "C:"));
+    assert_non_null(strstr(first4, "D:"));
+    for (int i = 0; i < 2 * 4096; i++) {
+        scored(w, "u3", got, sizeof got);
+        assert_string_equal(got, first3);
+    }
+    for (int i = 0; i < 2 * 4096; i++) {
+        scored(w, i % 2 ? "u4" : "u3", got, sizeof got);
+        assert_string_equal(got, i % 2 ? first4 : first3);
+    }
+    /* u3 read in an epoch, then 4,094 reads that add no candidate: the
+     * next read of u3 has the same epoch again, and its slots and
+     * entries are all still there from the first; only the clearing at
+     * the wrap tells them from this read's */
+    scored(w, "u3", got, sizeof got);
+    for (int i = 0; i < 4094; i++)
+        scored(w, "nobody", got, sizeof got);
+    scored(w, "u3", got, sizeof got);
+    assert_string_equal(got, first3);
+    world_free(w);
+}
+
 static void kv_restore(void *ud, const char *key, size_t klen, const void *val, size_t vlen)
 {
     assert_int_equal(at_reco_restore(ud, key, klen, val, vlen), 0);
@@ -716,6 +776,7 @@ int main(void)
         cmocka_unit_test(test_cold_start_and_trending),
         cmocka_unit_test(test_affinity),
         cmocka_unit_test(test_read_cache),
+        cmocka_unit_test(test_reads_past_epochs),
         cmocka_unit_test(test_checkpoint_roundtrip),
         cmocka_unit_test(test_item_values),
         cmocka_unit_test(test_partners_by_dictionary_id),
