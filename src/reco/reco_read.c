@@ -270,8 +270,9 @@ static int at_reco__catalog_part(const at_reco_set_t *s, const char *id, size_t 
 #define AT_RCACHE_MAX 16384
 
 typedef struct at_rnb {
-    const char *id;
+    const char *id; /* the key's copy (at_rkeys_t) */
     uint32_t n, hash;
+    uint32_t key; /* the id's number in this thread's keys */
     double v;
 } at_rnb_t;
 
@@ -288,7 +289,6 @@ typedef struct at_rinfo {
     uint32_t cat_len;
     at_rnb_t *nb;
     uint32_t nnb;
-    char *nbmem;
 } at_rinfo_t;
 
 /* A candidate from the neighbours of a user's seeds: the most of a
@@ -314,16 +314,38 @@ typedef struct at_rseeds {
     uint32_t n, cap;
     uint32_t *slots; /* epoch << AT_RSEEDS_IDX_BITS | index + 1 into v */
     uint32_t nslots;
+    uint32_t *kslot; /* the same, by key number (at_rseeds_key) */
+    uint32_t nkslot;
     uint32_t epoch;    /* 1 .. AT_RSEEDS_EPOCHS - 1 */
     at_arena_t *arena; /* where ids are copied to; NULL: ids are borrowed */
 } at_rseeds_t;
+
+/* A thread's numbers for the item ids its cached neighbour lists hold, so
+ * that a read gathers candidates by number (an array index) instead of
+ * by hashing and comparing ids: each id once, its copy in the arena.
+ * Numbers stay until the cache is emptied (at_rcache_of). */
+#define AT_RKEYS_MAX (1u << 18)
+
+typedef struct at_rkey {
+    const char *id;
+    uint32_t n, hash;
+} at_rkey_t;
+
+typedef struct at_rkeys {
+    at_rkey_t *v;
+    uint32_t n, cap;
+    uint32_t *slots; /* number + 1, 0: empty; a power of two, at most half full */
+    uint32_t nslots;
+    at_arena_t arena;
+} at_rkeys_t;
 
 typedef struct at_rcache {
     at_rseeds_t seeds; /* a user's candidates; kept from read to read: no allocation per read */
     at_rseeds_t nbs;   /* an item's neighbours over the parts, their ids in nbarena */
     at_arena_t nbarena;
-    uint64_t gen;  /* the set it is for */
-    uint64_t read; /* counts the reads (at_rcache_of) */
+    at_rkeys_t keys; /* of the ids in the cached neighbour lists */
+    uint64_t gen;    /* the set it is for */
+    uint64_t read;   /* counts the reads (at_rcache_of) */
     at_rinfo_t **slots;
     uint32_t nslots, n;
 } at_rcache_t;
@@ -339,7 +361,6 @@ static void at_rinfo_free(at_rinfo_t *e)
     free(e->id);
     free(e->cat);
     free(e->nb);
-    free(e->nbmem);
     free(e);
 }
 
@@ -350,6 +371,11 @@ static void at_rcache_clear(at_rcache_t *c)
         c->slots[i] = NULL;
     }
     c->n = 0;
+    /* the lists held the keys' ids and numbers: both start again */
+    c->keys.n = 0;
+    if (c->keys.slots)
+        memset(c->keys.slots, 0, c->keys.nslots * sizeof *c->keys.slots);
+    at_arena_reset(&c->keys.arena);
 }
 
 static void at_rcache_free(void *p)
@@ -361,8 +387,13 @@ static void at_rcache_free(void *p)
     free(c->slots);
     free(c->seeds.v);
     free(c->seeds.slots);
+    free(c->seeds.kslot);
     free(c->nbs.v);
     free(c->nbs.slots);
+    free(c->nbs.kslot);
+    free(c->keys.v);
+    free(c->keys.slots);
+    at_arena_deinit(&c->keys.arena);
     at_arena_deinit(&c->nbarena);
     free(c);
 }
@@ -385,10 +416,11 @@ static at_rcache_t *at_rcache_of(const at_reco_set_t *s)
         c->nslots = 2 * AT_RCACHE_MAX;
         c->slots = at_xcalloc(c->nslots, sizeof(at_rinfo_t *));
         at_arena_init(&c->nbarena, 0);
+        at_arena_init(&c->keys.arena, 0);
         c->nbs.arena = &c->nbarena;
         AT_ASSERT(pthread_setspecific(at_reco__key, c) == 0);
     }
-    if (c->gen != s->gen || c->n >= AT_RCACHE_MAX) {
+    if (c->gen != s->gen || c->n >= AT_RCACHE_MAX || c->keys.n >= AT_RKEYS_MAX) {
         at_rcache_clear(c);
         c->gen = s->gen;
     }
@@ -406,7 +438,9 @@ static void at_rseeds_reset(at_rseeds_t *t, uint32_t expect)
         free(t->slots);
         t->slots = at_xcalloc(nslots, sizeof *t->slots);
         t->nslots = nslots;
-        t->epoch = 0;
+        t->epoch = 0; /* epochs start again: no slot by key may hold one */
+        if (t->kslot)
+            memset(t->kslot, 0, t->nkslot * sizeof *t->kslot);
     }
     if (t->nslots / 2 > t->cap) {
         t->cap = t->nslots / 2;
@@ -414,6 +448,8 @@ static void at_rseeds_reset(at_rseeds_t *t, uint32_t expect)
     }
     if (++t->epoch == AT_RSEEDS_EPOCHS) { /* every epoch used: cleared once */
         memset(t->slots, 0, t->nslots * sizeof *t->slots);
+        if (t->kslot)
+            memset(t->kslot, 0, t->nkslot * sizeof *t->kslot);
         t->epoch = 1;
     }
     t->n = 0;
@@ -467,6 +503,79 @@ static at_rseed_t *at_rseeds_get(at_rseeds_t *t, const char *id, uint32_t n, uin
                       .best_seed = -1};
     t->slots[h] = cur | ++t->n;
     return e;
+}
+
+/* Room in t's slots by key for key numbers below nkeys. */
+static void at_rseeds_kreserve(at_rseeds_t *t, uint32_t nkeys)
+{
+    if (nkeys <= t->nkslot)
+        return;
+    uint32_t nk = AT_MAX(AT_MAX(1024u, 2 * t->nkslot), nkeys);
+    t->kslot = at_xrealloc(t->kslot, nk * sizeof *t->kslot);
+    memset(t->kslot + t->nkslot, 0, (nk - t->nkslot) * sizeof *t->kslot); /* epoch 0 */
+    t->nkslot = nk;
+}
+
+/* The candidate for key number key (id, n and hash its id's; below what
+ * at_rseeds_kreserve made room for), created when new; ids are borrowed. */
+static inline at_rseed_t *at_rseeds_key(at_rseeds_t *t, uint32_t key, const char *id, uint32_t n,
+                                        uint32_t hash)
+{
+    AT_ASSERT(key < t->nkslot);
+    uint32_t cur = t->epoch << AT_RSEEDS_IDX_BITS, s = t->kslot[key];
+    if ((s & ~AT_RSEEDS_IDX) == cur)
+        return &t->v[(s & AT_RSEEDS_IDX) - 1];
+    if (t->n == t->cap) {
+        t->cap = AT_MAX(64u, t->cap * 2);
+        t->v = at_xrealloc(t->v, t->cap * sizeof *t->v);
+    }
+    AT_ASSERT(t->n < AT_RSEEDS_IDX);
+    at_rseed_t *e = &t->v[t->n];
+    *e = (at_rseed_t){.id = id, .n = n, .hash = hash, .best_seed = -1};
+    t->kslot[key] = cur | ++t->n;
+    return e;
+}
+
+static void at_rkeys__rehash(at_rkeys_t *k, uint32_t nslots)
+{
+    free(k->slots);
+    k->slots = at_xcalloc(nslots, sizeof *k->slots);
+    k->nslots = nslots;
+    for (uint32_t i = 0; i < k->n; i++) {
+        uint32_t h = k->v[i].hash & (nslots - 1);
+        while (k->slots[h])
+            h = (h + 1) & (nslots - 1);
+        k->slots[h] = i + 1;
+    }
+}
+
+/* The number of id (hash given) in k, given when new (with a copy of id);
+ * *copy is the id's copy. */
+static uint32_t at_rkeys_get(at_rkeys_t *k, const char *id, uint32_t n, uint32_t hash,
+                             const char **copy)
+{
+    if ((k->n + 1) * 2 > k->nslots)
+        at_rkeys__rehash(k, k->nslots ? k->nslots * 2 : 4096);
+    uint32_t mask = k->nslots - 1, h = hash & mask;
+    for (;; h = (h + 1) & mask) {
+        uint32_t s = k->slots[h];
+        if (!s)
+            break;
+        const at_rkey_t *e = &k->v[s - 1];
+        if (e->hash == hash && e->n == n && at_reco__eq(e->id, id, n)) {
+            *copy = e->id;
+            return s - 1;
+        }
+    }
+    if (k->n == k->cap) {
+        k->cap = AT_MAX(256u, k->cap * 2);
+        k->v = at_xrealloc(k->v, k->cap * sizeof *k->v);
+    }
+    const char *c = at_arena_strndup(&k->arena, id, n);
+    k->v[k->n] = (at_rkey_t){c, n, hash};
+    k->slots[h] = ++k->n;
+    *copy = c;
+    return k->n - 1;
 }
 
 static int at_rseed_cmp_cooc(const void *a, const void *b)
@@ -523,19 +632,13 @@ static void at_rinfo_build(at_reco_set_t *s, at_rcache_t *c, at_rinfo_t *e, bool
             top[i] = &m->v[i];
         uint32_t k = AT_MIN(m->n, (uint32_t)AT_RINFO_NB);
         at_rcand_best(top, m->n, k, at_rseed_cmp_cooc);
-        size_t bytes = 0;
-        for (uint32_t i = 0; i < k; i++)
-            bytes += ((const at_rseed_t *)top[i])->n;
         free(e->nb);
-        free(e->nbmem);
         e->nb = at_xmalloc((k ? k : 1) * sizeof *e->nb);
-        e->nbmem = at_xmalloc(bytes ? bytes : 1);
-        char *p = e->nbmem;
         for (uint32_t i = 0; i < k; i++) {
             const at_rseed_t *y = top[i];
-            memcpy(p, y->id, y->n);
-            e->nb[i] = (at_rnb_t){p, y->n, y->hash, y->cooc};
-            p += y->n;
+            const char *id;
+            uint32_t key = at_rkeys_get(&c->keys, y->id, y->n, y->hash, &id);
+            e->nb[i] = (at_rnb_t){id, y->n, y->hash, key, y->cooc};
         }
         e->nnb = k;
         e->nb_done = true;
@@ -1006,7 +1109,11 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
      * recommended again: in the tables from the start, excluded */
     for (uint32_t si = 0; si < nrecent; si++) {
         at_pstr_t r = p->recent[si].item;
-        at_rseeds_get(seeds, r.s, r.n, at_reco__hash(r.s, r.n))->excluded = true;
+        uint32_t hash = at_reco__hash(r.s, r.n);
+        const char *copy;
+        uint32_t key = at_rkeys_get(&cache->keys, r.s, r.n, hash, &copy);
+        at_rseeds_kreserve(seeds, key + 1);
+        at_rseeds_key(seeds, key, r.s, r.n, hash)->excluded = true;
     }
     uint32_t nexcl = seeds->n; /* v[0 .. nexcl): the recent items, each once */
     double f = 1.0;
@@ -1016,9 +1123,11 @@ void at_reco_user(at_reco_set_t *s, const at_profile_t *p, const at_reco_req_t *
             at_rinfo_get(s, cache, r.s, r.n, at_reco__hash(r.s, r.n), true, now, wall);
         if (x->pop <= 0)
             continue;
+        at_rseeds_kreserve(seeds, cache->keys.n); /* x's neighbours have numbers below */
         double w = at_reco__kind_weight(pc, p->recent[si].kinds) * f / sqrt(x->pop);
         for (uint32_t k = 0; k < x->nnb; k++) {
-            at_rseed_t *e = at_rseeds_get(seeds, x->nb[k].id, x->nb[k].n, x->nb[k].hash);
+            const at_rnb_t *y = &x->nb[k];
+            at_rseed_t *e = at_rseeds_key(seeds, y->key, y->id, y->n, y->hash);
             double v = w * x->nb[k].v;
             e->cooc += v;
             if (v > e->best) {
