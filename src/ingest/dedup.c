@@ -164,7 +164,7 @@ static size_t at_dedup__home_of(const at_dedup_part_t *pt, uint64_t lo)
 
 static size_t at_dedup__home(const at_dedup_part_t *pt, uint64_t slot)
 {
-    return at_dedup__home_of(pt, pt->fp[2 * ((uint32_t)slot - 1)]);
+    return at_dedup__home_of(pt, pt->fp[2 * (size_t)((uint32_t)slot - 1)]);
 }
 
 static uint64_t at_dedup__slot(const uint64_t fp[2], size_t idx)
