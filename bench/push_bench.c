@@ -19,6 +19,7 @@
  *
  * usage: bench_push HOST:PORT USERS RATE SECONDS BATCH CONNS WARMUP_S FSYNC_DIR
  *        bench_push fsync DIR BYTES INTERVAL_US COUNT   (fsync_paced below)
+ *        bench_push fsync-overlap DIR BYTES COUNT       (fsync_overlap below)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -295,8 +296,93 @@ static int fsync_paced(int argc, char **argv)
     return 0;
 }
 
+/* One thread of fsync_overlap: COUNT appends of BYTES, each synced. */
+typedef struct overlap {
+    int fd;
+    size_t bytes;
+    int n;
+    _Atomic int64_t *off;
+    int64_t *v;
+} overlap_t;
+
+static void *overlap_main(void *arg)
+{
+    overlap_t *o = arg;
+    char *block = malloc(o->bytes);
+    if (!block)
+        return NULL;
+    memset(block, 'x', o->bytes);
+    for (int i = 0; i < o->n; i++) {
+        int64_t off = atomic_fetch_add(o->off, (int64_t)o->bytes);
+        if (pwrite(o->fd, block, o->bytes, (off_t)off) != (ssize_t)o->bytes)
+            break;
+        int64_t t = now_ns();
+        fdatasync(o->fd);
+        o->v[i] = now_ns() - t;
+    }
+    free(block);
+    return NULL;
+}
+
+/* `bench_push fsync-overlap DIR BYTES COUNT`: whether two syncs of one
+ * file overlap on this disk (what a pipelined group commit would need):
+ * one thread, then two at once, appending BYTES and syncing COUNT times
+ * each, back to back, into a file whose blocks were written with zeros
+ * first. Prints syncs a second and their p50/p99 for each. */
+static int fsync_overlap(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "usage: bench_push fsync-overlap DIR BYTES COUNT\n");
+        return 2;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/fsync-probe-overlap", argv[2]);
+    size_t bytes = (size_t)atol(argv[3]);
+    int n = atoi(argv[4]);
+    if (bytes < 1 || bytes > (1 << 20) || n < 1 || n > 100000 ||
+        (int64_t)bytes * n * 2 > ((int64_t)256 << 20)) {
+        fprintf(stderr, "bench_push fsync-overlap: BYTES 1..1048576, COUNT 1..100000, "
+                        "BYTES * COUNT * 2 at most 256 MiB\n");
+        return 2;
+    }
+    int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0644);
+    if (fd < 0) {
+        perror(path);
+        return 1;
+    }
+    static char zeros[1 << 16];
+    for (int64_t w = 0; w < (int64_t)bytes * n * 2; w += (int64_t)sizeof zeros)
+        write_all(fd, zeros, sizeof zeros);
+    fdatasync(fd);
+    for (int threads = 1; threads <= 2; threads++) {
+        _Atomic int64_t off = 0;
+        overlap_t o[2];
+        pthread_t th[2];
+        int64_t *v = calloc((size_t)n * 2, sizeof *v);
+        if (!v)
+            return 1;
+        int64_t t0 = now_ns();
+        for (int k = 0; k < threads; k++) {
+            o[k] = (overlap_t){fd, bytes, n, &off, v + (size_t)k * (size_t)n};
+            pthread_create(&th[k], NULL, overlap_main, &o[k]);
+        }
+        for (int k = 0; k < threads; k++)
+            pthread_join(th[k], NULL);
+        double secs = (double)(now_ns() - t0) / 1e9;
+        printf("  %d thread%s: %.0f syncs/s\n", threads, threads > 1 ? "s" : " ",
+               (double)n * threads / secs);
+        report("fdatasync", v, (size_t)n * (size_t)threads);
+        free(v);
+    }
+    close(fd);
+    unlink(path);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "fsync-overlap") == 0)
+        return fsync_overlap(argc, argv);
     if (argc > 1 && strcmp(argv[1], "fsync") == 0)
         return fsync_paced(argc, argv);
     if (argc != 9) {
