@@ -270,9 +270,9 @@ static int at_reco__catalog_part(const at_reco_set_t *s, const char *id, size_t 
 #define AT_RCACHE_MAX 16384
 
 typedef struct at_rnb {
-    const char *id; /* the key's copy (at_rkeys_t) */
+    const char *id; /* the copy in this thread's keys (at_rcache_t) */
     uint32_t n, hash;
-    uint32_t key; /* the id's number in this thread's keys */
+    uint32_t key; /* the id's number there */
     double v;
 } at_rnb_t;
 
@@ -320,32 +320,29 @@ typedef struct at_rseeds {
     at_arena_t *arena; /* where ids are copied to; NULL: ids are borrowed */
 } at_rseeds_t;
 
-/* A thread's numbers for the item ids its cached neighbour lists hold, so
- * that a read gathers candidates by number (an array index) instead of
- * by hashing and comparing ids: each id once, its copy in the arena.
- * Numbers stay until the cache is emptied (at_rcache_of). */
+static void at_rseeds_free(at_rseeds_t *t)
+{
+    free(t->v);
+    free(t->slots);
+    free(t->kslot);
+}
+
+/* At most this many ids are numbered by a thread (at_rcache_t.keys)
+ * before its cache is emptied. */
 #define AT_RKEYS_MAX (1u << 18)
-
-typedef struct at_rkey {
-    const char *id;
-    uint32_t n, hash;
-} at_rkey_t;
-
-typedef struct at_rkeys {
-    at_rkey_t *v;
-    uint32_t n, cap;
-    uint32_t *slots; /* number + 1, 0: empty; a power of two, at most half full */
-    uint32_t nslots;
-    at_arena_t arena;
-} at_rkeys_t;
 
 typedef struct at_rcache {
     at_rseeds_t seeds; /* a user's candidates; kept from read to read: no allocation per read */
     at_rseeds_t nbs;   /* an item's neighbours over the parts, their ids in nbarena */
     at_arena_t nbarena;
-    at_rkeys_t keys; /* of the ids in the cached neighbour lists */
-    uint64_t gen;    /* the set it is for */
-    uint64_t read;   /* counts the reads (at_rcache_of) */
+    /* the ids of the cached neighbour lists, each once, numbered by their
+     * index, copied in keysarena: a read gathers candidates by number (an
+     * array index) instead of hashing and comparing ids; numbers stay
+     * until the cache is emptied */
+    at_rseeds_t keys;
+    at_arena_t keysarena;
+    uint64_t gen;  /* the set it is for */
+    uint64_t read; /* counts the reads (at_rcache_of) */
     at_rinfo_t **slots;
     uint32_t nslots, n;
 } at_rcache_t;
@@ -364,6 +361,8 @@ static void at_rinfo_free(at_rinfo_t *e)
     free(e);
 }
 
+static void at_rseeds_reset(at_rseeds_t *t, uint32_t expect);
+
 static void at_rcache_clear(at_rcache_t *c)
 {
     for (uint32_t i = 0; i < c->nslots; i++) {
@@ -371,11 +370,7 @@ static void at_rcache_clear(at_rcache_t *c)
         c->slots[i] = NULL;
     }
     c->n = 0;
-    /* the lists held the keys' ids and numbers: both start again */
-    c->keys.n = 0;
-    if (c->keys.slots)
-        memset(c->keys.slots, 0, c->keys.nslots * sizeof *c->keys.slots);
-    at_arena_reset(&c->keys.arena);
+    at_rseeds_reset(&c->keys, 1024); /* the lists held the keys' ids and numbers */
 }
 
 static void at_rcache_free(void *p)
@@ -385,15 +380,10 @@ static void at_rcache_free(void *p)
         return;
     at_rcache_clear(c);
     free(c->slots);
-    free(c->seeds.v);
-    free(c->seeds.slots);
-    free(c->seeds.kslot);
-    free(c->nbs.v);
-    free(c->nbs.slots);
-    free(c->nbs.kslot);
-    free(c->keys.v);
-    free(c->keys.slots);
-    at_arena_deinit(&c->keys.arena);
+    at_rseeds_free(&c->seeds);
+    at_rseeds_free(&c->nbs);
+    at_rseeds_free(&c->keys);
+    at_arena_deinit(&c->keysarena);
     at_arena_deinit(&c->nbarena);
     free(c);
 }
@@ -416,8 +406,10 @@ static at_rcache_t *at_rcache_of(const at_reco_set_t *s)
         c->nslots = 2 * AT_RCACHE_MAX;
         c->slots = at_xcalloc(c->nslots, sizeof(at_rinfo_t *));
         at_arena_init(&c->nbarena, 0);
-        at_arena_init(&c->keys.arena, 0);
+        at_arena_init(&c->keysarena, 0);
         c->nbs.arena = &c->nbarena;
+        c->keys.arena = &c->keysarena;
+        at_rseeds_reset(&c->keys, 1024);
         AT_ASSERT(pthread_setspecific(at_reco__key, c) == 0);
     }
     if (c->gen != s->gen || c->n >= AT_RCACHE_MAX || c->keys.n >= AT_RKEYS_MAX) {
@@ -436,11 +428,9 @@ static void at_rseeds_reset(at_rseeds_t *t, uint32_t expect)
         nslots *= 2;
     if (nslots > t->nslots) {
         free(t->slots);
-        t->slots = at_xcalloc(nslots, sizeof *t->slots);
+        t->slots = at_xmalloc(nslots * sizeof *t->slots);
         t->nslots = nslots;
-        t->epoch = 0; /* epochs start again: no slot by key may hold one */
-        if (t->kslot)
-            memset(t->kslot, 0, t->nkslot * sizeof *t->kslot);
+        t->epoch = AT_RSEEDS_EPOCHS - 1; /* cleared below, slots by key too */
     }
     if (t->nslots / 2 > t->cap) {
         t->cap = t->nslots / 2;
@@ -471,6 +461,23 @@ static void at_rseeds__rehash(at_rseeds_t *t, uint32_t nslots)
     }
 }
 
+/* A new entry for id (hash given) at index t->n - 1, with a copy of id
+ * when the table has an arena. */
+static inline at_rseed_t *at_rseeds__push(at_rseeds_t *t, const char *id, uint32_t n, uint32_t hash)
+{
+    AT_ASSERT(t->n < AT_RSEEDS_IDX);
+    if (t->n == t->cap) {
+        t->cap = AT_MAX(64u, t->cap * 2);
+        t->v = at_xrealloc(t->v, t->cap * sizeof *t->v);
+    }
+    at_rseed_t *e = &t->v[t->n++];
+    *e = (at_rseed_t){.id = t->arena ? at_arena_strndup(t->arena, id, n) : id,
+                      .n = n,
+                      .hash = hash,
+                      .best_seed = -1};
+    return e;
+}
+
 /* The candidate for id (hash given), created when new (with a copy of id
  * when the table has an arena). */
 static at_rseed_t *at_rseeds_get(at_rseeds_t *t, const char *id, uint32_t n, uint32_t hash)
@@ -491,17 +498,8 @@ static at_rseed_t *at_rseeds_get(at_rseeds_t *t, const char *id, uint32_t n, uin
         while (t->slots[h])
             h = (h + 1) & mask;
     }
-    AT_ASSERT(t->n < AT_RSEEDS_IDX);
-    if (t->n == t->cap) {
-        t->cap = AT_MAX(64u, t->cap * 2);
-        t->v = at_xrealloc(t->v, t->cap * sizeof *t->v);
-    }
-    at_rseed_t *e = &t->v[t->n];
-    *e = (at_rseed_t){.id = t->arena ? at_arena_strndup(t->arena, id, n) : id,
-                      .n = n,
-                      .hash = hash,
-                      .best_seed = -1};
-    t->slots[h] = cur | ++t->n;
+    at_rseed_t *e = at_rseeds__push(t, id, n, hash);
+    t->slots[h] = cur | t->n;
     return e;
 }
 
@@ -517,7 +515,7 @@ static void at_rseeds_kreserve(at_rseeds_t *t, uint32_t nkeys)
 }
 
 /* The candidate for key number key (id, n and hash its id's; below what
- * at_rseeds_kreserve made room for), created when new; ids are borrowed. */
+ * at_rseeds_kreserve made room for), created when new. */
 static inline at_rseed_t *at_rseeds_key(at_rseeds_t *t, uint32_t key, const char *id, uint32_t n,
                                         uint32_t hash)
 {
@@ -525,57 +523,19 @@ static inline at_rseed_t *at_rseeds_key(at_rseeds_t *t, uint32_t key, const char
     uint32_t cur = t->epoch << AT_RSEEDS_IDX_BITS, s = t->kslot[key];
     if ((s & ~AT_RSEEDS_IDX) == cur)
         return &t->v[(s & AT_RSEEDS_IDX) - 1];
-    if (t->n == t->cap) {
-        t->cap = AT_MAX(64u, t->cap * 2);
-        t->v = at_xrealloc(t->v, t->cap * sizeof *t->v);
-    }
-    AT_ASSERT(t->n < AT_RSEEDS_IDX);
-    at_rseed_t *e = &t->v[t->n];
-    *e = (at_rseed_t){.id = id, .n = n, .hash = hash, .best_seed = -1};
-    t->kslot[key] = cur | ++t->n;
+    at_rseed_t *e = at_rseeds__push(t, id, n, hash);
+    t->kslot[key] = cur | t->n;
     return e;
 }
 
-static void at_rkeys__rehash(at_rkeys_t *k, uint32_t nslots)
-{
-    free(k->slots);
-    k->slots = at_xcalloc(nslots, sizeof *k->slots);
-    k->nslots = nslots;
-    for (uint32_t i = 0; i < k->n; i++) {
-        uint32_t h = k->v[i].hash & (nslots - 1);
-        while (k->slots[h])
-            h = (h + 1) & (nslots - 1);
-        k->slots[h] = i + 1;
-    }
-}
-
-/* The number of id (hash given) in k, given when new (with a copy of id);
- * *copy is the id's copy. */
-static uint32_t at_rkeys_get(at_rkeys_t *k, const char *id, uint32_t n, uint32_t hash,
+/* The number of id (hash given) in keys, given when new; *copy is the
+ * id's copy there. */
+static uint32_t at_rkeys_get(at_rseeds_t *keys, const char *id, uint32_t n, uint32_t hash,
                              const char **copy)
 {
-    if ((k->n + 1) * 2 > k->nslots)
-        at_rkeys__rehash(k, k->nslots ? k->nslots * 2 : 4096);
-    uint32_t mask = k->nslots - 1, h = hash & mask;
-    for (;; h = (h + 1) & mask) {
-        uint32_t s = k->slots[h];
-        if (!s)
-            break;
-        const at_rkey_t *e = &k->v[s - 1];
-        if (e->hash == hash && e->n == n && at_reco__eq(e->id, id, n)) {
-            *copy = e->id;
-            return s - 1;
-        }
-    }
-    if (k->n == k->cap) {
-        k->cap = AT_MAX(256u, k->cap * 2);
-        k->v = at_xrealloc(k->v, k->cap * sizeof *k->v);
-    }
-    const char *c = at_arena_strndup(&k->arena, id, n);
-    k->v[k->n] = (at_rkey_t){c, n, hash};
-    k->slots[h] = ++k->n;
-    *copy = c;
-    return k->n - 1;
+    const at_rseed_t *e = at_rseeds_get(keys, id, n, hash);
+    *copy = e->id;
+    return (uint32_t)(e - keys->v);
 }
 
 static int at_rseed_cmp_cooc(const void *a, const void *b)
