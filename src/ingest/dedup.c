@@ -139,11 +139,6 @@ static void at_dedup__fingerprint(const at_dedup_t *d, const char *id, size_t n,
         fp[0] = 1;
 }
 
-static size_t at_dedup__next(const at_dedup_part_t *pt, size_t i)
-{
-    return i + 1 == pt->ecap ? 0 : i + 1;
-}
-
 /* The ring index of the k-th oldest entry. */
 static size_t at_dedup__at(const at_dedup_part_t *pt, size_t k)
 {
@@ -162,14 +157,22 @@ static size_t at_dedup__home_of(const at_dedup_part_t *pt, uint64_t lo)
     return (size_t)(((lo & 0xffffffffULL) * (uint64_t)pt->nslots) >> 32);
 }
 
+#define AT_DEDUP_TAG 0xffffffff00000000ULL /* a slot's fingerprint bits */
+
+/* The ring index a table slot holds. */
+static size_t at_dedup__idx(uint64_t slot)
+{
+    return (size_t)(uint32_t)slot - 1;
+}
+
 static size_t at_dedup__home(const at_dedup_part_t *pt, uint64_t slot)
 {
-    return at_dedup__home_of(pt, pt->fp[2 * (size_t)((uint32_t)slot - 1)]);
+    return at_dedup__home_of(pt, pt->fp[2 * at_dedup__idx(slot)]);
 }
 
 static uint64_t at_dedup__slot(const uint64_t fp[2], size_t idx)
 {
-    return (fp[1] & 0xffffffff00000000ULL) | (uint64_t)(idx + 1);
+    return (fp[1] & AT_DEDUP_TAG) | (uint64_t)(idx + 1);
 }
 
 static size_t at_dedup__probe(const at_dedup_part_t *pt, size_t i)
@@ -202,11 +205,11 @@ static long at_dedup__find(const at_dedup_part_t *pt, const uint64_t fp[2])
 {
     if (!pt->nslots)
         return -1;
-    uint64_t tag = fp[1] & 0xffffffff00000000ULL;
+    uint64_t tag = fp[1] & AT_DEDUP_TAG;
     for (size_t i = at_dedup__home_of(pt, fp[0]); pt->slots[i]; i = at_dedup__probe(pt, i)) {
-        if ((pt->slots[i] & 0xffffffff00000000ULL) != tag)
+        if ((pt->slots[i] & AT_DEDUP_TAG) != tag)
             continue;
-        size_t idx = (uint32_t)pt->slots[i] - 1;
+        size_t idx = at_dedup__idx(pt->slots[i]);
         if (pt->fp[2 * idx] == fp[0] && pt->fp[2 * idx + 1] == fp[1])
             return (long)i;
     }
@@ -232,7 +235,7 @@ static void at_dedup__unindex(at_dedup_part_t *pt, size_t idx)
 {
     for (size_t i = at_dedup__home_of(pt, pt->fp[2 * idx]);; i = at_dedup__probe(pt, i)) {
         AT_ASSERT(pt->slots[i]);
-        if ((uint32_t)pt->slots[i] - 1 == idx) {
+        if (at_dedup__idx(pt->slots[i]) == idx) {
             at_dedup__unslot(pt, i);
             return;
         }
@@ -249,7 +252,7 @@ static bool at_dedup__pop(at_dedup_t *d, at_dedup_part_t *pt)
         pt->live--;
         d->size--;
     }
-    pt->head = at_dedup__next(pt, idx);
+    pt->head = at_dedup__at(pt, 1);
     pt->n--;
     return live;
 }
@@ -367,7 +370,7 @@ void at_dedup_forget(at_dedup_t *d, int p, const char *id, size_t n)
     long i = at_dedup__find(pt, fp);
     if (i < 0)
         return;
-    size_t idx = (uint32_t)pt->slots[i] - 1;
+    size_t idx = at_dedup__idx(pt->slots[i]);
     at_dedup__unslot(pt, (size_t)i);
     pt->live--;
     d->size--;
