@@ -139,6 +139,14 @@ static inline void lt_rec_free(lt_rec_t *t)
     t->value = NULL;
 }
 
+/* Frees n records of a heap array and the array. */
+static inline void lt_recs_free(lt_rec_t *recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        lt_rec_free(&recs[i]);
+    free(recs);
+}
+
 /* Appends the records of ts (their at_rec_t copied out and back so offsets
  * land in ts). Returns at_log_append's result. */
 static inline int lt_append(at_log_t *log, lt_rec_t *ts, size_t n)

@@ -101,9 +101,7 @@ static void test_tail_follows_appends(void **state)
     assert_true(st.segments >= 2); /* ~4.5 MB of records in 3 MiB segments */
     at_log_iter_close(it);
     at_log_close(log);
-    for (int i = 0; i < ROUNDS * PER; i++)
-        lt_rec_free(&recs[i]);
-    free(recs);
+    lt_recs_free(recs, ROUNDS * PER);
     lt_rmdir(dir);
 }
 

@@ -21,9 +21,7 @@ static lt_rec_t *make_recs(int n)
 
 static void free_recs(lt_rec_t *recs, int n)
 {
-    for (int i = 0; i < n; i++)
-        lt_rec_free(&recs[i]);
-    free(recs);
+    lt_recs_free(recs, (size_t)n);
 }
 
 /* Records per segment, as the layout puts them. */

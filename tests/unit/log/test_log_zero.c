@@ -160,9 +160,7 @@ static void test_records_intact(void **state)
     assert_int_equal(st.truncated_bytes, 0);
     lt_expect(log, NULL, recs, N);
     at_log_close(log);
-    for (int i = 0; i < N; i++)
-        lt_rec_free(&recs[i]);
-    free(recs);
+    lt_recs_free(recs, N);
     lt_rmdir(dir);
 }
 
@@ -228,9 +226,7 @@ static void test_writeback(void **state)
         lt_expect(log, NULL, recs, N);
         at_log_close(log);
     }
-    for (int i = 0; i < N; i++)
-        lt_rec_free(&recs[i]);
-    free(recs);
+    lt_recs_free(recs, N);
     lt_rmdir(dir);
 }
 
