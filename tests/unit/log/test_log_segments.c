@@ -19,11 +19,6 @@ static lt_rec_t *make_recs(int n)
     return recs;
 }
 
-static void free_recs(lt_rec_t *recs, int n)
-{
-    lt_recs_free(recs, (size_t)n);
-}
-
 /* Records per segment, as the layout puts them. */
 static int per_seg(const lt_rec_t *recs)
 {
@@ -64,7 +59,7 @@ static void test_roll_over(void **state)
      * record. */
     assert_int_equal(access(lt_seg_path(dir, (unsigned long long)per_seg(recs)), F_OK), 0);
     at_log_close(log);
-    free_recs(recs, n);
+    lt_recs_free(recs, (size_t)n);
     lt_rmdir(dir);
 }
 
@@ -85,7 +80,7 @@ static void test_batch_spans_segments(void **state)
     log = lt_open(dir, 0, SEG, false);
     lt_expect(log, NULL, recs, (size_t)n);
     at_log_close(log);
-    free_recs(recs, n);
+    lt_recs_free(recs, (size_t)n);
     lt_rmdir(dir);
 }
 
@@ -132,7 +127,7 @@ static void test_iter_from(void **state)
     lt_expect(log, past, want, k);
     at_log_close(log);
     free(want);
-    free_recs(recs, n);
+    lt_recs_free(recs, (size_t)n);
     lt_rmdir(dir);
 }
 
@@ -184,7 +179,7 @@ static void test_retain_by_size(void **state)
     for (int p = 0; p < P; p++)
         assert_int_equal(at_log_next_offset(log, p), (n - p + P - 1) / P);
     at_log_close(log);
-    free_recs(recs, n);
+    lt_recs_free(recs, (size_t)n);
     lt_rmdir(dir);
 }
 
@@ -212,7 +207,7 @@ static void test_retain_by_age(void **state)
     assert_int_equal(at_log_retain(log, 0, 1, now, NULL), nseg - 4);
     assert_int_equal(lt_count_files(dir, ".seg"), 1);
     at_log_close(log);
-    free_recs(recs, n);
+    lt_recs_free(recs, (size_t)n);
     lt_rmdir(dir);
 }
 
@@ -239,7 +234,7 @@ static void test_iter_follows_writer(void **state)
     }
     at_log_iter_close(it);
     at_log_close(log);
-    free_recs(recs, n);
+    lt_recs_free(recs, (size_t)n);
     lt_rmdir(dir);
 }
 
@@ -274,7 +269,7 @@ static void test_reader_follows_other_writer(void **state)
     at_log_iter_close(it);
     at_log_close(ro);
     at_log_close(w);
-    free_recs(recs, n);
+    lt_recs_free(recs, (size_t)n);
     lt_rmdir(dir);
 }
 
