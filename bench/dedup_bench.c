@@ -64,7 +64,7 @@ int main(int argc, char **argv)
     }
     int64_t t0 = 1777248000000; /* 2026-04-27 */
     long r0 = rss_kib();
-    at_dedup_t *d = at_dedup_new(parts, 86400000, cap);
+    at_dedup_t *d = at_dedup_new(parts, 86400000, cap, NULL);
     double a = now_s();
     uint64_t dups = run(d, parts, 0, ids, t0);
     double b = now_s();

@@ -133,8 +133,8 @@ static const at_config__setting_t at_config__table[] = {
 
     {"dedup.horizon", AT_CFG_DURATION, OFF(dedup_horizon_ms), "24h", 0, 365 * DAY_MS, NULL, NULL,
      "How long, in receive time, an `event_id` is remembered; 0 turns dedup off."},
-    {"dedup.max_per_partition", AT_CFG_INT64, OFF(dedup_max_per_partition), "1000000", 0, 1LL << 40,
-     NULL, NULL,
+    {"dedup.max_per_partition", AT_CFG_INT64, OFF(dedup_max_per_partition), "1000000", 0,
+     (1LL << 24) - 1 /* AT_DEDUP_MAX_CAP */, NULL, NULL,
      "Most remembered event ids per partition; older ones are evicted early (and counted)."},
 
     {"log.segment_bytes", AT_CFG_SIZE, OFF(segment_bytes), "64MiB", 4 * KIB, 64 * GIB, NULL, NULL,

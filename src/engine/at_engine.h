@@ -59,6 +59,8 @@ typedef struct at_engine_metrics {
     _Atomic uint64_t dedup_evicted;
     _Atomic uint64_t dedup_size;
     _Atomic uint64_t dedup_bytes;
+    _Atomic uint64_t dedup_reads;
+    _Atomic uint64_t dedup_errors;
     at_hist_t fsync;           /* seconds per log sync */
     at_hist_t commit_wait;     /* seconds from queueing to answer */
     pthread_mutex_t reject_mu; /* guards the two arrays below */

@@ -75,7 +75,8 @@ static int at_engine__open_parts(attune_t *a, char *err, size_t errlen)
         (void)snprintf(err, errlen, "%s%s%s", e.field, e.field[0] ? ": " : "", e.message);
         return rc;
     }
-    a->dedup = at_dedup_new(a->partitions, a->cfg.dedup_horizon_ms, a->cfg.dedup_max_per_partition);
+    a->dedup = at_dedup_new(a->partitions, a->cfg.dedup_horizon_ms, a->cfg.dedup_max_per_partition,
+                            a->cfg.data_dir);
     size_t P = (size_t)a->partitions;
     a->tick_trusted = at_xcalloc(P, sizeof *a->tick_trusted);
     a->last_append = at_xcalloc(P, sizeof *a->last_append);

@@ -223,6 +223,12 @@ int attune_metrics(attune_t *a, char **text, size_t *len)
                      (double)atomic_load(&m->dedup_size));
     at_engine__gauge(&b, "attune_dedup_bytes", "Bytes of memory the dedup index holds.",
                      (double)atomic_load(&m->dedup_bytes));
+    at_engine__counter(&b, "attune_dedup_file_reads_total",
+                       "Fingerprints the dedup index read back from its file for a matching tag.",
+                       atomic_load(&m->dedup_reads));
+    at_engine__counter(&b, "attune_dedup_file_errors_total",
+                       "Failed reads and writes of the dedup index's file.",
+                       atomic_load(&m->dedup_errors));
     at_log_stats_t st;
     at_log_stats(a->log, &st);
     at_engine__gauge(&b, "attune_log_bytes", "Bytes of records in the event log.",

@@ -543,6 +543,8 @@ void *at_engine__writer_main(void *arg)
         atomic_store(&a->m.dedup_evicted, at_dedup_evicted(a->dedup));
         atomic_store(&a->m.dedup_size, at_dedup_size(a->dedup));
         atomic_store(&a->m.dedup_bytes, at_dedup_bytes(a->dedup));
+        atomic_store(&a->m.dedup_reads, at_dedup_reads(a->dedup));
+        atomic_store(&a->m.dedup_errors, at_dedup_errors(a->dedup));
         int64_t now = at_time_mono_ns();
         if (now - last_retain > 10 * 1000000000LL) {
             at_writer__retain(a);

@@ -97,9 +97,13 @@ int at_ingest_schema_list(at_ingest_t *in, at_buf_t *out);
 /* ---- dedup (DESIGN.md §6) ----------------------------------------------
  * Keyed by (partition, event_id) as a 128-bit fingerprint of the id (a
  * false duplicate has odds of about cap / 2^128 per id), over a horizon in
- * receive time, capped per partition (oldest evicted first, counted). */
+ * receive time, capped per partition (oldest evicted first, counted). The
+ * fingerprints live in an unlinked scratch file in dir, a compact table of
+ * short tags in memory (docs/decisions/0010). */
+#define AT_DEDUP_MAX_CAP ((1 << 24) - 1) /* ids per partition */
 typedef struct at_dedup at_dedup_t;
-at_dedup_t *at_dedup_new(int partitions, int64_t horizon_ms, int64_t max_per_partition);
+at_dedup_t *at_dedup_new(int partitions, int64_t horizon_ms, int64_t max_per_partition,
+                         const char *dir);
 void at_dedup_free(at_dedup_t *d);
 /* Returns true if (p, id) was seen within the horizon before recv_ms;
  * otherwise records it and returns false. Entries older than
@@ -109,6 +113,8 @@ bool at_dedup_check(at_dedup_t *d, int p, const char *id, size_t n, int64_t recv
 void at_dedup_forget(at_dedup_t *d, int p, const char *id, size_t n);
 uint64_t at_dedup_evicted(const at_dedup_t *d); /* evicted before their horizon */
 uint64_t at_dedup_size(const at_dedup_t *d);
-uint64_t at_dedup_bytes(const at_dedup_t *d); /* of its arrays */
+uint64_t at_dedup_bytes(const at_dedup_t *d);  /* of memory, not the file */
+uint64_t at_dedup_reads(const at_dedup_t *d);  /* fingerprints read back from the file */
+uint64_t at_dedup_errors(const at_dedup_t *d); /* failed reads and writes of the file */
 
 #endif

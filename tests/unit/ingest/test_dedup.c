@@ -1,10 +1,12 @@
 /* test_dedup.c - dedup by (partition, event_id): duplicates within and
- * across calls, expiry by the horizon in receive time (exact to the ms
- * across a move of the times' base; to the unit with horizons past 2^31
- * ms), eviction by the per-partition cap (counted), forget, many
- * partitions, the memory an id costs at the cap, and a long randomized run
- * against a simple model. */
+ * across calls, expiry by the horizon in receive time (exact to the ms at
+ * any horizon), eviction by the per-partition cap (counted), forget, many
+ * partitions, the memory an id costs at the cap, short tags settled by the
+ * file, the file unlinked or missing, and long randomized runs against a
+ * simple model. */
 #include "ingest_test.h"
+
+#include <dirent.h>
 
 #define H 1000 /* horizon, ms */
 
@@ -16,7 +18,7 @@ static bool chk(at_dedup_t *d, int p, const char *id, int64_t t)
 static void test_duplicates(void **state)
 {
     (void)state;
-    at_dedup_t *d = at_dedup_new(4, H, 100);
+    at_dedup_t *d = at_dedup_new(4, H, 100, NULL);
     assert_false(chk(d, 0, "a", 10));
     assert_false(chk(d, 0, "b", 10));
     assert_true(chk(d, 0, "a", 11));
@@ -36,7 +38,7 @@ static void test_duplicates(void **state)
 static void test_horizon(void **state)
 {
     (void)state;
-    at_dedup_t *d = at_dedup_new(1, H, 100);
+    at_dedup_t *d = at_dedup_new(1, H, 100, NULL);
     assert_false(chk(d, 0, "a", 0));
     assert_false(chk(d, 0, "b", 400));
     assert_true(chk(d, 0, "a", H - 1));    /* still within */
@@ -52,7 +54,7 @@ static void test_horizon(void **state)
 static void test_cap_evicts_oldest(void **state)
 {
     (void)state;
-    at_dedup_t *d = at_dedup_new(2, H, 3);
+    at_dedup_t *d = at_dedup_new(2, H, 3, NULL);
     assert_false(chk(d, 0, "1", 1));
     assert_false(chk(d, 0, "2", 2));
     assert_false(chk(d, 0, "3", 3));
@@ -71,7 +73,7 @@ static void test_cap_evicts_oldest(void **state)
 static void test_forget(void **state)
 {
     (void)state;
-    at_dedup_t *d = at_dedup_new(1, H, 10);
+    at_dedup_t *d = at_dedup_new(1, H, 10, NULL);
     assert_false(chk(d, 0, "a", 1));
     assert_false(chk(d, 0, "b", 2));
     assert_false(chk(d, 0, "c", 3));
@@ -98,7 +100,7 @@ static void test_many_partitions(void **state)
 {
     (void)state;
     enum { P = 64, N = 3000 };
-    at_dedup_t *d = at_dedup_new(P, 1000000, 1000000);
+    at_dedup_t *d = at_dedup_new(P, 1000000, 1000000, NULL);
     char id[64];
     for (int i = 0; i < N; i++) {
         snprintf(id, sizeof id, "9f1c3a7e-5b2d-4c1e-8f00-%012d", i);
@@ -113,25 +115,28 @@ static void test_many_partitions(void **state)
     at_dedup_free(d);
 }
 
-/* Times held as 32-bit ms after a base: a base moved while entries are
- * live keeps each one's expiry to the ms. */
-static void test_rebase(void **state)
+/* Receive times are kept to the ms: an id expires exactly its horizon
+ * after it came, with the longest horizon too and over many horizons. */
+static void test_exact_times(void **state)
 {
     (void)state;
-    const int64_t h = INT32_MAX; /* the longest horizon kept in ms units */
-    at_dedup_t *d = at_dedup_new(1, h, 100);
-    assert_false(chk(d, 0, "x0", 0));
-    assert_false(chk(d, 0, "x1", h - 1));     /* x0 still live: the base stays 0 */
-    assert_false(chk(d, 0, "x2", 2 * h - 2)); /* x0 expired; 2^32 - 2 ms past the base */
-    assert_false(chk(d, 0, "x3", 3 * h - 3)); /* past 2^32 ms: the base moves */
-    assert_true(chk(d, 0, "x2", 3 * h - 3));  /* x2 came h - 1 ms ago */
-    assert_false(chk(d, 0, "x2", 3 * h - 2)); /* and expires exactly h after it */
-    assert_true(chk(d, 0, "x3", 4 * h - 4));  /* x3 came h - 1 ms ago */
-    assert_false(chk(d, 0, "x3", 4 * h - 3));
+    const int64_t h = 365LL * 86400000; /* the longest dedup.horizon */
+    at_dedup_t *d = at_dedup_new(1, h, 100, NULL);
+    assert_false(chk(d, 0, "a", 0));
+    assert_false(chk(d, 0, "b", 14));
+    assert_true(chk(d, 0, "b", h - 1));
+    assert_true(chk(d, 0, "a", h - 1));
+    assert_false(chk(d, 0, "a", h)); /* expired: recorded again at h */
+    assert_true(chk(d, 0, "b", h + 13));
+    assert_false(chk(d, 0, "b", h + 14));
+    assert_false(chk(d, 0, "c", 3 * h - 31));
+    assert_true(chk(d, 0, "c", 4 * h - 32));
+    assert_false(chk(d, 0, "c", 4 * h - 31));
     assert_int_equal(at_dedup_evicted(d), 0);
     at_dedup_free(d);
-    /* times before the base count as the base: kept a little longer */
-    d = at_dedup_new(1, 1000, 100);
+    /* expiry goes in arrival order: an id that came with an earlier time
+     * than the one before it leaves with that one */
+    d = at_dedup_new(1, 1000, 100, NULL);
     assert_false(chk(d, 0, "a", 5000));
     assert_false(chk(d, 0, "b", 4990)); /* the clock went back */
     assert_true(chk(d, 0, "b", 5999));
@@ -139,12 +144,12 @@ static void test_rebase(void **state)
     at_dedup_free(d);
 }
 
-/* A ring that has wrapped grows: the run from its head moves and every
- * id is still found (checked before the table grows and rehashes). */
+/* A ring whose head has moved on wraps to its start while the table
+ * grows and rehashes: every id is still found. */
 static void test_wrap_then_grow(void **state)
 {
     (void)state;
-    at_dedup_t *d = at_dedup_new(1, 100, 1000);
+    at_dedup_t *d = at_dedup_new(1, 100, 1000, NULL);
     char id[16];
     for (int i = 0; i < 64; i++) { /* fills the first ring, 64 entries */
         snprintf(id, sizeof id, "w%d", i);
@@ -172,41 +177,14 @@ static void test_wrap_then_grow(void **state)
     at_dedup_free(d);
 }
 
-/* Horizons past 2^31 ms keep times in units of a few ms: an id expires
- * within one unit of its horizon, never before horizon - unit. */
-static void test_long_horizon(void **state)
-{
-    (void)state;
-    const int64_t h = 365LL * 86400000; /* the longest dedup.horizon: 15 ms units */
-    at_dedup_t *d = at_dedup_new(1, h, 100);
-    assert_false(chk(d, 0, "a", 0));
-    assert_false(chk(d, 0, "b", 14)); /* held as 0 */
-    assert_true(chk(d, 0, "b", h - 1));
-    assert_true(chk(d, 0, "a", h - 1));
-    assert_false(chk(d, 0, "a", h));
-    assert_false(chk(d, 0, "b", h)); /* 14 ms early, within its unit */
-    at_dedup_free(d);
-    /* a base kept for 2^32 units (two years) by entries always live: it
-     * moves, and times stay exact in whole units */
-    d = at_dedup_new(1, h, 100);
-    assert_false(chk(d, 0, "a", 0));
-    assert_false(chk(d, 0, "b", h - 15));
-    assert_false(chk(d, 0, "c", 2 * h - 30)); /* a expired, b live */
-    assert_false(chk(d, 0, "d", 3 * h - 45)); /* b expired, c live: the base moves */
-    assert_true(chk(d, 0, "c", 3 * h - 31));
-    assert_false(chk(d, 0, "c", 3 * h - 30));
-    assert_true(chk(d, 0, "d", 4 * h - 60));
-    assert_false(chk(d, 0, "d", 4 * h - 45));
-    at_dedup_free(d);
-}
-
-/* At the cap an id costs its 16-byte fingerprint, a 4-byte time and a
- * third more 8-byte slots than ids: about 31 bytes, whatever its length. */
+/* At the cap an id costs a slot of its table, 4 bytes at a load of 0.85
+ * (4.7), whatever its length; besides, each partition holds two chunks
+ * of 4,096 positions of 24 bytes (the one being filled and the head's). */
 static void test_bytes_at_cap(void **state)
 {
     (void)state;
     enum { CAP = 100000 };
-    at_dedup_t *d = at_dedup_new(2, 86400000, CAP);
+    at_dedup_t *d = at_dedup_new(2, 86400000, CAP, NULL);
     char id[80];
     for (int i = 0; i < 3 * CAP; i++) {
         snprintf(id, sizeof id, "order-2026-12-03-%060d", i); /* 77 bytes */
@@ -214,9 +192,99 @@ static void test_bytes_at_cap(void **state)
     }
     assert_int_equal(at_dedup_size(d), 2 * CAP);
     assert_int_equal(at_dedup_evicted(d), CAP);
-    double per = (double)at_dedup_bytes(d) / (double)at_dedup_size(d);
-    if (per < 30 || per > 31.5)
-        fail_msg("%.2f bytes per id at the cap", per);
+    double chunks = 2 * 2 * 4096 * 24;
+    double per = ((double)at_dedup_bytes(d) - chunks) / (double)at_dedup_size(d);
+    if (per < 4.6 || per > 4.8)
+        fail_msg("%.2f bytes per id at the cap, besides the chunks", per);
+    /* the last CAP of each partition are still found, through the file */
+    uint64_t reads = at_dedup_reads(d);
+    for (int i = 2 * CAP; i < 3 * CAP; i++) {
+        snprintf(id, sizeof id, "order-2026-12-03-%060d", i);
+        assert_true(chk(d, i % 2, id, 3 * CAP));
+    }
+    assert_true(at_dedup_reads(d) - reads > CAP / 2); /* most are in the file */
+    assert_int_equal(at_dedup_errors(d), 0);
+    at_dedup_free(d);
+}
+
+/* The largest cap leaves 8 bits of tag in a slot: about 3% of new ids
+ * meet a matching tag, and the fingerprint read back from the file
+ * settles each one; no new id is taken for a duplicate. */
+static void test_short_tags(void **state)
+{
+    (void)state;
+    enum { N = 150000 };
+    at_dedup_t *d = at_dedup_new(1, 86400000, AT_DEDUP_MAX_CAP, NULL);
+    char id[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "t-%d", i);
+        assert_false(chk(d, 0, id, 1));
+    }
+    uint64_t reads = at_dedup_reads(d);
+    for (int i = N; i < 2 * N; i++) {
+        snprintf(id, sizeof id, "t-%d", i);
+        assert_false(chk(d, 0, id, 2));
+    }
+    uint64_t tagged = at_dedup_reads(d) - reads;
+    if (tagged < N / 100 || tagged > N / 10)
+        fail_msg("%llu reads for %d new ids", (unsigned long long)tagged, N);
+    for (int i = 0; i < 2 * N; i += 7) {
+        snprintf(id, sizeof id, "t-%d", i);
+        assert_true(chk(d, 0, id, 3));
+    }
+    assert_int_equal(at_dedup_size(d), 2 * N);
+    at_dedup_free(d);
+}
+
+/* The file lives in the directory given, unlinked from the start: nothing
+ * is left there, even while it holds chunks. */
+static void test_file_unlinked(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/attune-dedup-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    at_dedup_t *d = at_dedup_new(2, 86400000, 10000, dir);
+    char id[32];
+    for (int i = 0; i < 30000; i++) {
+        snprintf(id, sizeof id, "u-%d", i);
+        assert_false(chk(d, i % 2, id, i));
+    }
+    DIR *dh = opendir(dir);
+    assert_non_null(dh);
+    int entries = 0;
+    for (struct dirent *e; (e = readdir(dh));)
+        entries += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(dh);
+    assert_int_equal(entries, 0);
+    for (int i = 20000; i < 30000; i++) {
+        snprintf(id, sizeof id, "u-%d", i);
+        assert_true(chk(d, i % 2, id, 30000));
+    }
+    assert_int_equal(at_dedup_errors(d), 0);
+    at_dedup_free(d);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+/* Where the file cannot be made, its chunks stay in memory and the index
+ * is as exact as with it (the failure counted). */
+static void test_no_file(void **state)
+{
+    (void)state;
+    at_dedup_t *d = at_dedup_new(1, 86400000, 10000, "/nonexistent/attune");
+    char id[32];
+    for (int i = 0; i < 25000; i++) {
+        snprintf(id, sizeof id, "m-%d", i);
+        assert_false(chk(d, 0, id, i));
+    }
+    assert_int_equal(at_dedup_evicted(d), 15000);
+    for (int i = 15000; i < 25000; i++) {
+        snprintf(id, sizeof id, "m-%d", i);
+        assert_true(chk(d, 0, id, 25000));
+    }
+    snprintf(id, sizeof id, "m-%d", 14999);
+    assert_false(chk(d, 0, id, 25000)); /* evicted: new again */
+    assert_true(at_dedup_errors(d) > 0);
+    assert_true(at_dedup_bytes(d) > 10000 * 24); /* the chunks it kept */
     at_dedup_free(d);
 }
 
@@ -236,7 +304,7 @@ static void run_model(size_t CAP, int64_t horizon, unsigned idspace, int pad, in
     AT_ASSERT(steps <= STEPS);
     size_t head = 0, tail = 0;
     uint64_t evicted = 0;
-    at_dedup_t *d = at_dedup_new(1, horizon, (int64_t)CAP);
+    at_dedup_t *d = at_dedup_new(1, horizon, (int64_t)CAP, NULL);
     unsigned seed = 12345;
     int64_t t = 0;
     for (int step = 0; step < steps; step++) {
@@ -285,21 +353,18 @@ static void test_randomized(void **state)
     run_model(50, 300, 120, 1, 40000);         /* the cap and the horizon both bite */
     run_model(100000, 3000, 20000, 40, 12000); /* the rings grow while they wrap */
     run_model(3, 100000, 5, 1, 20000);         /* mostly evictions and forgets */
+    run_model(5000, 100000, 30000, 8, 40000);  /* chunks of 4,096 through the file, wrapping */
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_duplicates),
-        cmocka_unit_test(test_horizon),
-        cmocka_unit_test(test_cap_evicts_oldest),
-        cmocka_unit_test(test_forget),
-        cmocka_unit_test(test_many_partitions),
-        cmocka_unit_test(test_wrap_then_grow),
-        cmocka_unit_test(test_rebase),
-        cmocka_unit_test(test_long_horizon),
-        cmocka_unit_test(test_bytes_at_cap),
-        cmocka_unit_test(test_randomized),
+        cmocka_unit_test(test_duplicates),        cmocka_unit_test(test_horizon),
+        cmocka_unit_test(test_cap_evicts_oldest), cmocka_unit_test(test_forget),
+        cmocka_unit_test(test_many_partitions),   cmocka_unit_test(test_wrap_then_grow),
+        cmocka_unit_test(test_exact_times),       cmocka_unit_test(test_bytes_at_cap),
+        cmocka_unit_test(test_short_tags),        cmocka_unit_test(test_file_unlinked),
+        cmocka_unit_test(test_no_file),           cmocka_unit_test(test_randomized),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
