@@ -111,8 +111,8 @@ static void at_dedup__free(void *p, size_t n)
         free(p);
 }
 
-/* Returns an owned dedup index whose file goes in dir (NULL: $TMPDIR or
- * /tmp); free with at_dedup_free(). Thread: any. */
+/* Returns an owned dedup index whose file goes in dir (NULL: /tmp); free
+ * with at_dedup_free(). Thread: any. */
 at_dedup_t *at_dedup_new(int partitions, int64_t horizon_ms, int64_t max_per_partition,
                          const char *dir)
 {
@@ -127,9 +127,7 @@ at_dedup_t *at_dedup_new(int partitions, int64_t horizon_ms, int64_t max_per_par
     if (getrandom(&d->seed, sizeof d->seed, 0) != (ssize_t)sizeof d->seed)
         d->seed = (uint64_t)at_time_mono_ns() * 0x9e3779b97f4a7c15ULL;
     d->rng = d->seed | 1;
-    if (!dir)
-        dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    d->dir = at_xstrdup(dir);
+    d->dir = at_xstrdup(dir ? dir : "/tmp");
     d->fd = -1;
     d->parts = at_xcalloc((size_t)partitions, sizeof *d->parts);
     for (int i = 0; i < partitions; i++)
@@ -182,7 +180,8 @@ static int at_dedup__file(at_dedup_t *d)
     }
     if (fd < 0) {
         if (!d->errors++)
-            AT_WARN("dedup file", "dir=%s error=\"%s\" (held in memory)", d->dir, strerror(errno));
+            AT_WARN("dedup file", "dir=%s error=\"%s\" (held in memory)", d->dir,
+                    at_strerror(errno));
         return -1;
     }
     return d->fd = fd;
@@ -203,7 +202,7 @@ static void at_dedup__read(at_dedup_t *d, void *buf, size_t n, uint64_t off)
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0 && !d->errors++)
-            AT_ERROR("dedup file", "error=\"%s\"", strerror(errno));
+            AT_ERROR("dedup file", "error=\"%s\"", at_strerror(errno));
         if (r <= 0)
             break;
         got += (size_t)r;
@@ -225,7 +224,7 @@ static bool at_dedup__write(at_dedup_t *d, const void *buf, size_t n, uint64_t o
         if (r <= 0) {
             if (!d->errors++)
                 AT_WARN("dedup file", "error=\"%s\" (held in memory)",
-                        r < 0 ? strerror(errno) : "short write");
+                        r < 0 ? at_strerror(errno) : "short write");
             return false;
         }
         put += (size_t)r;
@@ -411,7 +410,7 @@ static void at_dedup__rehash(at_dedup_t *d, at_dedup_part_t *pt, int p, size_t n
         const uint64_t *fps = NULL;
         for (size_t k = 0; ok && k < pt->n; k++) {
             size_t pos = at_dedup__at(d, pt, k), c = pos / d->chunk;
-            if (c != cur)
+            if (!fps || c != cur)
                 fps = at_dedup__chunk_fps(d, pt, p, cur = c, buf);
             const uint64_t *fp = &fps[AT_DEDUP_W * (pos - c * d->chunk)];
             if (fp[0] || fp[1])
