@@ -369,6 +369,15 @@ static bool at_dedup__put_in(at_dedup_part_t *pt, size_t b, uint32_t slot)
     return false;
 }
 
+/* The next of d's xorshift sequence. */
+static uint64_t at_dedup__rand(at_dedup_t *d)
+{
+    d->rng ^= d->rng << 13;
+    d->rng ^= d->rng >> 7;
+    d->rng ^= d->rng << 17;
+    return d->rng;
+}
+
 /* Places slot with first bucket b1, moving others to their other buckets;
  * false if it gave up, when one entry (maybe another) has no slot: the
  * caller rebuilds the table. */
@@ -377,15 +386,9 @@ static bool at_dedup__place(at_dedup_t *d, at_dedup_part_t *pt, uint32_t slot, s
     size_t b2 = at_dedup__alt(pt, b1, slot >> d->ib);
     if (at_dedup__put_in(pt, b1, slot) || at_dedup__put_in(pt, b2, slot))
         return true;
-    d->rng ^= d->rng << 13;
-    d->rng ^= d->rng >> 7;
-    d->rng ^= d->rng << 17;
-    size_t b = d->rng & 1 ? b1 : b2;
+    size_t b = at_dedup__rand(d) & 1 ? b1 : b2;
     for (int kick = 0; kick < AT_DEDUP_KICKS; kick++) {
-        d->rng ^= d->rng << 13;
-        d->rng ^= d->rng >> 7;
-        d->rng ^= d->rng << 17;
-        uint32_t *s = &pt->slots[b * AT_DEDUP_WAYS + (d->rng >> 32) % AT_DEDUP_WAYS];
+        uint32_t *s = &pt->slots[b * AT_DEDUP_WAYS + (at_dedup__rand(d) >> 32) % AT_DEDUP_WAYS];
         uint32_t moved = *s;
         *s = slot;
         slot = moved;
